@@ -1,0 +1,3 @@
+"""
+Stores behind virtual buckets, and the HTTP forwarder they share.
+"""

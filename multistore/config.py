@@ -1,0 +1,868 @@
+# -*- test-case-name: tests.unit.test_config -*-
+"""
+The configuration file: TOML (or JSON, by extension) turned into frozen values.
+
+A file written for the Rust multistore loads unchanged: the top-level
+``owner_id``, ``owner_display_name``, ``[[buckets]]``, ``[[roles]]`` and
+``[[credentials]]`` keep their field names and meanings. Daemon settings live
+in extra tables (``[server]``, ``[logging]``).
+
+Loading either gives a complete L{Config} or raises L{ConfigError} listing
+every problem found, each naming the file, the table and the field. Nothing is
+half-loaded.
+
+Secrets need not be written inline: any secret field ``X`` may instead be
+given as ``X_file`` (a path whose contents, minus a trailing newline, are the
+value) or ``X_env`` (the name of an environment variable). Relative paths are
+resolved against the directory holding the config file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+from attrs import field, frozen
+
+#: The actions a scope can grant, in the vocabulary shared by config, code,
+#: logs and docs.
+ACTIONS: Final = frozenset(
+    {
+        "get_object",
+        "get_object_version",
+        "head_object",
+        "put_object",
+        "list_bucket",
+        "create_multipart_upload",
+        "upload_part",
+        "complete_multipart_upload",
+        "abort_multipart_upload",
+        "delete_object",
+        "create_bucket",
+        "delete_bucket",
+    }
+)
+
+#: The actions an anonymous caller may be granted by ``anonymous_access``.
+ANONYMOUS_ACTIONS: Final = frozenset({"get_object", "head_object", "list_bucket"})
+
+#: ``backend_type`` spellings and the store kind each selects.
+BACKEND_TYPES: Final = MappingProxyType(
+    {
+        "s3": "s3",
+        "file": "file",
+        "az": "azure",
+        "azure": "azure",
+        "gcs": "gcs",
+        "gs": "gcs",
+    }
+)
+
+#: Store kinds this version can serve; the others load, warn, and answer 501.
+IMPLEMENTED_BACKENDS: Final = frozenset({"s3", "file"})
+
+#: ``backend_options`` keys understood per store kind. Aliases accepted by
+#: the Rust system (from its object_store backend) are mapped to one name.
+_S3_OPTION_ALIASES: Final = MappingProxyType(
+    {
+        "endpoint": "endpoint",
+        "endpoint_url": "endpoint",
+        "aws_endpoint": "endpoint",
+        "aws_endpoint_url": "endpoint",
+        "bucket_name": "bucket_name",
+        "bucket": "bucket_name",
+        "aws_bucket": "bucket_name",
+        "aws_bucket_name": "bucket_name",
+        "region": "region",
+        "aws_region": "region",
+        "access_key_id": "access_key_id",
+        "aws_access_key_id": "access_key_id",
+        "secret_access_key": "secret_access_key",
+        "aws_secret_access_key": "secret_access_key",
+        "token": "token",
+        "session_token": "token",
+        "aws_token": "token",
+        "aws_session_token": "token",
+        "skip_signature": "skip_signature",
+        "aws_skip_signature": "skip_signature",
+        "virtual_hosted_style_request": "virtual_hosted_style_request",
+        "aws_virtual_hosted_style_request": "virtual_hosted_style_request",
+        "allow_http": "allow_http",
+        "auth_type": "auth_type",
+        "oidc_role_arn": "oidc_role_arn",
+        "oidc_subject": "oidc_subject",
+        "unsigned_payload": "unsigned_payload",
+        "aws_unsigned_payload": "unsigned_payload",
+    }
+)
+_FILE_OPTIONS: Final = frozenset({"root", "fsync"})
+_AZURE_OPTIONS: Final = frozenset(
+    {
+        "account_name",
+        "container_name",
+        "access_key",
+        "sas_token",
+        "bearer_token",
+        "endpoint",
+        "skip_signature",
+        "auth_type",
+    }
+)
+_GCS_OPTIONS: Final = frozenset(
+    {
+        "bucket_name",
+        "service_account_key",
+        "service_account_path",
+        "endpoint",
+        "skip_signature",
+        "access_key_id",
+        "secret_access_key",
+        "auth_type",
+    }
+)
+
+#: Option keys whose values are secrets (redacted in logs and reprs).
+SECRET_OPTIONS: Final = frozenset(
+    {"secret_access_key", "access_key", "service_account_key", "token", "sas_token",
+     "bearer_token"}
+)
+
+
+class ConfigError(Exception):
+    """
+    The configuration is invalid.
+
+    :ivar source: the file (or other source) that was being loaded.
+    :ivar problems: one line per problem, each naming its table and field.
+    """
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = tuple(problems)
+        super().__init__(self.explain())
+
+    def explain(self) -> str:
+        """
+        :return: a multi-line explanation fit for an operator.
+        """
+        count = len(self.problems)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} found"
+        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
+
+
+def _secret_repr(value: object) -> str:
+    return "'***'" if value else "''"
+
+
+def _options_repr(options: Mapping[str, str]) -> str:
+    shown = {
+        k: ("***" if k in SECRET_OPTIONS else v) for k, v in sorted(options.items())
+    }
+    return repr(shown)
+
+
+@frozen
+class AccessScope:
+    """
+    A grant: ``actions`` on keys under ``prefixes`` in buckets matching
+    ``bucket``.
+
+    :ivar bucket: a bucket name, or a glob where ``*`` matches any run of
+        characters (``*`` alone means every bucket).
+    :ivar prefixes: key prefixes; empty means the whole bucket. A prefix that
+        does not end in ``/`` matches the key itself and keys below
+        ``prefix + "/"``, never a sibling such as ``prefix + "-x"``.
+    :ivar actions: action names from L{ACTIONS}.
+    """
+
+    bucket: str
+    prefixes: tuple[str, ...] = ()
+    actions: frozenset[str] = frozenset()
+
+
+@frozen
+class BucketConfig:
+    """
+    A virtual bucket and the store behind it.
+
+    :ivar name: the client-visible bucket name.
+    :ivar backend_type: the store kind, normalised (``s3``, ``file``,
+        ``azure``, ``gcs``).
+    :ivar backend_prefix: prepended to every key in the store, without
+        leading or trailing ``/``; empty for none.
+    :ivar anonymous_access: whether unauthenticated callers may read and list.
+    :ivar allowed_roles: if not empty, only sessions of these STS roles may
+        use the bucket (static credentials are unaffected).
+    :ivar backend_options: store settings, names normalised (see the docs).
+    """
+
+    name: str
+    backend_type: str
+    backend_prefix: str = ""
+    anonymous_access: bool = False
+    allowed_roles: tuple[str, ...] = ()
+    backend_options: Mapping[str, str] = field(
+        factory=dict, converter=lambda m: MappingProxyType(dict(m)), repr=_options_repr
+    )
+
+    def option(self, name: str, default: str | None = None) -> str | None:
+        """
+        :return: the backend option ``name``, or ``default`` if unset or empty.
+        """
+        value = self.backend_options.get(name)
+        return value if value else default
+
+    def flag(self, name: str) -> bool:
+        """
+        :return: whether the backend option ``name`` is set to a true value.
+        """
+        return (self.backend_options.get(name) or "").lower() in {"true", "1", "yes"}
+
+
+@frozen
+class StoredCredential:
+    """
+    A static access key.
+
+    :ivar access_key_id: the key id clients sign with.
+    :ivar secret_access_key: the secret.
+    :ivar principal_name: who this key belongs to (logs, audit, metering).
+    :ivar allowed_scopes: what the key may do.
+    :ivar created_at: when it was issued, if known.
+    :ivar expires_at: when it stops working, if ever.
+    :ivar enabled: a disabled key is refused as if unknown.
+    """
+
+    access_key_id: str
+    secret_access_key: str = field(repr=_secret_repr)
+    principal_name: str
+    allowed_scopes: tuple[AccessScope, ...] = ()
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    enabled: bool = True
+
+
+@frozen
+class RoleConfig:
+    """
+    An STS role that web identities may assume.
+
+    :ivar role_id: the ``RoleArn`` clients name.
+    :ivar name: a display name.
+    :ivar trusted_oidc_issuers: issuers whose tokens are accepted.
+    :ivar required_audiences: a token must carry one of these audiences.
+    :ivar subject_conditions: globs the token subject must match (any, if
+        empty).
+    :ivar allowed_scopes: scope templates granted to sessions.
+    :ivar max_session_duration_secs: the longest session issued.
+    """
+
+    role_id: str
+    name: str
+    trusted_oidc_issuers: tuple[str, ...]
+    required_audiences: tuple[str, ...] = ()
+    subject_conditions: tuple[str, ...] = ()
+    allowed_scopes: tuple[AccessScope, ...] = ()
+    max_session_duration_secs: int = 3600
+
+
+@frozen
+class ServerConfig:
+    """
+    Daemon settings from ``[server]``.
+
+    :ivar listen: Twisted endpoint strings to listen on when the command line
+        names none.
+    :ivar domains: virtual-hosted-style domains (``bucket.DOMAIN``).
+    :ivar region: the region reported by GetBucketLocation.
+    :ivar backend_connect_timeout: seconds to wait for a backend connection.
+    :ivar backend_timeout: seconds a backend may stay silent (before its
+        response headers, or between body chunks) before the request fails.
+    :ivar backend_max_connections_per_host: persistent backend connections
+        kept per host.
+    :ivar max_clock_skew: seconds a signed request's time may differ from ours.
+    :ivar server_timing: whether to add a ``Server-Timing`` header.
+    :ivar debug_errors: whether 5xx messages carry internal detail.
+    """
+
+    listen: tuple[str, ...] = ()
+    domains: tuple[str, ...] = ()
+    region: str = "us-east-1"
+    backend_connect_timeout: float = 5.0
+    backend_timeout: float = 60.0
+    backend_max_connections_per_host: int = 32
+    max_clock_skew: int = 900
+    server_timing: bool = True
+    debug_errors: bool = False
+
+
+@frozen
+class LoggingConfig:
+    """
+    Settings from ``[logging]``.
+
+    :ivar level: the minimum level logged: ``debug``, ``info``, ``warn``,
+        ``error``.
+    :ivar access_log: whether every request is logged (one line each).
+    """
+
+    level: str = "info"
+    access_log: bool = True
+
+
+@frozen
+class Config:
+    """
+    A whole, validated configuration.
+
+    :ivar source: where it was loaded from.
+    :ivar warnings: non-fatal remarks about the file, for the operator.
+    """
+
+    owner_id: str = "multistore"
+    owner_display_name: str = "multistore"
+    buckets: tuple[BucketConfig, ...] = ()
+    roles: tuple[RoleConfig, ...] = ()
+    credentials: tuple[StoredCredential, ...] = ()
+    server: ServerConfig = ServerConfig()
+    logging: LoggingConfig = LoggingConfig()
+    source: str = "<memory>"
+    warnings: tuple[str, ...] = ()
+
+
+# --- loading ---------------------------------------------------------------
+
+_TOP_LEVEL = frozenset(
+    {"owner_id", "owner_display_name", "buckets", "roles", "credentials", "server",
+     "logging"}
+)
+
+
+class _Problems:
+    """
+    Collects problems and warnings while a file is read.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
+
+    def error(self, where: str, message: str) -> None:
+        self.errors.append(f"{where}: {message}")
+
+    def warn(self, where: str, message: str) -> None:
+        self.warnings.append(f"{where}: {message}")
+
+
+_MISSING: Final = object()
+
+
+class _Table:
+    """
+    A view of one table of the file that reports problems with its location.
+    """
+
+    def __init__(
+        self, data: Mapping[str, Any], where: str, problems: _Problems, base: Path
+    ) -> None:
+        self._data = data
+        self.where = where
+        self.problems = problems
+        self.base = base
+        self._seen: set[str] = set()
+
+    def _field(self, name: str) -> str:
+        return f"{self.where}, field '{name}'"
+
+    def error(self, name: str, message: str) -> None:
+        self.problems.error(self._field(name), message)
+
+    def warn(self, name: str, message: str) -> None:
+        self.problems.warn(self._field(name), message)
+
+    def raw(self, name: str) -> Any:
+        self._seen.add(name)
+        return self._data.get(name, _MISSING)
+
+    def has(self, name: str) -> bool:
+        return name in self._data
+
+    def string(self, name: str, default: Any = _MISSING, *, secret: bool = False) -> Any:
+        """
+        A string field; for secrets, also ``name_file`` and ``name_env``.
+        """
+        value = self.raw(name)
+        if secret:
+            value = self._secret(name, value)
+        if value is _MISSING or value is None:
+            if default is _MISSING:
+                self.error(name, "required, but missing")
+                return ""
+            return default
+        if not isinstance(value, str):
+            self.error(name, f"must be a string, not {_kind(value)}")
+            return "" if default is _MISSING else default
+        return value
+
+    def _secret(self, name: str, inline: Any) -> Any:
+        from_file = self.raw(f"{name}_file")
+        from_env = self.raw(f"{name}_env")
+        given = [x is not _MISSING for x in (inline, from_file, from_env)]
+        if sum(given) > 1:
+            self.error(name, f"give only one of '{name}', '{name}_file', '{name}_env'")
+            return inline
+        if from_file is not _MISSING:
+            return read_secret_file(self, f"{name}_file", from_file)
+        if from_env is not _MISSING:
+            if not isinstance(from_env, str) or from_env not in os.environ:
+                self.error(f"{name}_env", f"environment variable {from_env!r} is not set")
+                return ""
+            return os.environ[from_env]
+        return inline
+
+    def boolean(self, name: str, default: Any = _MISSING) -> Any:
+        value = self.raw(name)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.error(name, "required, but missing")
+                return False
+            return default
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            self.error(name, f"must be true or false, not {_kind(value)}")
+            return default if default is not _MISSING else False
+        return value
+
+    def number(
+        self, name: str, default: float | int, *, minimum: float = 0, integer: bool = False
+    ) -> Any:
+        value = self.raw(name)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.error(name, f"must be a number, not {_kind(value)}")
+            return default
+        if integer and not isinstance(value, int):
+            self.error(name, "must be a whole number")
+            return default
+        if value < minimum:
+            self.error(name, f"must be at least {minimum}, not {value}")
+            return default
+        return value
+
+    def strings(self, name: str, *, allow_single: bool = False) -> tuple[str, ...]:
+        value = self.raw(name)
+        if value is _MISSING or value is None:
+            return ()
+        if allow_single and isinstance(value, str):
+            return (value,)
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.error(name, f"must be a list of strings, not {_kind(value)}")
+            return ()
+        return tuple(value)
+
+    def tables(self, name: str, label: str) -> list[_Table]:
+        value = self.raw(name)
+        if value is _MISSING:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.error(name, f"must be an array of tables ([[{name}]]), not {_kind(value)}")
+            return []
+        out = []
+        for index, entry in enumerate(value, start=1):
+            ident = entry.get(label)
+            named = f" ({label} = {ident!r})" if isinstance(ident, str) else ""
+            where = f"[[{_path(self.where, name)}]] #{index}{named}"
+            out.append(_Table(entry, where, self.problems, self.base))
+        return out
+
+    def table(self, name: str) -> _Table:
+        value = self.raw(name)
+        where = f"[{_path(self.where, name)}]"
+        if value is _MISSING:
+            value = {}
+        elif not isinstance(value, dict):
+            self.error(name, f"must be a table, not {_kind(value)}")
+            value = {}
+        return _Table(value, where, self.problems, self.base)
+
+    def mapping(self) -> Mapping[str, Any]:
+        return self._data
+
+    def timestamp(self, name: str) -> datetime | None:
+        value = self.raw(name)
+        if value is _MISSING or value is None:
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        if isinstance(value, str):
+            try:
+                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                self.error(name, f"not an RFC 3339 timestamp: {value!r}")
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        self.error(name, f"must be an RFC 3339 timestamp, not {_kind(value)}")
+        return None
+
+    def unknown(self, known: frozenset[str] | set[str]) -> None:
+        """
+        Report keys that are not part of this table's schema.
+        """
+        for key in self._data:
+            base = re.sub(r"_(file|env)$", "", key)
+            if key not in known and base not in known:
+                self.error(key, "unknown field" + _suggest(key, known))
+
+
+def _path(where: str, name: str) -> str:
+    # "[server]" + "x" -> "server.x"; top-level "" + "x" -> "x".
+    inner = where.strip("[]").split(" ")[0].strip("[]")
+    return f"{inner}.{name}" if inner else name
+
+
+def _kind(value: object) -> str:
+    return {
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _suggest(key: str, known: frozenset[str] | set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def read_secret_file(table: _Table, name: str, value: Any) -> str:
+    """
+    Read a secret from the file named by ``value``.
+    """
+    if not isinstance(value, str):
+        table.error(name, f"must be a path, not {_kind(value)}")
+        return ""
+    path = table.base / value
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as e:
+        table.error(name, f"cannot read {path}: {e.strerror}")
+        return ""
+
+
+def _scopes(table: _Table, name: str) -> tuple[AccessScope, ...]:
+    scopes = []
+    for entry in table.tables(name, "bucket"):
+        bucket = entry.string("bucket")
+        if bucket == "":
+            entry.error("bucket", "must not be empty")
+        prefixes = entry.strings("prefixes")
+        if not entry.has("prefixes"):
+            # Required by the Rust system; harmless to default here.
+            pass
+        actions = entry.strings("actions", allow_single=True)
+        for action in actions:
+            if action not in ACTIONS:
+                entry.error("actions", f"unknown action {action!r}" + _suggest(action, ACTIONS))
+        entry.unknown({"bucket", "prefixes", "actions"})
+        scopes.append(
+            AccessScope(bucket=bucket, prefixes=prefixes, actions=frozenset(actions))
+        )
+    return tuple(scopes)
+
+
+def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
+    options_table = bucket.table("backend_options")
+    raw = options_table.mapping()
+    if kind == "s3":
+        known: Mapping[str, str] = _S3_OPTION_ALIASES
+    else:
+        names = {"file": _FILE_OPTIONS, "azure": _AZURE_OPTIONS, "gcs": _GCS_OPTIONS}.get(
+            kind, frozenset()
+        )
+        known = {n: n for n in names}
+    options: dict[str, str] = {}
+    for key in raw:
+        value: Any
+        name = key
+        if key.endswith("_file") and key[: -len("_file")] in known:
+            name = key[: -len("_file")]
+            value = read_secret_file(options_table, key, raw[key])
+        elif key.endswith("_env") and key[: -len("_env")] in known:
+            name = key[: -len("_env")]
+            var = raw[key]
+            if not isinstance(var, str) or var not in os.environ:
+                options_table.error(key, f"environment variable {var!r} is not set")
+                continue
+            value = os.environ[var]
+        else:
+            value = raw[key]
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, int | float):
+            value = str(value)
+        if not isinstance(value, str):
+            options_table.error(key, f"must be a string, not {_kind(value)}")
+            continue
+        canonical = known.get(name)
+        if canonical is None:
+            options_table.warn(
+                key, f"not used by '{kind}' backends, ignored" + _suggest(name, set(known))
+            )
+            continue
+        if canonical in options:
+            options_table.error(key, f"'{canonical}' is given more than once")
+            continue
+        options[canonical] = value
+    return options
+
+
+def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
+    where = "backend_options."
+    if kind == "s3":
+        if not options.get("bucket_name"):
+            bucket.error(where + "bucket_name", "required for s3 backends")
+        endpoint = options.get("endpoint")
+        if endpoint and not re.match(r"^https?://[^/]+", endpoint):
+            bucket.error(where + "endpoint", f"must be an http:// or https:// URL, not {endpoint!r}")
+        has_key = bool(options.get("access_key_id"))
+        has_secret = bool(options.get("secret_access_key"))
+        if has_key != has_secret:
+            bucket.error(
+                where + "secret_access_key",
+                "access_key_id and secret_access_key must be given together",
+            )
+    elif kind == "file":
+        root = options.get("root")
+        if not root:
+            bucket.error(where + "root", "required for file backends")
+        else:
+            path = (bucket.base / root).resolve()
+            if not path.is_dir():
+                bucket.error(where + "root", f"{path} is not a directory")
+            options["root"] = str(path)
+
+
+def _bucket(entry: _Table) -> BucketConfig:
+    name = entry.string("name")
+    if name == "":
+        entry.error("name", "must not be empty")
+    elif "/" in name or name.startswith("."):
+        entry.error("name", f"{name!r} cannot be a bucket name (no '/', no leading '.')")
+    backend_type = entry.string("backend_type")
+    kind = BACKEND_TYPES.get(backend_type.lower(), "")
+    if not kind and backend_type:
+        entry.error(
+            "backend_type",
+            f"unknown backend type {backend_type!r}; use one of "
+            + ", ".join(sorted(BACKEND_TYPES)),
+        )
+    elif kind and kind not in IMPLEMENTED_BACKENDS:
+        entry.warn(
+            "backend_type",
+            f"'{backend_type}' stores are not supported by this version; "
+            "requests to this bucket will answer 501 NotImplemented",
+        )
+    prefix = entry.string("backend_prefix", "")
+    if any(seg in {".", ".."} for seg in prefix.split("/")):
+        entry.error("backend_prefix", "must not contain '.' or '..' segments")
+    options = _backend_options(entry, kind)
+    _check_backend(entry, kind, options)
+    bucket = BucketConfig(
+        name=name,
+        backend_type=kind,
+        backend_prefix=prefix.strip("/"),
+        anonymous_access=entry.boolean("anonymous_access", False),
+        allowed_roles=entry.strings("allowed_roles"),
+        backend_options=options,
+    )
+    entry.unknown(
+        {"name", "backend_type", "backend_prefix", "anonymous_access", "allowed_roles",
+         "backend_options"}
+    )
+    return bucket
+
+
+def _credential(entry: _Table) -> StoredCredential:
+    access_key_id = entry.string("access_key_id")
+    if access_key_id == "":
+        entry.error("access_key_id", "must not be empty")
+    secret = entry.string("secret_access_key", secret=True)
+    if secret == "":
+        entry.error("secret_access_key", "must not be empty")
+    credential = StoredCredential(
+        access_key_id=access_key_id,
+        secret_access_key=secret,
+        principal_name=entry.string("principal_name", access_key_id),
+        allowed_scopes=_scopes(entry, "allowed_scopes"),
+        created_at=entry.timestamp("created_at"),
+        expires_at=entry.timestamp("expires_at"),
+        enabled=entry.boolean("enabled", True),
+    )
+    entry.unknown(
+        {"access_key_id", "secret_access_key", "principal_name", "allowed_scopes",
+         "created_at", "expires_at", "enabled"}
+    )
+    return credential
+
+
+def _role(entry: _Table) -> RoleConfig:
+    role_id = entry.string("role_id")
+    if role_id == "":
+        entry.error("role_id", "must not be empty")
+    issuers = entry.strings("trusted_oidc_issuers")
+    if not issuers:
+        entry.error("trusted_oidc_issuers", "a role must trust at least one issuer")
+    if entry.has("required_audiences") and entry.has("required_audience"):
+        entry.error("required_audience", "give 'required_audiences' or 'required_audience', not both")
+    audiences = entry.strings("required_audiences", allow_single=True) or entry.strings(
+        "required_audience", allow_single=True
+    )
+    role = RoleConfig(
+        role_id=role_id,
+        name=entry.string("name", role_id),
+        trusted_oidc_issuers=issuers,
+        required_audiences=audiences,
+        subject_conditions=entry.strings("subject_conditions"),
+        allowed_scopes=_scopes(entry, "allowed_scopes"),
+        max_session_duration_secs=entry.number(
+            "max_session_duration_secs", 3600, minimum=1, integer=True
+        ),
+    )
+    entry.unknown(
+        {"role_id", "name", "trusted_oidc_issuers", "required_audiences",
+         "required_audience", "subject_conditions", "allowed_scopes",
+         "max_session_duration_secs"}
+    )
+    return role
+
+
+def _server(table: _Table) -> ServerConfig:
+    server = ServerConfig(
+        listen=table.strings("listen", allow_single=True),
+        domains=tuple(d.strip(".").lower() for d in table.strings("domains", allow_single=True)),
+        region=table.string("region", "us-east-1"),
+        backend_connect_timeout=table.number("backend_connect_timeout", 5.0, minimum=0.1),
+        backend_timeout=table.number("backend_timeout", 60.0, minimum=0.1),
+        backend_max_connections_per_host=table.number(
+            "backend_max_connections_per_host", 32, minimum=1, integer=True
+        ),
+        max_clock_skew=table.number("max_clock_skew", 900, minimum=1, integer=True),
+        server_timing=table.boolean("server_timing", True),
+        debug_errors=table.boolean("debug_errors", False),
+    )
+    table.unknown(
+        {"listen", "domains", "region", "backend_connect_timeout", "backend_timeout",
+         "backend_max_connections_per_host", "max_clock_skew", "server_timing",
+         "debug_errors"}
+    )
+    return server
+
+
+def _logging(table: _Table) -> LoggingConfig:
+    level = table.string("level", "info").lower()
+    if level not in {"debug", "info", "warn", "error", "critical"}:
+        table.error("level", f"must be one of debug, info, warn, error; not {level!r}")
+        level = "info"
+    logging = LoggingConfig(level=level, access_log=table.boolean("access_log", True))
+    table.unknown({"level", "access_log"})
+    return logging
+
+
+def config_from_mapping(
+    data: Mapping[str, Any], source: str = "<memory>", base: Path | None = None
+) -> Config:
+    """
+    Validate an already-parsed document.
+
+    :param data: the document, as TOML or JSON parsing gives it.
+    :param source: a name for messages.
+    :param base: the directory relative paths are resolved against.
+    :raise ConfigError: listing every problem.
+    """
+    problems = _Problems()
+    top = _Table(data, "", problems, base or Path.cwd())
+    owner_id = top.string("owner_id", "multistore")
+    owner_display_name = top.string("owner_display_name", owner_id)
+    buckets = tuple(_bucket(t) for t in top.tables("buckets", "name"))
+    roles = tuple(_role(t) for t in top.tables("roles", "role_id"))
+    credentials = tuple(_credential(t) for t in top.tables("credentials", "access_key_id"))
+    server = _server(top.table("server"))
+    logging = _logging(top.table("logging"))
+    for key in data:
+        if key not in _TOP_LEVEL:
+            problems.error(
+                f"top level, '{key}'", "unknown table or field" + _suggest(key, _TOP_LEVEL)
+            )
+
+    _unique(problems, "buckets", "name", [b.name for b in buckets])
+    _unique(problems, "roles", "role_id", [r.role_id for r in roles])
+    _unique(problems, "credentials", "access_key_id", [c.access_key_id for c in credentials])
+    role_ids = {r.role_id for r in roles}
+    for bucket in buckets:
+        for role in bucket.allowed_roles:
+            if role not in role_ids:
+                problems.warn(
+                    f"[[buckets]] (name = {bucket.name!r}), field 'allowed_roles'",
+                    f"no role has role_id {role!r}",
+                )
+    if problems.errors:
+        raise ConfigError(source, problems.errors)
+    return Config(
+        owner_id=owner_id,
+        owner_display_name=owner_display_name,
+        buckets=buckets,
+        roles=roles,
+        credentials=credentials,
+        server=server,
+        logging=logging,
+        source=source,
+        warnings=tuple(problems.warnings),
+    )
+
+
+def _unique(problems: _Problems, table: str, name: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen and value:
+            problems.error(f"[[{table}]] ({name} = {value!r})", f"duplicate {name}")
+        seen.add(value)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """
+    Read and validate a configuration file: JSON if its name ends in
+    ``.json``, TOML otherwise.
+
+    :raise ConfigError: if the file cannot be read or parsed, or is invalid.
+    """
+    path = Path(path)
+    source = str(path)
+    parse: Callable[[bytes], Any]
+    if path.suffix.lower() == ".json":
+        parse = json.loads
+    else:
+        parse = lambda raw: tomllib.loads(raw.decode("utf-8"))  # noqa: E731
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise ConfigError(source, [f"cannot read the file: {e.strerror}"]) from None
+    try:
+        data = parse(raw)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(source, [f"not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {e}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the document must be a table (object) at the top"])
+    return config_from_mapping(data, source, path.parent.resolve())

@@ -1,0 +1,229 @@
+"""
+Every interface of multistore, in one module.
+
+A request enters at L{multistore.web}, is parsed by L{multistore.s3},
+authenticated against an L{ICredentialRegistry}, resolved and authorized by an
+L{IBucketRegistry}, passes each L{IMiddleware}, and reaches an L{IObjectStore}
+made by an L{IStoreFactory}; HTTP stores send their requests through an
+L{IForwarder}. Bodies move as L{IBody} (out) and
+L{twisted.web.iweb.IBodyProducer} (in), always with backpressure.
+
+A deployment replaces any of these by providing the interface: a bucket
+registry backed by a database, a middleware that meters, a route handler that
+answers STS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from zope.interface import Attribute, Interface
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+    from twisted.internet.interfaces import IConsumer
+
+    from multistore.config import BucketConfig, RoleConfig, StoredCredential
+    from multistore.model import (
+        BackendRequest,
+        BackendResponse,
+        BucketEntry,
+        CompletedRequest,
+        DispatchContext,
+        Identity,
+        IncomingRequest,
+        ListPage,
+        ListRequest,
+        ObjectRead,
+        ObjectResponse,
+        Operation,
+        ResolvedBucket,
+        Response,
+    )
+
+
+class IBody(Interface):
+    """
+    A body that is sent as it arrives, never held whole in memory.
+
+    Exactly one of L{deliver} or L{discard} is called, once.
+    """
+
+    length = Attribute(
+        "The number of bytes the body will deliver, or None if not known in advance."
+    )
+
+    def deliver(consumer: IConsumer) -> Deferred[int]:
+        """
+        Write the body to ``consumer``.
+
+        The body registers a streaming (push) producer with ``consumer``
+        before writing, so a consumer that cannot keep up pauses it, and
+        unregisters it before the returned Deferred fires.
+
+        :return: a Deferred that fires with the number of bytes written once
+            the whole body has been written, or fails if the body could not be
+            delivered in full (the source failed or was cut short). Cancelling
+            it stops the source and releases it (closes the backend
+            connection, the file); it then fails with C{CancelledError}.
+        """
+
+    def discard() -> None:
+        """
+        Release the body without reading it (for HEAD, 304, or an error).
+        """
+
+
+class IForwarder(Interface):
+    """
+    The HTTP transport stores use to reach their backends: connection pooling,
+    timeouts and streaming, with nothing else added (no decompression, no
+    cookies, no redirects).
+    """
+
+    def forward(request: BackendRequest) -> Deferred[BackendResponse]:
+        """
+        Send one request, streaming its body with backpressure.
+
+        :return: a Deferred that fires with the response once its headers have
+            arrived, before its body is read. It fails with
+            L{multistore.s3.errors.S3Error} ``ServiceUnavailable`` if the
+            backend cannot be reached and ``GatewayTimeout`` if it does not
+            answer in time. Cancelling it aborts the request.
+        """
+
+
+class IObjectStore(Interface):
+    """
+    One virtual bucket's store, speaking S3 semantics in backend key space.
+
+    The gateway applies the bucket's backend prefix before calling and strips
+    it from what comes back; a store never sees or returns virtual keys.
+    Failures are L{multistore.s3.errors.S3Error}s carrying the code a client
+    should see (``NoSuchKey``, ``PreconditionFailed``, ``InvalidRange``,
+    ``ServiceUnavailable``...).
+    """
+
+    def get_object(read: ObjectRead) -> Deferred[ObjectResponse]:
+        """
+        Read an object (GET, or HEAD when C{read.head}), honouring its range
+        and conditions.
+
+        :return: a 200, 206 or 304 response; 412 and 416 are failures.
+        """
+
+    def list_objects(request: ListRequest) -> Deferred[ListPage]:
+        """
+        List one page of keys.
+        """
+
+    def head_bucket() -> Deferred[None]:
+        """
+        Check that the store's bucket (or directory) exists and is reachable.
+        """
+
+
+class IStoreFactory(Interface):
+    """
+    Makes the store for a bucket's configuration.
+    """
+
+    def store_for(bucket: BucketConfig) -> IObjectStore:
+        """
+        :return: a store for ``bucket``, cheaply (this is called per request,
+            because middleware may have changed the configuration).
+        :raise multistore.s3.errors.S3Error: ``NotImplemented`` for a
+            ``backend_type`` this factory cannot serve.
+        """
+
+
+class IBucketRegistry(Interface):
+    """
+    Where virtual buckets are looked up and authorized.
+    """
+
+    owner_id = Attribute("The owner ID shown in ListBuckets.")
+    owner_display_name = Attribute("The owner display name shown in ListBuckets.")
+
+    def resolve(
+        name: str, identity: Identity, operation: Operation
+    ) -> Deferred[ResolvedBucket]:
+        """
+        Find bucket ``name`` and check that ``identity`` may perform
+        ``operation`` on it.
+
+        :return: the bucket; or a failure with ``AccessDenied`` when the
+            caller may not, and ``NoSuchBucket`` when it does not exist and
+            the caller could have used a bucket of that name. A caller who
+            may not use a bucket cannot tell whether it exists.
+        """
+
+    def list_buckets(identity: Identity) -> Deferred[Sequence[BucketEntry]]:
+        """
+        :return: the buckets ``identity`` may use, by name.
+        """
+
+    def authorize_key(
+        bucket: ResolvedBucket, identity: Identity, action: str, key: str
+    ) -> bool:
+        """
+        :return: whether ``identity`` may perform ``action`` on ``key`` in an
+            already-resolved ``bucket`` (for operations naming many keys).
+        """
+
+
+class ICredentialRegistry(Interface):
+    """
+    Where access keys and STS roles are looked up.
+    """
+
+    def get_credential(access_key_id: str) -> Deferred[StoredCredential | None]:
+        """
+        :return: the static credential with this key id, or ``None``.
+        """
+
+    def get_role(role_id: str) -> Deferred[RoleConfig | None]:
+        """
+        :return: the role with this id, or ``None``.
+        """
+
+
+#: The rest of the middleware chain, as passed to L{IMiddleware.handle}.
+Next = Callable[["DispatchContext"], "Deferred[Response]"]
+
+
+class IMiddleware(Interface):
+    """
+    A step around dispatch, after the caller is authenticated and the bucket
+    authorized.
+    """
+
+    def handle(context: DispatchContext, next: Next) -> Deferred[Response]:
+        """
+        Handle a request: call ``next`` (perhaps with a changed context, for
+        example a bucket configuration with injected backend credentials), or
+        answer directly (for example ``SlowDown``).
+
+        :return: the response; a failure with an S3Error is reported as such.
+        """
+
+    def after_dispatch(completed: CompletedRequest) -> None:
+        """
+        Observe a finished request, including ones rejected before dispatch.
+        Must not raise; must not block.
+        """
+
+
+class IRouteHandler(Interface):
+    """
+    An endpoint that is not S3 (STS, OIDC discovery, health), consulted before
+    S3 parsing.
+    """
+
+    def handle(request: IncomingRequest) -> Deferred[Response | None] | None:
+        """
+        :return: ``None`` to decline (the request goes on to S3), or a
+            Deferred that fires with a response, or with ``None`` to decline
+            after all.
+        """

@@ -1,0 +1,368 @@
+# -*- test-case-name: tests.unit.test_gateway -*-
+"""
+The values that flow through a request, shared by every layer.
+
+A request enters as an L{IncomingRequest}, is parsed into an L{Operation},
+gains an L{Identity} and a L{ResolvedBucket}, and is handed to a store as an
+L{ObjectRead} or L{ListRequest}; the store answers with an L{ObjectResponse}
+or a L{ListPage}; the client gets a L{Response}; observers get a
+L{CompletedRequest}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+from attrs import field, frozen
+
+from multistore.config import AccessScope, BucketConfig
+from multistore.headers import HeaderList
+
+if TYPE_CHECKING:
+    from twisted.web.iweb import IBodyProducer
+
+    from multistore.interfaces import IBody
+
+
+@frozen
+class IncomingRequest:
+    """
+    An HTTP request exactly as received, before any S3 interpretation.
+
+    :ivar method: the request method, upper-case.
+    :ivar raw_path: the path as on the wire, still percent-encoded.
+    :ivar raw_query: the query string as on the wire, without ``?``.
+    :ivar headers: the header fields as received.
+    :ivar client_address: the peer's IP address, if known.
+    :ivar secure: whether it arrived over TLS.
+    :ivar body: the request body as a producer, for requests that carry one.
+    """
+
+    method: str
+    raw_path: bytes
+    raw_query: bytes = b""
+    headers: HeaderList = HeaderList()
+    client_address: str | None = None
+    secure: bool = False
+    body: IBodyProducer | None = field(default=None, eq=False)
+
+    @property
+    def host(self) -> str:
+        """
+        The ``Host`` header, or the empty string.
+        """
+        return self.headers.get("host", "") or ""
+
+
+@frozen
+class Operation:
+    """
+    An S3 operation, parsed from a request.
+
+    :ivar name: the S3 API name (``GetObject``, ``ListObjectsV2``...).
+    :ivar action: the authorization action (``get_object``...), or ``None``
+        for operations that need no grant of their own (ListBuckets).
+    :ivar bucket: the virtual bucket, if the operation has one.
+    :ivar key: the object key (decoded), if the operation has one.
+    :ivar params: the decoded query parameters (first value of each).
+    :ivar virtual_host: whether the bucket came from the ``Host`` header.
+    """
+
+    name: str
+    action: str | None
+    bucket: str | None = None
+    key: str | None = None
+    params: Mapping[str, str] = field(
+        factory=dict, converter=lambda m: MappingProxyType(dict(m))
+    )
+    virtual_host: bool = False
+
+    @property
+    def authz_key(self) -> str:
+        """
+        The key checked against scope prefixes: the object key, or for a
+        listing the ``prefix`` parameter.
+        """
+        if self.key is not None:
+            return self.key
+        return self.params.get("prefix", "")
+
+
+@frozen
+class Identity:
+    """
+    Who is calling.
+
+    :ivar kind: ``anonymous``, ``static`` (a configured access key) or
+        ``session`` (temporary credentials minted by STS).
+    :ivar principal: a name for logs and metering; ``None`` when anonymous.
+    :ivar access_key_id: the key the request was signed with.
+    :ivar scopes: what the caller may do.
+    :ivar role: the STS role a session was minted for.
+    """
+
+    kind: Literal["anonymous", "static", "session"]
+    principal: str | None = None
+    access_key_id: str | None = None
+    scopes: tuple[AccessScope, ...] = ()
+    role: str | None = None
+
+    @property
+    def anonymous(self) -> bool:
+        """
+        Whether the caller is unauthenticated.
+        """
+        return self.kind == "anonymous"
+
+
+#: The identity of every unsigned request.
+ANONYMOUS = Identity(kind="anonymous")
+
+
+@frozen
+class ListRewrite:
+    """
+    A rewrite of listed keys after the backend prefix is removed: strip
+    ``strip`` from the front, then put ``add`` there.
+    """
+
+    strip: str = ""
+    add: str = ""
+
+
+@frozen
+class ResolvedBucket:
+    """
+    A virtual bucket the caller may use for the operation at hand.
+
+    :ivar name: the virtual bucket name.
+    :ivar config: its configuration (middleware may replace it, for example
+        to inject backend credentials).
+    :ivar display_name: the ``Name`` shown in listings.
+    :ivar list_rewrite: an extra rewrite of listed keys, if any.
+    """
+
+    name: str
+    config: BucketConfig
+    display_name: str
+    list_rewrite: ListRewrite | None = None
+
+
+@frozen
+class BucketEntry:
+    """
+    A bucket as ListBuckets shows it.
+    """
+
+    name: str
+    creation_date: datetime
+
+
+@frozen
+class ObjectRead:
+    """
+    A read (GET or HEAD) of one object, in the store's key space.
+
+    Conditional and range headers are carried as sent so a store that
+    forwards them can do so verbatim; L{multistore.s3.conditions} and
+    L{multistore.s3.ranges} parse them for stores that evaluate them.
+
+    :ivar key: the backend key (the bucket's backend prefix applied).
+    :ivar head: whether this is a HEAD.
+    :ivar range: the ``Range`` header, if any.
+    :ivar if_match: the ``If-Match`` header, if any.
+    :ivar if_none_match: the ``If-None-Match`` header, if any.
+    :ivar if_modified_since: the ``If-Modified-Since`` header, if any.
+    :ivar if_unmodified_since: the ``If-Unmodified-Since`` header, if any.
+    :ivar version_id: the ``versionId`` asked for, if any.
+    :ivar part_number: the ``partNumber`` asked for, if any.
+    """
+
+    key: str
+    head: bool = False
+    range: str | None = None
+    if_match: str | None = None
+    if_none_match: str | None = None
+    if_modified_since: str | None = None
+    if_unmodified_since: str | None = None
+    version_id: str | None = None
+    part_number: int | None = None
+
+
+@frozen
+class ObjectResponse:
+    """
+    A store's answer to an L{ObjectRead}.
+
+    :ivar status: 200, 206 or 304.
+    :ivar headers: S3 response headers for the object: ``content-length``,
+        ``content-type``, ``etag``, ``last-modified``, ``content-range``,
+        ``accept-ranges``, ``x-amz-meta-*`` and the like. Never hop-by-hop
+        headers.
+    :ivar body: the bytes to send, or ``None`` (HEAD, 304).
+    """
+
+    status: int
+    headers: HeaderList
+    body: IBody | None = field(default=None, eq=False)
+
+
+@frozen
+class ListRequest:
+    """
+    One page of a listing, in the store's key space.
+
+    :ivar prefix: only keys starting with this (backend prefix applied).
+    :ivar delimiter: roll keys up into common prefixes at this, if given.
+    :ivar max_keys: at most this many keys and common prefixes together.
+    :ivar start_after: only keys strictly greater than this, if given.
+    :ivar token: a store's own opaque resume token from a previous page.
+    """
+
+    prefix: str = ""
+    delimiter: str | None = None
+    max_keys: int = 1000
+    start_after: str | None = None
+    token: str | None = None
+
+
+@frozen
+class ObjectInfo:
+    """
+    One listed object.
+
+    :ivar key: the backend key.
+    """
+
+    key: str
+    size: int
+    last_modified: datetime
+    etag: str = ""
+    storage_class: str = "STANDARD"
+
+
+@frozen
+class ListPage:
+    """
+    One page of keys from a store, in key order.
+
+    :ivar objects: the objects, in key order.
+    :ivar common_prefixes: the common prefixes, in order, each ending with
+        the delimiter.
+    :ivar truncated: whether more follows.
+    :ivar next_token: the store's opaque resume token, for stores that
+        cannot resume from a key; ``None`` means resume after the greatest
+        key or common prefix on this page.
+    """
+
+    objects: tuple[ObjectInfo, ...] = ()
+    common_prefixes: tuple[str, ...] = ()
+    truncated: bool = False
+    next_token: str | None = None
+
+
+@frozen
+class Response:
+    """
+    What the client gets.
+
+    :ivar status: the HTTP status.
+    :ivar headers: the response headers (``x-amz-request-id`` and the like
+        are added by the web layer).
+    :ivar body: the whole body as bytes, a streaming body, or ``None``.
+    """
+
+    status: int
+    headers: HeaderList = HeaderList()
+    body: bytes | IBody | None = field(default=None, eq=False)
+
+
+@frozen
+class DispatchContext:
+    """
+    A request on its way through the middleware chain.
+
+    :ivar request_id: the request's id, as sent in ``x-amz-request-id``.
+    :ivar request: the request as received.
+    :ivar identity: who is calling.
+    :ivar operation: what they asked for.
+    :ivar bucket: the bucket it concerns, if any.
+    """
+
+    request_id: str
+    request: IncomingRequest
+    identity: Identity
+    operation: Operation
+    bucket: ResolvedBucket | None = None
+
+
+@frozen
+class CompletedRequest:
+    """
+    A finished request, for observers (metering, audit).
+
+    :ivar request_id: the request's id.
+    :ivar status: the status sent to the client.
+    :ivar identity: who called, if known by then.
+    :ivar operation: what they asked for, if parsed.
+    :ivar bucket: the virtual bucket, if resolved.
+    :ivar bytes_in: request body bytes received.
+    :ivar bytes_out: response body bytes sent.
+    :ivar forwarded: whether a store was contacted.
+    :ivar client_address: the peer's address.
+    :ivar complete: whether the response was sent in full (the client may
+        have gone away).
+    :ivar duration: seconds from arrival to the last byte.
+    """
+
+    request_id: str
+    status: int
+    identity: Identity | None = None
+    operation: Operation | None = None
+    bucket: str | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    forwarded: bool = False
+    client_address: str | None = None
+    complete: bool = True
+    duration: float = 0.0
+
+
+@frozen
+class BackendRequest:
+    """
+    One HTTP request to a store, ready to send.
+
+    :ivar method: the HTTP method.
+    :ivar url: the absolute URL, already percent-encoded as it goes on the
+        wire.
+    :ivar headers: every header to send, signatures included. ``Host`` and
+        ``Content-Length`` are set by the transport.
+    :ivar body: the request body, if any.
+    :ivar timeout: seconds the store may stay silent, or ``None`` for the
+        forwarder's default.
+    """
+
+    method: str
+    url: str
+    headers: HeaderList = HeaderList()
+    body: IBodyProducer | None = field(default=None, eq=False)
+    timeout: float | None = None
+
+
+@frozen
+class BackendResponse:
+    """
+    A store's HTTP response; the body has not been read yet.
+
+    :ivar status: the HTTP status.
+    :ivar headers: the response headers, hop-by-hop fields removed.
+    :ivar body: the response body; it must be delivered or discarded.
+    """
+
+    status: int
+    headers: HeaderList
+    body: IBody = field(eq=False)

@@ -123,17 +123,6 @@ ANONYMOUS = Identity(kind="anonymous")
 
 
 @frozen
-class ListRewrite:
-    """
-    A rewrite of listed keys after the backend prefix is removed: strip
-    ``strip`` from the front, then put ``add`` there.
-    """
-
-    strip: str = ""
-    add: str = ""
-
-
-@frozen
 class ResolvedBucket:
     """
     A virtual bucket the caller may use for the operation at hand.
@@ -142,13 +131,11 @@ class ResolvedBucket:
     :ivar config: its configuration (middleware may replace it, for example
         to inject backend credentials).
     :ivar display_name: the ``Name`` shown in listings.
-    :ivar list_rewrite: an extra rewrite of listed keys, if any.
     """
 
     name: str
     config: BucketConfig
     display_name: str
-    list_rewrite: ListRewrite | None = None
 
 
 @frozen

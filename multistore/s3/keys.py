@@ -1,0 +1,70 @@
+# -*- test-case-name: tests.unit.test_s3_keys -*-
+"""
+Object keys: which keys are accepted, and how a virtual key maps to a backend
+key under a bucket's ``backend_prefix``.
+
+The rule (also in ``docs/keys.md``): a key is any UTF-8 string of 1 to 1024
+bytes, exactly as S3 allows, except that no ``/``-separated segment of it may
+be ``.`` or ``..``. Such segments are the one thing that could escape a
+bucket's mapping: stores and proxies that normalise paths would resolve
+``prefix/../other`` outside ``prefix``. Everything else (spaces, ``%``, ``+``,
+``*``, ``#``, ``~``, brackets, ``=``, unicode, empty segments, a trailing
+``/``) is stored and returned byte for byte.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from multistore.s3.errors import S3Error
+
+#: The longest key S3 accepts, in UTF-8 bytes.
+MAX_KEY_BYTES: Final = 1024
+
+
+def check_key(key: str) -> None:
+    """
+    Refuse a key that S3 would refuse or that could escape its mapping.
+
+    :raise S3Error: ``KeyTooLongError`` or ``InvalidArgument``.
+    """
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise S3Error("InvalidURI", "Object keys must be valid UTF-8.") from None
+    if size > MAX_KEY_BYTES:
+        raise S3Error("KeyTooLongError")
+    if any(segment in {".", ".."} for segment in key.split("/")):
+        raise S3Error(
+            "InvalidArgument",
+            "Object keys may not contain '.' or '..' path segments.",
+            extra=(("ArgumentName", "key"),),
+        )
+
+
+def to_backend(backend_prefix: str, key: str) -> str:
+    """
+    Map a virtual key (or listing prefix, or position) into the store's key
+    space.
+
+    :param backend_prefix: the bucket's prefix, without leading or trailing
+        ``/``; empty for none.
+    """
+    if not backend_prefix:
+        return key
+    return f"{backend_prefix}/{key}"
+
+
+def from_backend(backend_prefix: str, backend_key: str) -> str | None:
+    """
+    Map a backend key back to the virtual key space.
+
+    :return: the virtual key, or ``None`` if ``backend_key`` lies outside the
+        prefix (it must then not be shown).
+    """
+    if not backend_prefix:
+        return backend_key
+    head = backend_prefix + "/"
+    if not backend_key.startswith(head):
+        return None
+    return backend_key[len(head) :]

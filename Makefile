@@ -1,0 +1,65 @@
+# multistore: set-up, run and test on a fresh Debian 12 machine.
+#
+#   make run    install what the daemon needs and serve etc/multistore/multistore.toml
+#   make test   install everything the tests need and run lint, types and the suite
+#
+# Everything is installed into .venv (Python packages, SeaweedFS, rclone) or
+# with apt (Debian's Python packages for the second test lane).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+CONSTRAINTS := ci/constraints.txt
+SOURCES := $(shell find multistore twisted -name '*.py') pyproject.toml
+LISTEN ?= tcp:8080:interface=127.0.0.1
+CONFIG ?= etc/multistore/multistore.toml
+
+.PHONY: run test lint typecheck unit integration debian-unit install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# The daemon and its runtime dependencies (a regular install, so the twistd
+# plugin is visible; reinstalled whenever the sources change).
+$(VENV)/.installed: $(BIN)/python $(SOURCES) $(CONSTRAINTS)
+	$(PIP) install --quiet --constraint $(CONSTRAINTS) .
+	$(BIN)/python -c "from twisted.plugin import IPlugin, getPlugins; list(getPlugins(IPlugin))"
+	touch $@
+
+# Everything the tests, the linters and the type checker need.
+$(VENV)/.installed-test: $(VENV)/.installed $(CONSTRAINTS)
+	$(PIP) install --quiet --constraint $(CONSTRAINTS) '.[test,lint]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(BIN)/python -m twisted --log-format=text multistore --config $(CONFIG) --listen $(LISTEN)
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests/integration
+
+# The unit tests again, under Debian's own python3 and its packaged Twisted
+# 22.4, treq, attrs, lxml, cryptography, PyJWT and zope.interface: the
+# versions the Debian package depends on.
+debian-unit:
+	bash ci/install-debian-deps
+	env -u PYTHONPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit
+
+test: lint typecheck debian-unit
+	$(BIN)/python -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,97 @@
+# -*- test-case-name: tests.unit.test_cli -*-
+"""
+The ``multistore`` command: tools around the daemon.
+
+``multistore check-config FILE`` validates a configuration and explains each
+problem; ``multistore keygen session-token`` and ``multistore keygen oidc``
+print new key material. The daemon itself runs under ``twistd multistore``
+or ``python -m twisted multistore``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from multistore import __version__
+from multistore.config import ConfigError, load_config
+
+
+def check_config(path: str, out: TextIO) -> int:
+    """
+    Validate the configuration at ``path``, writing a report to ``out``.
+
+    :return: the exit status: 0 if valid, 1 if not.
+    """
+    try:
+        config = load_config(path)
+    except ConfigError as e:
+        out.write(e.explain() + "\n")
+        return 1
+    out.write(
+        f"{path}: OK: {len(config.buckets)} buckets, {len(config.roles)} roles, "
+        f"{len(config.credentials)} credentials\n"
+    )
+    for bucket in config.buckets:
+        prefix = f" (prefix {bucket.backend_prefix!r})" if bucket.backend_prefix else ""
+        access = ", anonymous reads" if bucket.anonymous_access else ""
+        out.write(f"  bucket {bucket.name}: {bucket.backend_type}{prefix}{access}\n")
+    for warning in config.warnings:
+        out.write(f"  warning: {warning}\n")
+    return 0
+
+
+def keygen(kind: str, out: TextIO) -> int:
+    """
+    Print new key material of ``kind``.
+
+    :return: the exit status.
+    """
+    if kind == "session-token":
+        out.write(base64.b64encode(os.urandom(32)).decode("ascii") + "\n")
+        return 0
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    out.write(pem.decode("ascii"))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
+    """
+    Run the ``multistore`` command.
+    """
+    parser = argparse.ArgumentParser(
+        prog="multistore",
+        description="Tools for the multistore S3 gateway. The daemon runs as "
+        "'twistd multistore' or 'python -m twisted multistore'.",
+    )
+    parser.add_argument("--version", action="version", version=f"multistore {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    check = commands.add_parser("check-config", help="validate a configuration file")
+    check.add_argument("file", help="the configuration file (TOML, or JSON by extension)")
+    gen = commands.add_parser("keygen", help="print new key material")
+    gen.add_argument(
+        "kind",
+        choices=["session-token", "oidc"],
+        help="session-token: a base64 AES-256 key for sealing STS session tokens; "
+        "oidc: an RSA private key (PKCS#8 PEM) for the OIDC provider",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.file, out)
+    return keygen(args.kind, out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,204 @@
+# -*- test-case-name: tests.unit.test_gateway -*-
+"""
+The S3 operations, each carried out for an authenticated, authorized request.
+
+Handlers work in virtual key space and hand the bucket's store backend keys:
+the backend prefix is applied here on the way in and removed here on the way
+out (by L{multistore.s3.listing}), so no store can leak it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
+
+from attrs import frozen
+
+from multistore.headers import HeaderList
+from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
+from multistore.model import DispatchContext, ObjectRead, Response
+from multistore.s3.errors import S3Error
+from multistore.s3.keys import to_backend
+from multistore.s3.listing import (
+    empty_result,
+    list_result,
+    parse_list_params,
+    store_request,
+)
+from multistore.s3.xml import (
+    list_buckets_document,
+    list_objects_document,
+    location_document,
+)
+
+_XML: Final = ("content-type", "application/xml")
+
+#: ``response-*`` query parameters and the header each one overrides.
+RESPONSE_OVERRIDES: Final = {
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+    "response-content-language": "content-language",
+    "response-content-type": "content-type",
+    "response-expires": "expires",
+}
+
+Handler = Callable[["Dispatcher", DispatchContext], Awaitable[Response]]
+
+
+def _part_number(params: Mapping[str, str]) -> int | None:
+    raw = params.get("partNumber")
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise S3Error(
+            "InvalidArgument",
+            "Part number must be an integer between 1 and 10000, inclusive",
+            extra=(("ArgumentName", "partNumber"), ("ArgumentValue", raw)),
+        )
+    return int(raw)
+
+
+@frozen
+class Dispatcher:
+    """
+    Carries out operations against the buckets' stores.
+
+    :ivar stores: makes the store for a bucket.
+    :ivar buckets: the bucket registry (for ListBuckets and the owner).
+    :ivar region: the region GetBucketLocation reports.
+    """
+
+    stores: IStoreFactory
+    buckets: IBucketRegistry
+    region: str = "us-east-1"
+
+    async def dispatch(self, context: DispatchContext) -> Response:
+        """
+        Carry out ``context.operation``.
+
+        :raise S3Error: on failure, including ``NotImplemented`` for
+            operations this version does not carry out.
+        """
+        handler = HANDLERS.get(context.operation.name)
+        if handler is None:
+            raise S3Error(
+                "NotImplemented",
+                f"{context.operation.name} is not implemented by this gateway.",
+            )
+        return await handler(self, context)
+
+    def store(self, context: DispatchContext) -> tuple[IObjectStore, str]:
+        """
+        :return: the store of the request's bucket, and its backend prefix.
+        """
+        assert context.bucket is not None
+        config = context.bucket.config
+        return self.stores.store_for(config), config.backend_prefix
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        """
+        The owner shown in listings.
+        """
+        return (self.buckets.owner_id, self.buckets.owner_display_name)
+
+
+async def list_buckets(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    ListBuckets: the buckets the caller may use.
+    """
+    entries = await dispatcher.buckets.list_buckets(context.identity)
+    prefix = context.operation.params.get("prefix")
+    if prefix:
+        entries = [e for e in entries if e.name.startswith(prefix)]
+    owner_id, owner_name = dispatcher.owner
+    body = list_buckets_document(owner_id, owner_name, entries)
+    return Response(200, HeaderList([_XML]), body)
+
+
+async def get_bucket_location(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    GetBucketLocation: the gateway's region.
+    """
+    return Response(200, HeaderList([_XML]), location_document(dispatcher.region))
+
+
+async def head_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    HeadBucket: 200 if the bucket's store is there.
+    """
+    store, _ = dispatcher.store(context)
+    await store.head_bucket()
+    return Response(200, HeaderList([("x-amz-bucket-region", dispatcher.region)]))
+
+
+async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    ListObjects and ListObjectsV2, in virtual key space.
+    """
+    operation = context.operation
+    assert context.bucket is not None
+    version = 2 if operation.name == "ListObjectsV2" else 1
+    params = parse_list_params(operation.params, version)
+    display_name = context.bucket.display_name
+    if params.max_keys == 0:
+        result = empty_result(params, display_name, dispatcher.owner)
+    else:
+        store, backend_prefix = dispatcher.store(context)
+        page = await store.list_objects(store_request(params, backend_prefix))
+        result = list_result(params, page, backend_prefix, display_name, dispatcher.owner)
+    return Response(200, HeaderList([_XML]), list_objects_document(result))
+
+
+async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    GetObject and HeadObject, streamed from the store.
+    """
+    operation = context.operation
+    headers = context.request.headers
+    assert operation.key is not None
+    overrides = {
+        header: operation.params[param]
+        for param, header in RESPONSE_OVERRIDES.items()
+        if param in operation.params
+    }
+    if overrides and context.identity.anonymous:
+        raise S3Error(
+            "InvalidRequest",
+            "Request specific response headers cannot be used for anonymous GET requests.",
+        )
+    part_number = _part_number(operation.params)
+    if part_number is not None and "range" in headers:
+        raise S3Error(
+            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter."
+        )
+    store, backend_prefix = dispatcher.store(context)
+    read = ObjectRead(
+        key=to_backend(backend_prefix, operation.key),
+        head=operation.name == "HeadObject",
+        range=headers.get("range"),
+        if_match=headers.get("if-match"),
+        if_none_match=headers.get("if-none-match"),
+        if_modified_since=headers.get("if-modified-since"),
+        if_unmodified_since=headers.get("if-unmodified-since"),
+        version_id=operation.params.get("versionId"),
+        part_number=part_number,
+    )
+    answer = await store.get_object(read)
+    out = answer.headers
+    if answer.status in (200, 206):
+        for header, value in overrides.items():
+            out = out.with_(header, value)
+    return Response(answer.status, out, answer.body)
+
+
+HANDLERS: Final[Mapping[str, Handler]] = {
+    "ListBuckets": list_buckets,
+    "GetBucketLocation": get_bucket_location,
+    "HeadBucket": head_bucket,
+    "ListObjects": list_objects,
+    "ListObjectsV2": list_objects,
+    "GetObject": get_object,
+    "HeadObject": get_object,
+}

@@ -1,0 +1,106 @@
+# -*- test-case-name: tests.unit.test_registry -*-
+"""
+The registries backed by the configuration file.
+
+A deployment with buckets or keys in a database provides
+L{IBucketRegistry} and L{ICredentialRegistry} itself; these are the defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Final
+
+from attrs import field, frozen
+from twisted.internet.defer import Deferred, fail, succeed
+from zope.interface import implementer
+
+from multistore.auth.authorize import could_name_bucket, is_allowed, may_use_bucket
+from multistore.config import BucketConfig, Config, RoleConfig, StoredCredential
+from multistore.interfaces import IBucketRegistry, ICredentialRegistry
+from multistore.model import BucketEntry, Identity, Operation, ResolvedBucket
+from multistore.s3.errors import S3Error
+
+#: The creation date ListBuckets reports for configured buckets.
+CREATION_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _index_buckets(buckets: Sequence[BucketConfig]) -> dict[str, BucketConfig]:
+    return {b.name: b for b in buckets}
+
+
+@implementer(IBucketRegistry)
+@frozen
+class StaticBucketRegistry:
+    """
+    Buckets from the configuration file.
+    """
+
+    _buckets: dict[str, BucketConfig] = field(converter=_index_buckets)
+    owner_id: str = "multistore"
+    owner_display_name: str = "multistore"
+
+    @classmethod
+    def from_config(cls, config: Config) -> StaticBucketRegistry:
+        """
+        :return: a registry of ``config``'s buckets.
+        """
+        return cls(config.buckets, config.owner_id, config.owner_display_name)
+
+    def resolve(
+        self, name: str, identity: Identity, operation: Operation
+    ) -> Deferred[ResolvedBucket]:
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            if could_name_bucket(identity, name):
+                return fail(S3Error("NoSuchBucket", extra=(("BucketName", name),)))
+            return fail(S3Error("AccessDenied"))
+        if operation.action is None:
+            allowed = may_use_bucket(identity, bucket)
+        else:
+            allowed = is_allowed(identity, bucket, operation.action, operation.authz_key)
+        if not allowed:
+            return fail(S3Error("AccessDenied"))
+        return succeed(ResolvedBucket(name=name, config=bucket, display_name=name))
+
+    def list_buckets(self, identity: Identity) -> Deferred[Sequence[BucketEntry]]:
+        return succeed(
+            [
+                BucketEntry(name=b.name, creation_date=CREATION_DATE)
+                for name, b in sorted(self._buckets.items())
+                if may_use_bucket(identity, b)
+            ]
+        )
+
+    def authorize_key(
+        self, bucket: ResolvedBucket, identity: Identity, action: str, key: str
+    ) -> bool:
+        return is_allowed(identity, bucket.config, action, key)
+
+
+@implementer(ICredentialRegistry)
+@frozen
+class StaticCredentialRegistry:
+    """
+    Access keys and roles from the configuration file.
+    """
+
+    _credentials: dict[str, StoredCredential]
+    _roles: dict[str, RoleConfig]
+
+    @classmethod
+    def from_config(cls, config: Config) -> StaticCredentialRegistry:
+        """
+        :return: a registry of ``config``'s credentials and roles.
+        """
+        return cls(
+            {c.access_key_id: c for c in config.credentials},
+            {r.role_id: r for r in config.roles},
+        )
+
+    def get_credential(self, access_key_id: str) -> Deferred[StoredCredential | None]:
+        return succeed(self._credentials.get(access_key_id))
+
+    def get_role(self, role_id: str) -> Deferred[RoleConfig | None]:
+        return succeed(self._roles.get(role_id))

@@ -1,0 +1,172 @@
+# -*- test-case-name: tests.unit.test_tap -*-
+"""
+The daemon: command-line options and the service tree ``twistd multistore``
+and ``python -m twisted multistore`` run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.application.internet import StreamServerEndpointService
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.python import usage
+
+from multistore import __version__
+from multistore.backends.factory import StoreFactory
+from multistore.backends.forwarder import AgentForwarder
+from multistore.config import Config, ConfigError, load_config
+from multistore.gateway import Gateway
+from multistore.handlers import Dispatcher
+from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.web.site import make_site
+
+#: Where the daemon listens when neither the command line nor ``[server]``
+#: says.
+DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+#: The configuration file read when ``--config`` is not given.
+DEFAULT_CONFIG = "/etc/multistore/multistore.toml"
+
+
+class Options(usage.Options):
+    """
+    ``multistore`` plugin options.
+    """
+
+    synopsis = (
+        "[--config FILE] [--listen ENDPOINT ...] [--domain DOMAIN ...]"
+    )
+    longdesc = (
+        "multistore: an S3-compatible gateway. Clients speak S3 to it; it maps "
+        "each virtual bucket onto a real store, authenticates and authorizes "
+        "callers, and streams the bytes through. Configuration is read from "
+        "FILE (TOML, or JSON if the name ends in .json); see "
+        "etc/multistore/multistore.toml for a documented example."
+    )
+
+    optParameters = [
+        ["config", "c", DEFAULT_CONFIG, "The configuration file (TOML, or JSON by extension)."],
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["listen"] = []
+        self["domains"] = []
+
+    def opt_listen(self, endpoint: str) -> None:
+        """
+        Listen on a Twisted endpoint, e.g. tcp:8080:interface=127.0.0.1 or
+        ssl:8443:privateKey=key.pem:certKey=cert.pem (repeatable; default:
+        [server] listen in the config, else tcp:8080:interface=127.0.0.1).
+        """
+        self["listen"].append(endpoint)
+
+    opt_l = opt_listen
+
+    def opt_domain(self, domain: str) -> None:
+        """
+        Serve virtual-hosted-style requests (BUCKET.DOMAIN) for DOMAIN
+        (repeatable; adds to [server] domains in the config). Path-style
+        requests always work.
+        """
+        self["domains"].append(domain.strip(".").lower())
+
+    def postOptions(self) -> None:
+        from twisted.internet import reactor
+
+        try:
+            self["loaded"] = load_config(self["config"])
+        except ConfigError as e:
+            raise usage.UsageError(e.explain()) from None
+        for description in self["listen"] or self["loaded"].server.listen:
+            try:
+                serverFromString(reactor, description)
+            except (ValueError, KeyError, TypeError) as e:
+                raise usage.UsageError(f"bad --listen endpoint {description!r}: {e}") from None
+
+
+class _ForwarderService(Service):
+    """
+    Closes the forwarder's pooled backend connections at shutdown.
+    """
+
+    def __init__(self, forwarder: AgentForwarder) -> None:
+        self._forwarder = forwarder
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        return self._forwarder.close()
+
+
+class _WarningsService(Service):
+    """
+    Logs the configuration's warnings once the daemon is up.
+    """
+
+    log = Logger()
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.info(
+            "multistore {version}: {buckets} buckets, {credentials} credentials from {source}",
+            version=__version__,
+            buckets=len(self._config.buckets),
+            credentials=len(self._config.credentials),
+            source=self._config.source,
+        )
+        for warning in self._config.warnings:
+            self.log.warn("config: {warning}", warning=warning)
+
+
+def build_service(config: Config, listen: list[str], domains: list[str], reactor: Any) -> MultiService:
+    """
+    Wire the daemon for ``config``.
+
+    :param listen: endpoint strings to listen on.
+    :param domains: extra virtual-hosted-style domains.
+    :param reactor: the reactor.
+    """
+    server = config.server
+    top = MultiService()
+    forwarder = AgentForwarder.create(
+        reactor,
+        connect_timeout=server.backend_connect_timeout,
+        timeout=server.backend_timeout,
+        max_connections_per_host=server.backend_max_connections_per_host,
+        user_agent=f"multistore/{__version__}",
+    )
+    _ForwarderService(forwarder).setServiceParent(top)
+    buckets = StaticBucketRegistry.from_config(config)
+    stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=reactor.getThreadPool())
+    gateway = Gateway(
+        buckets=buckets,
+        credentials=StaticCredentialRegistry.from_config(config),
+        dispatcher=Dispatcher(stores=stores, buckets=buckets, region=server.region),
+        clock=reactor,
+        domains=tuple(dict.fromkeys([*server.domains, *domains])),
+        max_clock_skew=server.max_clock_skew,
+        debug_errors=server.debug_errors,
+        access_log=config.logging.access_log,
+    )
+    site = make_site(gateway, reactor, server_timing=server.server_timing)
+    for description in listen or list(server.listen) or [DEFAULT_LISTEN]:
+        endpoint = serverFromString(reactor, description)
+        StreamServerEndpointService(endpoint, site).setServiceParent(top)
+    _WarningsService(config).setServiceParent(top)
+    return top
+
+
+def makeService(options: Options) -> IService:
+    """
+    The service ``twistd multistore`` runs.
+    """
+    from twisted.internet import reactor
+
+    return build_service(options["loaded"], options["listen"], options["domains"], reactor)

@@ -308,12 +308,9 @@ class LoggingConfig:
     """
     Settings from ``[logging]``.
 
-    :ivar level: the minimum level logged: ``debug``, ``info``, ``warn``,
-        ``error``.
     :ivar access_log: whether every request is logged (one line each).
     """
 
-    level: str = "info"
     access_log: bool = True
 
 
@@ -772,12 +769,8 @@ def _server(table: _Table) -> ServerConfig:
 
 
 def _logging(table: _Table) -> LoggingConfig:
-    level = table.string("level", "info").lower()
-    if level not in {"debug", "info", "warn", "error", "critical"}:
-        table.error("level", f"must be one of debug, info, warn, error; not {level!r}")
-        level = "info"
-    logging = LoggingConfig(level=level, access_log=table.boolean("access_log", True))
-    table.unknown({"level", "access_log"})
+    logging = LoggingConfig(access_log=table.boolean("access_log", True))
+    table.unknown({"access_log"})
     return logging
 
 

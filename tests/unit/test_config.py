@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +16,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from multistore.config import ConfigError, config_from_mapping, load_config
 
 DATA = Path(__file__).parent / "data"
+
+
+def scratch(case: SynchronousTestCase) -> Path:
+    """
+    :return: a fresh directory, removed when ``case`` ends.
+    """
+    path = Path(tempfile.mkdtemp(prefix="multistore-test-"))
+    case.addCleanup(shutil.rmtree, path, True)
+    return path
 
 
 class LoadTests(SynchronousTestCase):
@@ -49,7 +60,7 @@ class LoadTests(SynchronousTestCase):
         """
         A file whose name ends in ``.json`` is read as JSON.
         """
-        path = Path(self.mktemp() + ".json")
+        path = scratch(self) / "config.json"
         path.write_text(json.dumps({"buckets": [{"name": "a", "backend_type": "file", "backend_options": {"root": "."}}]}))
         self.assertEqual(load_config(path).buckets[0].name, "a")
 
@@ -69,7 +80,7 @@ class LoadTests(SynchronousTestCase):
         with self.assertRaises(ConfigError) as e:
             load_config("/nonexistent/multistore.toml")
         self.assertIn("/nonexistent/multistore.toml", str(e.exception))
-        path = Path(self.mktemp() + ".toml")
+        path = scratch(self) / "config.toml"
         path.write_text("[[buckets]\n")
         with self.assertRaises(ConfigError) as e:
             load_config(path)
@@ -131,7 +142,7 @@ class ValidationTests(SynchronousTestCase):
         """
         Secrets may come from a file or an environment variable.
         """
-        secret_file = Path(self.mktemp())
+        secret_file = scratch(self) / "secret"
         secret_file.write_text("from-file\n")
         os.environ["MULTISTORE_TEST_SECRET"] = "from-env"
         self.addCleanup(os.environ.pop, "MULTISTORE_TEST_SECRET")

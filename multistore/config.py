@@ -157,6 +157,10 @@ class ConfigError(Exception):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
+def _read_only(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(mapping))
+
+
 def _secret_repr(value: object) -> str:
     return "'***'" if value else "''"
 
@@ -209,7 +213,7 @@ class BucketConfig:
     anonymous_access: bool = False
     allowed_roles: tuple[str, ...] = ()
     backend_options: Mapping[str, str] = field(
-        factory=dict, converter=lambda m: MappingProxyType(dict(m)), repr=_options_repr
+        factory=dict, converter=_read_only, repr=_options_repr
     )
 
     def option(self, name: str, default: str | None = None) -> str | None:

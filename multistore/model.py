@@ -27,6 +27,13 @@ if TYPE_CHECKING:
     from multistore.interfaces import IBody
 
 
+def frozen_mapping(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    """
+    :return: a read-only copy of ``mapping``.
+    """
+    return MappingProxyType(dict(mapping))
+
+
 @frozen
 class IncomingRequest:
     """
@@ -75,9 +82,7 @@ class Operation:
     action: str | None
     bucket: str | None = None
     key: str | None = None
-    params: Mapping[str, str] = field(
-        factory=dict, converter=lambda m: MappingProxyType(dict(m))
-    )
+    params: Mapping[str, str] = field(factory=dict, converter=frozen_mapping)
     virtual_host: bool = False
 
     @property

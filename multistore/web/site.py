@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -107,7 +107,7 @@ class MultistoreSite(server.Site):
     requestFactory = MultistoreRequest
     displayTracebacks = False
 
-    def log(self, request: server.Request) -> None:
+    def log(self, request: object) -> None:
         pass
 
 
@@ -287,8 +287,10 @@ class _Exchange:
             reason=reason.getErrorMessage(),
         )
         transport = request.channel.transport if request.channel else None
-        if transport is not None:
+        if ITCPTransport.providedBy(transport):
             transport.abortConnection()
+        elif transport is not None:
+            transport.loseConnection()
 
 
 def _discard(body: bytes | IBody | None) -> None:

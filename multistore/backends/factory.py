@@ -1,0 +1,44 @@
+# -*- test-case-name: tests.unit.test_factory -*-
+"""
+Choosing the store for a bucket by its ``backend_type``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import frozen
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from multistore.backends.local import LocalStore
+from multistore.backends.s3 import S3Store
+from multistore.config import BucketConfig
+from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
+from multistore.s3.errors import S3Error
+
+
+@implementer(IStoreFactory)
+@frozen
+class StoreFactory:
+    """
+    Makes S3 and local-directory stores.
+
+    :ivar forwarder: the HTTP transport of S3 stores.
+    :ivar reactor: the reactor (time, and threads for local stores).
+    :ivar threadpool: where local stores do their file I/O.
+    """
+
+    forwarder: IForwarder
+    reactor: Any
+    threadpool: ThreadPool
+
+    def store_for(self, bucket: BucketConfig) -> IObjectStore:
+        if bucket.backend_type == "s3":
+            return S3Store(bucket, self.forwarder, self.reactor)
+        if bucket.backend_type == "file":
+            return LocalStore.for_bucket(bucket, self.reactor, self.reactor, self.threadpool)
+        raise S3Error(
+            "NotImplemented",
+            f"Buckets on '{bucket.backend_type}' stores are not served by this version.",
+        )

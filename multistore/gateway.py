@@ -166,48 +166,61 @@ class Gateway:
         ):
             raise S3Error("InvalidToken", "Session tokens are not accepted by this gateway.")
         now = _utcnow(self._clock)
-        signed = sigv4.SignedRequest(
-            method=request.method,
-            raw_path=request.raw_path.decode("latin-1"),
-            raw_query=request.raw_query.decode("latin-1"),
-            headers=request.headers,
-        )
         if scheme.scheme == "sigv4-header":
             assert scheme.authorization is not None
             auth = sigv4.parse_authorization(scheme.authorization)
-            if auth.service != "s3":
-                raise S3Error(
-                    "AuthorizationHeaderMalformed",
-                    f"The authorization header is malformed; incorrect service "
-                    f"'{auth.service}'. This endpoint belongs to 's3'.",
-                )
+            self._check_service(auth.service)
             credential = await self._credentials.get_credential(auth.access_key_id)
             identity = identity_for_credential(credential, auth.access_key_id, now)
             assert credential is not None
             sigv4.verify_header_auth(
-                signed, auth, credential.secret_access_key, now, self._max_clock_skew
+                request, auth, credential.secret_access_key, now, self._max_clock_skew
             )
             return identity
         if scheme.scheme == "sigv4-query":
             presigned = sigv4.parse_presigned(query)
-            assert presigned is not None
+            if presigned is None:
+                raise S3Error(
+                    "AuthorizationQueryParametersError",
+                    "Query-string authentication requires the X-Amz-Algorithm parameter.",
+                )
+            self._check_service(presigned.service)
             credential = await self._credentials.get_credential(presigned.access_key_id)
             identity = identity_for_credential(credential, presigned.access_key_id, now)
             assert credential is not None
-            sigv4.verify_presigned(signed, presigned, credential.secret_access_key, now)
+            sigv4.verify_presigned(
+                request, presigned, credential.secret_access_key, now, self._max_clock_skew
+            )
             return identity
-        access_key_id = sigv2.access_key_of(scheme.authorization, query)
-        credential = await self._credentials.get_credential(access_key_id)
-        identity = identity_for_credential(credential, access_key_id, now)
+        if scheme.scheme == "sigv2-header":
+            assert scheme.authorization is not None
+            v2 = sigv2.parse_authorization_v2(scheme.authorization)
+        else:
+            v2 = sigv2.parse_presigned_v2(query)
+        if v2 is None:
+            raise S3Error("AccessDenied", "The request's SigV2 authentication is incomplete.")
+        credential = await self._credentials.get_credential(v2.access_key_id)
+        identity = identity_for_credential(credential, v2.access_key_id, now)
         assert credential is not None
+        virtual = host_bucket(request.host, self._domains)
         sigv2.verify_v2_request(
-            signed,
+            request,
+            v2,
             credential.secret_access_key,
             now,
-            virtual_bucket=host_bucket(request.host, self._domains),
+            resource_path=None if virtual is None else f"/{virtual}{request.raw_path.decode('latin-1')}",
             max_skew=self._max_clock_skew,
         )
         return identity
+
+    @staticmethod
+    def _check_service(service: str) -> None:
+        if service != "s3":
+            raise S3Error(
+                "AuthorizationHeaderMalformed",
+                f"The authorization header is malformed; incorrect service '{service}'. "
+                "This endpoint belongs to 's3'.",
+            )
 
     def error_response(
         self, error: S3Error, request: IncomingRequest, request_id: str

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from multistore.headers import HeaderList
 from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
 from multistore.model import DispatchContext, ObjectRead, Response
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import to_backend
+from multistore.s3.tokens import open_store_token, seal_store_token
 from multistore.s3.listing import (
     empty_result,
     list_result,
@@ -145,8 +146,14 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
     if params.max_keys == 0:
         result = empty_result(params, display_name, dispatcher.owner)
     else:
+        config = context.bucket.config
         store, backend_prefix = dispatcher.store(context)
-        page = await store.list_objects(store_request(params, backend_prefix))
+        request = store_request(params, backend_prefix)
+        if request.token is not None:
+            request = evolve(request, token=open_store_token(config, request.token))
+        page = await store.list_objects(request)
+        if page.next_token is not None:
+            page = evolve(page, next_token=seal_store_token(config, page.next_token))
         result = list_result(params, page, backend_prefix, display_name, dispatcher.owner)
     return Response(200, HeaderList([_XML]), list_objects_document(result))
 

@@ -76,10 +76,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         description="Tools for the multistore S3 gateway. The daemon runs as "
         "'twistd multistore' or 'python -m twisted multistore'.",
     )
-    parser.add_argument("--version", action="version", version=f"multistore {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"multistore {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check-config", help="validate a configuration file")
-    check.add_argument("file", help="the configuration file (TOML, or JSON by extension)")
+    check.add_argument(
+        "file", help="the configuration file (TOML, or JSON by extension)"
+    )
     gen = commands.add_parser("keygen", help="print new key material")
     gen.add_argument(
         "kind",

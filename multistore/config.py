@@ -130,8 +130,14 @@ _GCS_OPTIONS: Final = frozenset(
 
 #: Option keys whose values are secrets (redacted in logs and reprs).
 SECRET_OPTIONS: Final = frozenset(
-    {"secret_access_key", "access_key", "service_account_key", "token", "sas_token",
-     "bearer_token"}
+    {
+        "secret_access_key",
+        "access_key",
+        "service_account_key",
+        "token",
+        "sas_token",
+        "bearer_token",
+    }
 )
 
 
@@ -341,8 +347,15 @@ class Config:
 # --- loading ---------------------------------------------------------------
 
 _TOP_LEVEL = frozenset(
-    {"owner_id", "owner_display_name", "buckets", "roles", "credentials", "server",
-     "logging"}
+    {
+        "owner_id",
+        "owner_display_name",
+        "buckets",
+        "roles",
+        "credentials",
+        "server",
+        "logging",
+    }
 )
 
 
@@ -395,7 +408,9 @@ class _Table:
     def has(self, name: str) -> bool:
         return name in self._data
 
-    def string(self, name: str, default: Any = _MISSING, *, secret: bool = False) -> Any:
+    def string(
+        self, name: str, default: Any = _MISSING, *, secret: bool = False
+    ) -> Any:
         """
         A string field; for secrets, also ``name_file`` and ``name_env``.
         """
@@ -423,7 +438,9 @@ class _Table:
             return read_secret_file(self, f"{name}_file", from_file)
         if from_env is not _MISSING:
             if not isinstance(from_env, str) or from_env not in os.environ:
-                self.error(f"{name}_env", f"environment variable {from_env!r} is not set")
+                self.error(
+                    f"{name}_env", f"environment variable {from_env!r} is not set"
+                )
                 return ""
             return os.environ[from_env]
         return inline
@@ -443,7 +460,12 @@ class _Table:
         return value
 
     def number(
-        self, name: str, default: float | int, *, minimum: float = 0, integer: bool = False
+        self,
+        name: str,
+        default: float | int,
+        *,
+        minimum: float = 0,
+        integer: bool = False,
     ) -> Any:
         value = self.raw(name)
         if value is _MISSING:
@@ -475,7 +497,9 @@ class _Table:
         if value is _MISSING:
             return []
         if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.error(name, f"must be an array of tables ([[{name}]]), not {_kind(value)}")
+            self.error(
+                name, f"must be an array of tables ([[{name}]]), not {_kind(value)}"
+            )
             return []
         out = []
         for index, entry in enumerate(value, start=1):
@@ -576,7 +600,9 @@ def _scopes(table: _Table, name: str) -> tuple[AccessScope, ...]:
         actions = entry.strings("actions", allow_single=True)
         for action in actions:
             if action not in ACTIONS:
-                entry.error("actions", f"unknown action {action!r}" + _suggest(action, ACTIONS))
+                entry.error(
+                    "actions", f"unknown action {action!r}" + _suggest(action, ACTIONS)
+                )
         entry.unknown({"bucket", "prefixes", "actions"})
         scopes.append(
             AccessScope(bucket=bucket, prefixes=prefixes, actions=frozenset(actions))
@@ -590,9 +616,11 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
     if kind == "s3":
         known: Mapping[str, str] = _S3_OPTION_ALIASES
     else:
-        names = {"file": _FILE_OPTIONS, "azure": _AZURE_OPTIONS, "gcs": _GCS_OPTIONS}.get(
-            kind, frozenset()
-        )
+        names = {
+            "file": _FILE_OPTIONS,
+            "azure": _AZURE_OPTIONS,
+            "gcs": _GCS_OPTIONS,
+        }.get(kind, frozenset())
         known = {n: n for n in names}
     options: dict[str, str] = {}
     for key in raw:
@@ -620,7 +648,8 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
         canonical = known.get(name)
         if canonical is None:
             options_table.warn(
-                key, f"not used by '{kind}' backends, ignored" + _suggest(name, set(known))
+                key,
+                f"not used by '{kind}' backends, ignored" + _suggest(name, set(known)),
             )
             continue
         if canonical in options:
@@ -637,7 +666,10 @@ def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
             bucket.error(where + "bucket_name", "required for s3 backends")
         endpoint = options.get("endpoint")
         if endpoint and not re.match(r"^https?://[^/]+", endpoint):
-            bucket.error(where + "endpoint", f"must be an http:// or https:// URL, not {endpoint!r}")
+            bucket.error(
+                where + "endpoint",
+                f"must be an http:// or https:// URL, not {endpoint!r}",
+            )
         has_key = bool(options.get("access_key_id"))
         has_secret = bool(options.get("secret_access_key"))
         if has_key != has_secret:
@@ -661,7 +693,9 @@ def _bucket(entry: _Table) -> BucketConfig:
     if name == "":
         entry.error("name", "must not be empty")
     elif "/" in name or name.startswith("."):
-        entry.error("name", f"{name!r} cannot be a bucket name (no '/', no leading '.')")
+        entry.error(
+            "name", f"{name!r} cannot be a bucket name (no '/', no leading '.')"
+        )
     backend_type = entry.string("backend_type")
     kind = BACKEND_TYPES.get(backend_type.lower(), "")
     if not kind and backend_type:
@@ -690,8 +724,14 @@ def _bucket(entry: _Table) -> BucketConfig:
         backend_options=options,
     )
     entry.unknown(
-        {"name", "backend_type", "backend_prefix", "anonymous_access", "allowed_roles",
-         "backend_options"}
+        {
+            "name",
+            "backend_type",
+            "backend_prefix",
+            "anonymous_access",
+            "allowed_roles",
+            "backend_options",
+        }
     )
     return bucket
 
@@ -713,8 +753,15 @@ def _credential(entry: _Table) -> StoredCredential:
         enabled=entry.boolean("enabled", True),
     )
     entry.unknown(
-        {"access_key_id", "secret_access_key", "principal_name", "allowed_scopes",
-         "created_at", "expires_at", "enabled"}
+        {
+            "access_key_id",
+            "secret_access_key",
+            "principal_name",
+            "allowed_scopes",
+            "created_at",
+            "expires_at",
+            "enabled",
+        }
     )
     return credential
 
@@ -727,7 +774,10 @@ def _role(entry: _Table) -> RoleConfig:
     if not issuers:
         entry.error("trusted_oidc_issuers", "a role must trust at least one issuer")
     if entry.has("required_audiences") and entry.has("required_audience"):
-        entry.error("required_audience", "give 'required_audiences' or 'required_audience', not both")
+        entry.error(
+            "required_audience",
+            "give 'required_audiences' or 'required_audience', not both",
+        )
     audiences = entry.strings("required_audiences", allow_single=True) or entry.strings(
         "required_audience", allow_single=True
     )
@@ -743,9 +793,16 @@ def _role(entry: _Table) -> RoleConfig:
         ),
     )
     entry.unknown(
-        {"role_id", "name", "trusted_oidc_issuers", "required_audiences",
-         "required_audience", "subject_conditions", "allowed_scopes",
-         "max_session_duration_secs"}
+        {
+            "role_id",
+            "name",
+            "trusted_oidc_issuers",
+            "required_audiences",
+            "required_audience",
+            "subject_conditions",
+            "allowed_scopes",
+            "max_session_duration_secs",
+        }
     )
     return role
 
@@ -753,9 +810,13 @@ def _role(entry: _Table) -> RoleConfig:
 def _server(table: _Table) -> ServerConfig:
     server = ServerConfig(
         listen=table.strings("listen", allow_single=True),
-        domains=tuple(d.strip(".").lower() for d in table.strings("domains", allow_single=True)),
+        domains=tuple(
+            d.strip(".").lower() for d in table.strings("domains", allow_single=True)
+        ),
         region=table.string("region", "us-east-1"),
-        backend_connect_timeout=table.number("backend_connect_timeout", 5.0, minimum=0.1),
+        backend_connect_timeout=table.number(
+            "backend_connect_timeout", 5.0, minimum=0.1
+        ),
         backend_timeout=table.number("backend_timeout", 60.0, minimum=0.1),
         backend_max_connections_per_host=table.number(
             "backend_max_connections_per_host", 32, minimum=1, integer=True
@@ -765,9 +826,17 @@ def _server(table: _Table) -> ServerConfig:
         debug_errors=table.boolean("debug_errors", False),
     )
     table.unknown(
-        {"listen", "domains", "region", "backend_connect_timeout", "backend_timeout",
-         "backend_max_connections_per_host", "max_clock_skew", "server_timing",
-         "debug_errors"}
+        {
+            "listen",
+            "domains",
+            "region",
+            "backend_connect_timeout",
+            "backend_timeout",
+            "backend_max_connections_per_host",
+            "max_clock_skew",
+            "server_timing",
+            "debug_errors",
+        }
     )
     return server
 
@@ -795,18 +864,23 @@ def config_from_mapping(
     owner_display_name = top.string("owner_display_name", owner_id)
     buckets = tuple(_bucket(t) for t in top.tables("buckets", "name"))
     roles = tuple(_role(t) for t in top.tables("roles", "role_id"))
-    credentials = tuple(_credential(t) for t in top.tables("credentials", "access_key_id"))
+    credentials = tuple(
+        _credential(t) for t in top.tables("credentials", "access_key_id")
+    )
     server = _server(top.table("server"))
     logging = _logging(top.table("logging"))
     for key in data:
         if key not in _TOP_LEVEL:
             problems.error(
-                f"top level, '{key}'", "unknown table or field" + _suggest(key, _TOP_LEVEL)
+                f"top level, '{key}'",
+                "unknown table or field" + _suggest(key, _TOP_LEVEL),
             )
 
     _unique(problems, "buckets", "name", [b.name for b in buckets])
     _unique(problems, "roles", "role_id", [r.role_id for r in roles])
-    _unique(problems, "credentials", "access_key_id", [c.access_key_id for c in credentials])
+    _unique(
+        problems, "credentials", "access_key_id", [c.access_key_id for c in credentials]
+    )
     role_ids = {r.role_id for r in roles}
     for bucket in buckets:
         for role in bucket.allowed_roles:
@@ -859,7 +933,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         data = parse(raw)
     except (ValueError, UnicodeDecodeError) as e:
-        raise ConfigError(source, [f"not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {e}"]) from None
+        raise ConfigError(
+            source,
+            [f"not valid {'JSON' if path.suffix.lower() == '.json' else 'TOML'}: {e}"],
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(source, ["the document must be a table (object) at the top"])
     return config_from_mapping(data, source, path.parent.resolve())

@@ -99,7 +99,9 @@ class Gateway:
         """
         :return: a trace for a request that has just arrived.
         """
-        return Trace(request_id=request_id or new_request_id(), started=self._clock.seconds())
+        return Trace(
+            request_id=request_id or new_request_id(), started=self._clock.seconds()
+        )
 
     def handle(self, request: IncomingRequest, trace: Trace) -> Deferred[Response]:
         """
@@ -125,7 +127,9 @@ class Gateway:
             trace.operation = operation
             bucket = None
             if operation.bucket is not None:
-                bucket = await self._buckets.resolve(operation.bucket, identity, operation)
+                bucket = await self._buckets.resolve(
+                    operation.bucket, identity, operation
+                )
                 trace.bucket = bucket.name
             context = DispatchContext(
                 request_id=trace.request_id,
@@ -146,9 +150,13 @@ class Gateway:
                 path=request.raw_path,
                 request_id=trace.request_id,
             )
-            return self.error_response(S3Error("InternalError"), request, trace.request_id)
+            return self.error_response(
+                S3Error("InternalError"), request, trace.request_id
+            )
 
-    def _chain(self, index: int, context: DispatchContext, trace: Trace) -> Deferred[Response]:
+    def _chain(
+        self, index: int, context: DispatchContext, trace: Trace
+    ) -> Deferred[Response]:
         if index == len(self._middleware):
             trace.forwarded = True
             return Deferred.fromCoroutine(self._dispatcher.dispatch(context))
@@ -164,7 +172,9 @@ class Gateway:
         if "x-amz-security-token" in request.headers or any(
             name == "X-Amz-Security-Token" for name, _ in query
         ):
-            raise S3Error("InvalidToken", "Session tokens are not accepted by this gateway.")
+            raise S3Error(
+                "InvalidToken", "Session tokens are not accepted by this gateway."
+            )
         now = _utcnow(self._clock)
         if scheme.scheme == "sigv4-header":
             assert scheme.authorization is not None
@@ -189,7 +199,11 @@ class Gateway:
             identity = identity_for_credential(credential, presigned.access_key_id, now)
             assert credential is not None
             sigv4.verify_presigned(
-                request, presigned, credential.secret_access_key, now, self._max_clock_skew
+                request,
+                presigned,
+                credential.secret_access_key,
+                now,
+                self._max_clock_skew,
             )
             return identity
         if scheme.scheme == "sigv2-header":
@@ -198,7 +212,9 @@ class Gateway:
         else:
             v2 = sigv2.parse_presigned_v2(query)
         if v2 is None:
-            raise S3Error("AccessDenied", "The request's SigV2 authentication is incomplete.")
+            raise S3Error(
+                "AccessDenied", "The request's SigV2 authentication is incomplete."
+            )
         credential = await self._credentials.get_credential(v2.access_key_id)
         identity = identity_for_credential(credential, v2.access_key_id, now)
         assert credential is not None
@@ -208,7 +224,9 @@ class Gateway:
             v2,
             credential.secret_access_key,
             now,
-            resource_path=None if virtual is None else f"/{virtual}{request.raw_path.decode('latin-1')}",
+            resource_path=None
+            if virtual is None
+            else f"/{virtual}{request.raw_path.decode('latin-1')}",
             max_skew=self._max_clock_skew,
         )
         return identity
@@ -229,7 +247,11 @@ class Gateway:
         :return: the S3 error document for ``error``.
         """
         message = error.message
-        if error.status >= 500 and not self._debug_errors and error.code == "InternalError":
+        if (
+            error.status >= 500
+            and not self._debug_errors
+            and error.code == "InternalError"
+        ):
             message = S3Error("InternalError").message
         resource = error.resource
         if resource is None:
@@ -271,7 +293,9 @@ class Gateway:
             try:
                 middleware.after_dispatch(done)
             except Exception:
-                self.log.failure("after_dispatch of {middleware!r} failed", middleware=middleware)
+                self.log.failure(
+                    "after_dispatch of {middleware!r} failed", middleware=middleware
+                )
         if self._access_log:
             self.log.info(
                 "{request_id} {client} {principal} {operation} {bucket} {method} {path} "

@@ -19,13 +19,13 @@ from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
 from multistore.model import DispatchContext, ObjectRead, Response
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import to_backend
-from multistore.s3.tokens import open_store_token, seal_store_token
 from multistore.s3.listing import (
     empty_result,
     list_result,
     parse_list_params,
     store_request,
 )
+from multistore.s3.tokens import open_store_token, seal_store_token
 from multistore.s3.xml import (
     list_buckets_document,
     list_objects_document,
@@ -118,7 +118,9 @@ async def list_buckets(dispatcher: Dispatcher, context: DispatchContext) -> Resp
     return Response(200, HeaderList([_XML]), body)
 
 
-async def get_bucket_location(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+async def get_bucket_location(
+    dispatcher: Dispatcher, context: DispatchContext
+) -> Response:
     """
     GetBucketLocation: the gateway's region.
     """
@@ -154,7 +156,9 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
         page = await store.list_objects(request)
         if page.next_token is not None:
             page = evolve(page, next_token=seal_store_token(config, page.next_token))
-        result = list_result(params, page, backend_prefix, display_name, dispatcher.owner)
+        result = list_result(
+            params, page, backend_prefix, display_name, dispatcher.owner
+        )
     return Response(200, HeaderList([_XML]), list_objects_document(result))
 
 
@@ -178,7 +182,8 @@ async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Respon
     part_number = _part_number(operation.params)
     if part_number is not None and "range" in headers:
         raise S3Error(
-            "InvalidRequest", "Cannot specify both Range header and partNumber query parameter."
+            "InvalidRequest",
+            "Cannot specify both Range header and partNumber query parameter.",
         )
     store, backend_prefix = dispatcher.store(context)
     read = ObjectRead(

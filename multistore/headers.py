@@ -94,3 +94,7 @@ class HeaderList:
         :return: a copy with ``other``'s fields appended.
         """
         return HeaderList((*self.fields, *other))
+
+
+#: The empty header list.
+NO_HEADERS = HeaderList()

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from attrs import field, frozen
 
 from multistore.config import AccessScope, BucketConfig
-from multistore.headers import HeaderList
+from multistore.headers import NO_HEADERS, HeaderList
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
@@ -51,7 +51,7 @@ class IncomingRequest:
     method: str
     raw_path: bytes
     raw_query: bytes = b""
-    headers: HeaderList = HeaderList()
+    headers: HeaderList = NO_HEADERS
     client_address: str | None = None
     secure: bool = False
     body: IBodyProducer | None = field(default=None, eq=False)
@@ -268,7 +268,7 @@ class Response:
     """
 
     status: int
-    headers: HeaderList = HeaderList()
+    headers: HeaderList = NO_HEADERS
     body: bytes | IBody | None = field(default=None, eq=False)
 
 
@@ -340,7 +340,7 @@ class BackendRequest:
 
     method: str
     url: str
-    headers: HeaderList = HeaderList()
+    headers: HeaderList = NO_HEADERS
     body: IBodyProducer | None = field(default=None, eq=False)
     timeout: float | None = None
 

@@ -59,7 +59,9 @@ class StaticBucketRegistry:
         if operation.action is None:
             allowed = may_use_bucket(identity, bucket)
         else:
-            allowed = is_allowed(identity, bucket, operation.action, operation.authz_key)
+            allowed = is_allowed(
+                identity, bucket, operation.action, operation.authz_key
+            )
         if not allowed:
             return fail(S3Error("AccessDenied"))
         return succeed(ResolvedBucket(name=name, config=bucket, display_name=name))

@@ -37,9 +37,7 @@ class Options(usage.Options):
     ``multistore`` plugin options.
     """
 
-    synopsis = (
-        "[--config FILE] [--listen ENDPOINT ...] [--domain DOMAIN ...]"
-    )
+    synopsis = "[--config FILE] [--listen ENDPOINT ...] [--domain DOMAIN ...]"
     longdesc = (
         "multistore: an S3-compatible gateway. Clients speak S3 to it; it maps "
         "each virtual bucket onto a real store, authenticates and authorizes "
@@ -49,7 +47,12 @@ class Options(usage.Options):
     )
 
     optParameters = [
-        ["config", "c", DEFAULT_CONFIG, "The configuration file (TOML, or JSON by extension)."],
+        [
+            "config",
+            "c",
+            DEFAULT_CONFIG,
+            "The configuration file (TOML, or JSON by extension).",
+        ],
     ]
 
     def __init__(self) -> None:
@@ -86,7 +89,9 @@ class Options(usage.Options):
             try:
                 serverFromString(reactor, description)
             except (ValueError, KeyError, TypeError) as e:
-                raise usage.UsageError(f"bad --listen endpoint {description!r}: {e}") from None
+                raise usage.UsageError(
+                    f"bad --listen endpoint {description!r}: {e}"
+                ) from None
 
 
 class _ForwarderService(Service):
@@ -125,7 +130,9 @@ class _WarningsService(Service):
             self.log.warn("config: {warning}", warning=warning)
 
 
-def build_service(config: Config, listen: list[str], domains: list[str], reactor: Any) -> MultiService:
+def build_service(
+    config: Config, listen: list[str], domains: list[str], reactor: Any
+) -> MultiService:
     """
     Wire the daemon for ``config``.
 
@@ -144,7 +151,9 @@ def build_service(config: Config, listen: list[str], domains: list[str], reactor
     )
     _ForwarderService(forwarder).setServiceParent(top)
     buckets = StaticBucketRegistry.from_config(config)
-    stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=reactor.getThreadPool())
+    stores = StoreFactory(
+        forwarder=forwarder, reactor=reactor, threadpool=reactor.getThreadPool()
+    )
     gateway = Gateway(
         buckets=buckets,
         credentials=StaticCredentialRegistry.from_config(config),
@@ -169,4 +178,6 @@ def makeService(options: Options) -> IService:
     """
     from twisted.internet import reactor
 
-    return build_service(options["loaded"], options["listen"], options["domains"], reactor)
+    return build_service(
+        options["loaded"], options["listen"], options["domains"], reactor
+    )

@@ -35,7 +35,9 @@ _IMPLIED: Final = {"head_object": frozenset({"get_object"})}
 
 @lru_cache(maxsize=1024)
 def _glob(pattern: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL)
+    return re.compile(
+        ".*".join(re.escape(part) for part in pattern.split("*")), re.DOTALL
+    )
 
 
 def bucket_matches(pattern: str, name: str) -> bool:
@@ -98,7 +100,9 @@ def may_use_bucket(identity: Identity, bucket: BucketConfig) -> bool:
         return True
     if identity.anonymous or not _role_admitted(identity, bucket):
         return False
-    return any(bucket_matches(s.bucket, bucket.name) and s.actions for s in identity.scopes)
+    return any(
+        bucket_matches(s.bucket, bucket.name) and s.actions for s in identity.scopes
+    )
 
 
 def could_name_bucket(identity: Identity, name: str) -> bool:

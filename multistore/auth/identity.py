@@ -21,7 +21,9 @@ from multistore.headers import HeaderList
 from multistore.model import Identity
 from multistore.s3.errors import S3Error
 
-Scheme = Literal["anonymous", "sigv4-header", "sigv4-query", "sigv2-header", "sigv2-query"]
+Scheme = Literal[
+    "anonymous", "sigv4-header", "sigv4-query", "sigv2-header", "sigv2-query"
+]
 
 
 @frozen
@@ -57,7 +59,10 @@ def detect_scheme(headers: HeaderList, query: Sequence[tuple[str, str]]) -> Auth
             raise S3Error(
                 "InvalidArgument",
                 "Unsupported Authorization Type",
-                extra=(("ArgumentName", "Authorization"), ("ArgumentValue", authorization[:40])),
+                extra=(
+                    ("ArgumentName", "Authorization"),
+                    ("ArgumentValue", authorization[:40]),
+                ),
             )
     if query_v4:
         found.append(AuthScheme("sigv4-query"))

@@ -37,7 +37,9 @@ class StoreFactory:
         if bucket.backend_type == "s3":
             return S3Store(bucket, self.forwarder, self.reactor)
         if bucket.backend_type == "file":
-            return LocalStore.for_bucket(bucket, self.reactor, self.reactor, self.threadpool)
+            return LocalStore.for_bucket(
+                bucket, self.reactor, self.reactor, self.threadpool
+            )
         raise S3Error(
             "NotImplemented",
             f"Buckets on '{bucket.backend_type}' stores are not served by this version.",

@@ -30,7 +30,7 @@ from zope.interface import implementer
 from multistore.auth.sigv4 import sign_request, uri_encode
 from multistore.backends.forwarder import read_body
 from multistore.config import BucketConfig
-from multistore.headers import HeaderList
+from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
     BackendRequest,
@@ -158,7 +158,9 @@ class S3Store:
         :return: the wire URL of ``key`` (or of the bucket, for ``None``).
         """
         bucket_name = self.bucket.option("bucket_name", "") or ""
-        endpoint = self.bucket.option("endpoint") or f"https://s3.{self._region}.amazonaws.com"
+        endpoint = (
+            self.bucket.option("endpoint") or f"https://s3.{self._region}.amazonaws.com"
+        )
         endpoint = endpoint.rstrip("/")
         object_path = "" if key is None else "/" + uri_encode(key, keep_slash=True)
         if self.bucket.flag("virtual_hosted_style_request"):
@@ -166,7 +168,9 @@ class S3Store:
             path = f"{parts.scheme}://{bucket_name}.{parts.netloc}{parts.path}"
             path += object_path or "/"
         else:
-            path = f"{endpoint}/{uri_encode(bucket_name, keep_slash=False)}{object_path}"
+            path = (
+                f"{endpoint}/{uri_encode(bucket_name, keep_slash=False)}{object_path}"
+            )
         if query:
             path += "?" + "&".join(
                 f"{uri_encode(n, keep_slash=False)}={uri_encode(v, keep_slash=False)}"
@@ -179,7 +183,7 @@ class S3Store:
         method: str,
         key: str | None,
         query: Sequence[tuple[str, str]] = (),
-        headers: HeaderList = HeaderList(),
+        headers: HeaderList = NO_HEADERS,
     ) -> Deferred[BackendResponse]:
         url = self.url(key, query)
         access_key = self.bucket.option("access_key_id")
@@ -196,7 +200,9 @@ class S3Store:
                 self._region,
                 datetime.fromtimestamp(self.clock.seconds(), UTC),
             )
-        return self.forwarder.forward(BackendRequest(method=method, url=url, headers=headers))
+        return self.forwarder.forward(
+            BackendRequest(method=method, url=url, headers=headers)
+        )
 
     async def _error(self, response: BackendResponse, head: bool = False) -> S3Error:
         """
@@ -259,12 +265,16 @@ class S3Store:
         if read.version_id is not None:
             query.append(("versionId", read.version_id))
         method = "HEAD" if read.head else "GET"
-        response = await self._send(method, read.key, sorted(query), HeaderList(headers))
+        response = await self._send(
+            method, read.key, sorted(query), HeaderList(headers)
+        )
         if response.status in (200, 206):
             body = None if read.head else response.body
             if body is None:
                 response.body.discard()
-            return ObjectResponse(response.status, object_headers(response.headers), body)
+            return ObjectResponse(
+                response.status, object_headers(response.headers), body
+            )
         if response.status == 304:
             response.body.discard()
             return ObjectResponse(304, object_headers(response.headers))
@@ -274,7 +284,11 @@ class S3Store:
         return Deferred.fromCoroutine(self._get(read))
 
     async def _list(self, request: ListRequest) -> ListPage:
-        query = [("encoding-type", "url"), ("list-type", "2"), ("max-keys", str(request.max_keys))]
+        query = [
+            ("encoding-type", "url"),
+            ("list-type", "2"),
+            ("max-keys", str(request.max_keys)),
+        ]
         if request.prefix:
             query.append(("prefix", request.prefix))
         if request.delimiter:
@@ -303,4 +317,3 @@ class S3Store:
 
     def head_bucket(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._head_bucket())
-

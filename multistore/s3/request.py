@@ -83,7 +83,9 @@ def parse_query(raw_query: bytes) -> list[tuple[str, str]]:
         if not piece:
             continue
         name, _, value = piece.partition(b"=")
-        pairs.append((_decode(name.replace(b"+", b" ")), _decode(value.replace(b"+", b" "))))
+        pairs.append(
+            (_decode(name.replace(b"+", b" ")), _decode(value.replace(b"+", b" ")))
+        )
     return pairs
 
 
@@ -195,7 +197,9 @@ def _object_operation(
     if method == "PUT":
         if "uploadId" in params or "partNumber" in params:
             if "uploadId" not in params or "partNumber" not in params:
-                raise S3Error("InvalidRequest", "UploadPart needs both uploadId and partNumber.")
+                raise S3Error(
+                    "InvalidRequest", "UploadPart needs both uploadId and partNumber."
+                )
             return ("UploadPartCopy" if copy_source else "UploadPart"), "upload_part"
         return ("CopyObject" if copy_source else "PutObject"), "put_object"
     if method == "POST":

@@ -32,11 +32,17 @@ _INFO = b"multistore listing token v1"
 
 def _key(bucket: BucketConfig) -> bytes:
     material = json.dumps(
-        [bucket.name, bucket.backend_type, bucket.backend_prefix,
-         sorted(bucket.backend_options.items())],
+        [
+            bucket.name,
+            bucket.backend_type,
+            bucket.backend_prefix,
+            sorted(bucket.backend_options.items()),
+        ],
         separators=(",", ":"),
     ).encode("utf-8")
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(material)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(
+        material
+    )
 
 
 def seal_store_token(bucket: BucketConfig, token: str) -> str:
@@ -44,7 +50,9 @@ def seal_store_token(bucket: BucketConfig, token: str) -> str:
     :return: ``token`` encrypted for ``bucket``, as URL-safe base64.
     """
     nonce = os.urandom(12)
-    sealed = AESGCM(_key(bucket)).encrypt(nonce, token.encode("utf-8"), bucket.name.encode("utf-8"))
+    sealed = AESGCM(_key(bucket)).encrypt(
+        nonce, token.encode("utf-8"), bucket.name.encode("utf-8")
+    )
     return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode("ascii")
 
 
@@ -55,7 +63,9 @@ def open_store_token(bucket: BucketConfig, sealed: str) -> str:
     """
     try:
         raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-        plain = AESGCM(_key(bucket)).decrypt(raw[:12], raw[12:], bucket.name.encode("utf-8"))
+        plain = AESGCM(_key(bucket)).decrypt(
+            raw[:12], raw[12:], bucket.name.encode("utf-8")
+        )
         return plain.decode("utf-8")
     except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
         raise S3Error(

@@ -367,7 +367,7 @@ def _bad_listing() -> S3Error:
 
 def _percent_decode(value: str) -> str:
     try:
-        return unquote_to_bytes(value).decode("utf-8")
+        return unquote_to_bytes(value.replace("+", " ")).decode("utf-8")
     except UnicodeDecodeError:
         raise _bad_listing() from None
 
@@ -399,8 +399,9 @@ def parse_list_objects_v2(body: bytes) -> BackendListing:
     Read a store's ListObjectsV2 answer (``ListBucketResult``, with or
     without the S3 namespace).
 
-    With ``EncodingType`` ``url``, keys and common prefixes are
-    percent-decoded (plainly: ``+`` is a plus sign).
+    With ``EncodingType`` ``url``, keys and common prefixes are decoded as
+    S3 encodes them: form-style, so ``+`` is a space (AWS and SeaweedFS
+    write a space as ``+``) and a plus sign always arrives as ``%2B``.
 
     :param body: the answer's bytes.
     :return: the page; its ``next_token`` is the store's

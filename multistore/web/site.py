@@ -11,15 +11,14 @@ import base64
 import os
 from typing import Any
 
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime, ITCPTransport
-from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
 from twisted.web.resource import Resource
 
-from multistore import __version__
 from multistore.gateway import Gateway, Trace
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody
@@ -152,7 +151,9 @@ class GatewayResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, gateway: Gateway, clock: IReactorTime, server_timing: bool = True) -> None:
+    def __init__(
+        self, gateway: Gateway, clock: IReactorTime, server_timing: bool = True
+    ) -> None:
         super().__init__()
         self._gateway = gateway
         self._clock = clock
@@ -161,8 +162,9 @@ class GatewayResource(Resource):
     def render(self, request: server.Request) -> int:
         incoming = incoming_request(request)
         trace = self._gateway.start()
-        exchange = _Exchange(self._gateway, self._clock, request, incoming, trace,
-                             self._server_timing)
+        exchange = _Exchange(
+            self._gateway, self._clock, request, incoming, trace, self._server_timing
+        )
         exchange.run()
         return server.NOT_DONE_YET
 
@@ -227,7 +229,9 @@ class _Exchange:
         for name, value in response.headers:
             headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         headers.setRawHeaders(b"server", [SERVER_NAME])
-        headers.setRawHeaders(b"x-amz-request-id", [self._trace.request_id.encode("ascii")])
+        headers.setRawHeaders(
+            b"x-amz-request-id", [self._trace.request_id.encode("ascii")]
+        )
         headers.setRawHeaders(b"x-amz-id-2", [_request_id_2()])
         if self._server_timing:
             elapsed = (self._clock.seconds() - self._trace.started) * 1000
@@ -248,7 +252,10 @@ class _Exchange:
             return None
         if body is None or request.method == b"HEAD":
             _discard(body)
-            if not headers.hasHeader(b"content-length") and response.status not in (204, 304):
+            if not headers.hasHeader(b"content-length") and response.status not in (
+                204,
+                304,
+            ):
                 headers.setRawHeaders(b"content-length", [b"0"])
             request.finish()
             return None
@@ -262,20 +269,35 @@ class _Exchange:
     def _delivered(self, written: int) -> None:
         self._pending = None
         if not self._client_gone:
+            self._release_producer()
             self._request.finish()
+
+    def _release_producer(self) -> None:
+        # A body unregisters its producer before it is done; one that failed
+        # may not have, and twisted.web refuses to finish a request that
+        # still has one.
+        if self._request.producer is not None:
+            self._request.unregisterProducer()
 
     def _failed(self, reason: Failure) -> None:
         self._pending = None
         if self._client_gone or reason.check(CancelledError):
             return
         request = self._request
+        self._release_producer()
         if not request.startedWriting:
             # Nothing has been sent yet: the client can still get a proper error.
-            error = reason.value if isinstance(reason.value, S3Error) else S3Error("InternalError")
+            error = (
+                reason.value
+                if isinstance(reason.value, S3Error)
+                else S3Error("InternalError")
+            )
             if not isinstance(reason.value, S3Error):
                 self.log.failure("failed before responding", reason)
             request.responseHeaders = type(request.responseHeaders)()
-            response = self._gateway.error_response(error, self._incoming, self._trace.request_id)
+            response = self._gateway.error_response(
+                error, self._incoming, self._trace.request_id
+            )
             self._respond(response)
             return
         # Part of the body is out: cut the connection so the client sees a
@@ -298,10 +320,11 @@ def _discard(body: bytes | IBody | None) -> None:
         body.discard()
 
 
-def make_site(gateway: Gateway, clock: IReactorTime, *, server_timing: bool = True) -> MultistoreSite:
+def make_site(
+    gateway: Gateway, clock: IReactorTime, *, server_timing: bool = True
+) -> MultistoreSite:
     """
     :return: the HTTP site serving ``gateway``.
     """
     resource = GatewayResource(gateway, clock, server_timing)
     return MultistoreSite(resource)
-

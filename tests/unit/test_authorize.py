@@ -21,7 +21,9 @@ PRIVATE = BucketConfig(name="private", backend_type="s3")
 ROLES = BucketConfig(name="ci", backend_type="s3", allowed_roles=("deployer",))
 
 
-def user(*scopes: AccessScope, kind: str = "static", role: str | None = None) -> Identity:
+def user(
+    *scopes: AccessScope, kind: str = "static", role: str | None = None
+) -> Identity:
     return Identity(kind=kind, principal="p", scopes=scopes, role=role)  # type: ignore[arg-type]
 
 
@@ -88,13 +90,22 @@ class IsAllowedTests(SynchronousTestCase):
         """
         A scope grants its actions, on its prefixes, in matching buckets.
         """
-        someone = user(scope("private", "get_object", "list_bucket", prefixes=("data",)))
+        someone = user(
+            scope("private", "get_object", "list_bucket", prefixes=("data",))
+        )
         self.assertTrue(is_allowed(someone, PRIVATE, "get_object", "data/x"))
         self.assertTrue(is_allowed(someone, PRIVATE, "list_bucket", "data/"))
         self.assertFalse(is_allowed(someone, PRIVATE, "list_bucket", ""))
         self.assertFalse(is_allowed(someone, PRIVATE, "get_object", "data-private/x"))
         self.assertFalse(is_allowed(someone, PRIVATE, "put_object", "data/x"))
-        self.assertFalse(is_allowed(someone, PUBLIC.__class__(name="other", backend_type="s3"), "get_object", "data/x"))
+        self.assertFalse(
+            is_allowed(
+                someone,
+                PUBLIC.__class__(name="other", backend_type="s3"),
+                "get_object",
+                "data/x",
+            )
+        )
 
     def test_wildcard_bucket(self) -> None:
         """
@@ -108,8 +119,16 @@ class IsAllowedTests(SynchronousTestCase):
         ``get_object`` also allows ``head_object`` (HeadObject needs read
         permission in S3), but not the other way round.
         """
-        self.assertTrue(is_allowed(user(scope("private", "get_object")), PRIVATE, "head_object", "k"))
-        self.assertFalse(is_allowed(user(scope("private", "head_object")), PRIVATE, "get_object", "k"))
+        self.assertTrue(
+            is_allowed(
+                user(scope("private", "get_object")), PRIVATE, "head_object", "k"
+            )
+        )
+        self.assertFalse(
+            is_allowed(
+                user(scope("private", "head_object")), PRIVATE, "get_object", "k"
+            )
+        )
 
     def test_allowed_roles(self) -> None:
         """
@@ -117,10 +136,20 @@ class IsAllowedTests(SynchronousTestCase):
         static credentials are not affected.
         """
         grant = scope("ci", "get_object")
-        self.assertTrue(is_allowed(user(grant, kind="session", role="deployer"), ROLES, "get_object", "k"))
-        self.assertFalse(is_allowed(user(grant, kind="session", role="reader"), ROLES, "get_object", "k"))
+        self.assertTrue(
+            is_allowed(
+                user(grant, kind="session", role="deployer"), ROLES, "get_object", "k"
+            )
+        )
+        self.assertFalse(
+            is_allowed(
+                user(grant, kind="session", role="reader"), ROLES, "get_object", "k"
+            )
+        )
         self.assertTrue(is_allowed(user(grant), ROLES, "get_object", "k"))
-        self.assertFalse(may_use_bucket(user(grant, kind="session", role="reader"), ROLES))
+        self.assertFalse(
+            may_use_bucket(user(grant, kind="session", role="reader"), ROLES)
+        )
 
 
 class VisibilityTests(SynchronousTestCase):

@@ -38,7 +38,9 @@ class LoadTests(SynchronousTestCase):
         loads, and its values are kept.
         """
         config = load_config(DATA / "rust-example.toml")
-        self.assertEqual((config.owner_id, config.owner_display_name), ("my-org", "My Organization"))
+        self.assertEqual(
+            (config.owner_id, config.owner_display_name), ("my-org", "My Organization")
+        )
         ml, azure, gcs = config.buckets
         self.assertEqual(ml.backend_type, "s3")
         self.assertEqual(ml.backend_prefix, "v2")
@@ -52,7 +54,10 @@ class LoadTests(SynchronousTestCase):
         self.assertEqual(deployer.allowed_scopes[0].bucket, "{sub}")
         (credential,) = config.credentials
         self.assertEqual(credential.expires_at, datetime(2030, 1, 1, tzinfo=UTC))
-        self.assertEqual(credential.allowed_scopes[0].actions, frozenset({"get_object", "head_object"}))
+        self.assertEqual(
+            credential.allowed_scopes[0].actions,
+            frozenset({"get_object", "head_object"}),
+        )
         # Stores this version cannot serve yet are a warning, not an error.
         self.assertTrue(any("azure-data" in w and "501" in w for w in config.warnings))
 
@@ -61,7 +66,19 @@ class LoadTests(SynchronousTestCase):
         A file whose name ends in ``.json`` is read as JSON.
         """
         path = scratch(self) / "config.json"
-        path.write_text(json.dumps({"buckets": [{"name": "a", "backend_type": "file", "backend_options": {"root": "."}}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "buckets": [
+                        {
+                            "name": "a",
+                            "backend_type": "file",
+                            "backend_options": {"root": "."},
+                        }
+                    ]
+                }
+            )
+        )
         self.assertEqual(load_config(path).buckets[0].name, "a")
 
     def test_relative_root(self) -> None:
@@ -69,7 +86,9 @@ class LoadTests(SynchronousTestCase):
         A file store's relative root is resolved against the config file's
         directory.
         """
-        config = load_config(Path(__file__).parents[2] / "etc/multistore/multistore.toml")
+        config = load_config(
+            Path(__file__).parents[2] / "etc/multistore/multistore.toml"
+        )
         root = Path(config.buckets[0].backend_options["root"])
         self.assertTrue((root / "README.md").is_file())
 
@@ -108,15 +127,28 @@ class ValidationTests(SynchronousTestCase):
                     {"name": "a", "backend_type": "s3", "anonymous_acess": True},
                     {"name": "a", "backend_type": "nope"},
                 ],
-                "credentials": [{"access_key_id": "AK", "principal_name": "p",
-                                 "allowed_scopes": [{"bucket": "a", "actions": ["get_objects"]}]}],
+                "credentials": [
+                    {
+                        "access_key_id": "AK",
+                        "principal_name": "p",
+                        "allowed_scopes": [{"bucket": "a", "actions": ["get_objects"]}],
+                    }
+                ],
                 "servr": {},
             }
         )
         text = "\n".join(problems)
-        self.assertIn("[[buckets]] #1 (name = 'a'), field 'anonymous_acess': unknown field (did you mean 'anonymous_access'?)", text)
-        self.assertIn("field 'backend_options.bucket_name': required for s3 backends", text)
-        self.assertIn("[[buckets]] #2 (name = 'a'), field 'backend_type': unknown backend type 'nope'", text)
+        self.assertIn(
+            "[[buckets]] #1 (name = 'a'), field 'anonymous_acess': unknown field (did you mean 'anonymous_access'?)",
+            text,
+        )
+        self.assertIn(
+            "field 'backend_options.bucket_name': required for s3 backends", text
+        )
+        self.assertIn(
+            "[[buckets]] #2 (name = 'a'), field 'backend_type': unknown backend type 'nope'",
+            text,
+        )
         self.assertIn("duplicate name", text)
         self.assertIn("field 'secret_access_key': required", text)
         self.assertIn("unknown action 'get_objects' (did you mean 'get_object'?)", text)
@@ -127,12 +159,26 @@ class ValidationTests(SynchronousTestCase):
         Wrongly typed values are named with what was expected.
         """
         problems = self.problems(
-            {"server": {"backend_timeout": "fast", "max_clock_skew": -1, "listen": 5},
-             "buckets": [{"name": "a", "backend_type": "file", "anonymous_access": "yes",
-                          "backend_options": {"root": "/nonexistent-dir"}}]}
+            {
+                "server": {
+                    "backend_timeout": "fast",
+                    "max_clock_skew": -1,
+                    "listen": 5,
+                },
+                "buckets": [
+                    {
+                        "name": "a",
+                        "backend_type": "file",
+                        "anonymous_access": "yes",
+                        "backend_options": {"root": "/nonexistent-dir"},
+                    }
+                ],
+            }
         )
         text = "\n".join(problems)
-        self.assertIn("[server], field 'backend_timeout': must be a number, not a string", text)
+        self.assertIn(
+            "[server], field 'backend_timeout': must be a number, not a string", text
+        )
         self.assertIn("[server], field 'max_clock_skew': must be at least 1", text)
         self.assertIn("[server], field 'listen': must be a list of strings", text)
         self.assertIn("field 'anonymous_access': must be true or false", text)
@@ -148,11 +194,24 @@ class ValidationTests(SynchronousTestCase):
         self.addCleanup(os.environ.pop, "MULTISTORE_TEST_SECRET")
         config = config_from_mapping(
             {
-                "buckets": [{"name": "b", "backend_type": "s3", "backend_options": {
-                    "bucket_name": "real", "access_key_id": "AK",
-                    "secret_access_key_env": "MULTISTORE_TEST_SECRET"}}],
-                "credentials": [{"access_key_id": "AK", "secret_access_key_file": str(secret_file),
-                                 "principal_name": "p"}],
+                "buckets": [
+                    {
+                        "name": "b",
+                        "backend_type": "s3",
+                        "backend_options": {
+                            "bucket_name": "real",
+                            "access_key_id": "AK",
+                            "secret_access_key_env": "MULTISTORE_TEST_SECRET",
+                        },
+                    }
+                ],
+                "credentials": [
+                    {
+                        "access_key_id": "AK",
+                        "secret_access_key_file": str(secret_file),
+                        "principal_name": "p",
+                    }
+                ],
             }
         )
         self.assertEqual(config.credentials[0].secret_access_key, "from-file")
@@ -165,13 +224,34 @@ class ValidationTests(SynchronousTestCase):
         A missing secret file or variable, or two sources at once, are
         errors.
         """
-        problems = "\n".join(self.problems({"credentials": [
-            {"access_key_id": "A", "principal_name": "p", "secret_access_key_file": "/nonexistent"},
-            {"access_key_id": "B", "principal_name": "p", "secret_access_key_env": "MULTISTORE_UNSET_VAR"},
-            {"access_key_id": "C", "principal_name": "p", "secret_access_key": "x", "secret_access_key_env": "Y"},
-        ]}))
+        problems = "\n".join(
+            self.problems(
+                {
+                    "credentials": [
+                        {
+                            "access_key_id": "A",
+                            "principal_name": "p",
+                            "secret_access_key_file": "/nonexistent",
+                        },
+                        {
+                            "access_key_id": "B",
+                            "principal_name": "p",
+                            "secret_access_key_env": "MULTISTORE_UNSET_VAR",
+                        },
+                        {
+                            "access_key_id": "C",
+                            "principal_name": "p",
+                            "secret_access_key": "x",
+                            "secret_access_key_env": "Y",
+                        },
+                    ]
+                }
+            )
+        )
         self.assertIn("cannot read /nonexistent", problems)
-        self.assertIn("environment variable 'MULTISTORE_UNSET_VAR' is not set", problems)
+        self.assertIn(
+            "environment variable 'MULTISTORE_UNSET_VAR' is not set", problems
+        )
         self.assertIn("give only one of", problems)
 
     def test_backend_option_aliases(self) -> None:
@@ -179,9 +259,22 @@ class ValidationTests(SynchronousTestCase):
         The object_store aliases the Rust system accepted map to one name;
         unknown options are warnings.
         """
-        config = config_from_mapping({"buckets": [{"name": "b", "backend_type": "s3", "backend_options": {
-            "aws_bucket": "real", "aws_endpoint_url": "http://127.0.0.1:9000", "allow_http": True,
-            "mystery": "x"}}]})
+        config = config_from_mapping(
+            {
+                "buckets": [
+                    {
+                        "name": "b",
+                        "backend_type": "s3",
+                        "backend_options": {
+                            "aws_bucket": "real",
+                            "aws_endpoint_url": "http://127.0.0.1:9000",
+                            "allow_http": True,
+                            "mystery": "x",
+                        },
+                    }
+                ]
+            }
+        )
         bucket = config.buckets[0]
         self.assertEqual(bucket.option("bucket_name"), "real")
         self.assertEqual(bucket.option("endpoint"), "http://127.0.0.1:9000")

@@ -23,12 +23,20 @@ CONFIG = Config(
             access_key_id="AK",
             secret_access_key="SK",
             principal_name="p",
-            allowed_scopes=(AccessScope("private", ("a/",), frozenset({"get_object"})),),
+            allowed_scopes=(
+                AccessScope("private", ("a/",), frozenset({"get_object"})),
+            ),
         ),
     ),
 )
-READER = Identity(kind="static", principal="p", scopes=CONFIG.credentials[0].allowed_scopes)
-ALL = Identity(kind="static", principal="q", scopes=(AccessScope("*", (), frozenset({"get_object"})),))
+READER = Identity(
+    kind="static", principal="p", scopes=CONFIG.credentials[0].allowed_scopes
+)
+ALL = Identity(
+    kind="static",
+    principal="q",
+    scopes=(AccessScope("*", (), frozenset({"get_object"})),),
+)
 
 
 def get(key: str) -> Operation:
@@ -53,14 +61,20 @@ class StaticBucketRegistryTests(SynchronousTestCase):
         """
         An allowed operation resolves to the bucket.
         """
-        resolved = self.successResultOf(self.registry.resolve("private", READER, get("a/x")))
-        self.assertEqual((resolved.name, resolved.config.backend_type), ("private", "s3"))
+        resolved = self.successResultOf(
+            self.registry.resolve("private", READER, get("a/x"))
+        )
+        self.assertEqual(
+            (resolved.name, resolved.config.backend_type), ("private", "s3")
+        )
 
     def test_denied(self) -> None:
         """
         An operation outside the caller's scopes is ``AccessDenied``.
         """
-        failure = self.failureResultOf(self.registry.resolve("private", READER, get("b/x")), S3Error)
+        failure = self.failureResultOf(
+            self.registry.resolve("private", READER, get("b/x")), S3Error
+        )
         self.assertEqual(failure.value.code, "AccessDenied")
 
     def test_existence_hidden(self) -> None:
@@ -68,18 +82,30 @@ class StaticBucketRegistryTests(SynchronousTestCase):
         A missing bucket is ``AccessDenied`` for callers who could not use a
         bucket by that name, and ``NoSuchBucket`` only for those who could.
         """
-        for identity, code in [(ANONYMOUS, "AccessDenied"), (READER, "AccessDenied"), (ALL, "NoSuchBucket")]:
-            failure = self.failureResultOf(self.registry.resolve("nope", identity, get("k")), S3Error)
+        for identity, code in [
+            (ANONYMOUS, "AccessDenied"),
+            (READER, "AccessDenied"),
+            (ALL, "NoSuchBucket"),
+        ]:
+            failure = self.failureResultOf(
+                self.registry.resolve("nope", identity, get("k")), S3Error
+            )
             self.assertEqual(failure.value.code, code)
         # And an existing private bucket looks the same as a missing one.
-        failure = self.failureResultOf(self.registry.resolve("private", ANONYMOUS, get("k")), S3Error)
+        failure = self.failureResultOf(
+            self.registry.resolve("private", ANONYMOUS, get("k")), S3Error
+        )
         self.assertEqual(failure.value.code, "AccessDenied")
 
     def test_list_buckets(self) -> None:
         """
         ListBuckets shows only the buckets the caller may use.
         """
-        names = lambda identity: [b.name for b in self.successResultOf(self.registry.list_buckets(identity))]  # noqa: E731
+
+        def names(identity: Identity) -> list[str]:
+            listed = self.successResultOf(self.registry.list_buckets(identity))
+            return [b.name for b in listed]
+
         self.assertEqual(names(ANONYMOUS), ["public"])
         self.assertEqual(names(READER), ["private", "public"])
         self.assertEqual(names(ALL), ["private", "public"])

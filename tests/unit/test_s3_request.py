@@ -83,7 +83,9 @@ class ParseOperationTests(SynchronousTestCase):
     Tests for L{parse_operation}.
     """
 
-    def parse(self, method: str, target: bytes, **kw: str) -> tuple[str, str | None, str | None, str | None]:
+    def parse(
+        self, method: str, target: bytes, **kw: str
+    ) -> tuple[str, str | None, str | None, str | None]:
         op = parse_operation(request(method, target, **kw))
         return op.name, op.action, op.bucket, op.key
 
@@ -95,7 +97,12 @@ class ParseOperationTests(SynchronousTestCase):
             ("GET", b"/"): ("ListBuckets", None, None, None),
             ("GET", b"/b"): ("ListObjects", "list_bucket", "b", None),
             ("GET", b"/b/"): ("ListObjects", "list_bucket", "b", None),
-            ("GET", b"/b?list-type=2&prefix=x"): ("ListObjectsV2", "list_bucket", "b", None),
+            ("GET", b"/b?list-type=2&prefix=x"): (
+                "ListObjectsV2",
+                "list_bucket",
+                "b",
+                None,
+            ),
             ("GET", b"/b?location"): ("GetBucketLocation", None, "b", None),
             ("HEAD", b"/b"): ("HeadBucket", None, "b", None),
             ("GET", b"/b/k"): ("GetObject", "get_object", "b", "k"),
@@ -147,7 +154,9 @@ class ParseOperationTests(SynchronousTestCase):
         ]:
             with self.assertRaises(S3Error) as e:
                 self.parse(method, target)
-            self.assertEqual((e.exception.code, e.exception.status), ("NotImplemented", 501))
+            self.assertEqual(
+                (e.exception.code, e.exception.status), ("NotImplemented", 501)
+            )
 
     def test_keys_byte_faithful(self) -> None:
         """
@@ -183,9 +192,16 @@ class ParseOperationTests(SynchronousTestCase):
         With a domain, the bucket comes from the host and the whole path is
         the key.
         """
-        op = parse_operation(request("GET", b"/a/b%20c", host="data.s3.test:80"), ("s3.test",))
-        self.assertEqual((op.name, op.bucket, op.key, op.virtual_host), ("GetObject", "data", "a/b c", True))
-        op = parse_operation(request("GET", b"/?list-type=2", host="data.s3.test"), ("s3.test",))
+        op = parse_operation(
+            request("GET", b"/a/b%20c", host="data.s3.test:80"), ("s3.test",)
+        )
+        self.assertEqual(
+            (op.name, op.bucket, op.key, op.virtual_host),
+            ("GetObject", "data", "a/b c", True),
+        )
+        op = parse_operation(
+            request("GET", b"/?list-type=2", host="data.s3.test"), ("s3.test",)
+        )
         self.assertEqual((op.name, op.bucket, op.key), ("ListObjectsV2", "data", None))
 
     def test_bad_methods(self) -> None:
@@ -208,8 +224,11 @@ class ParseOperationTests(SynchronousTestCase):
             self.assertEqual(e.exception.code, "InvalidURI")
 
     @given(
-        st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=60)
-        .filter(lambda k: not {".", ".."} & set(k.split("/")))
+        st.text(
+            alphabet=st.characters(blacklist_categories=("Cs",)),
+            min_size=1,
+            max_size=60,
+        ).filter(lambda k: not {".", ".."} & set(k.split("/")))
     )
     def test_any_key_round_trips(self, key: str) -> None:
         """

@@ -12,7 +12,9 @@ from multistore.s3.errors import S3Error
 from multistore.s3.tokens import open_store_token, seal_store_token
 
 BUCKET = BucketConfig(
-    name="data", backend_type="s3", backend_prefix="tenants/secret-prefix",
+    name="data",
+    backend_type="s3",
+    backend_prefix="tenants/secret-prefix",
     backend_options={"bucket_name": "real"},
 )
 
@@ -48,7 +50,11 @@ class StoreTokenTests(SynchronousTestCase):
         Tampered and malformed tokens are ``InvalidArgument``.
         """
         sealed = seal_store_token(BUCKET, "t")
-        for bad in ("", "!!!", sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1]):
+        for bad in (
+            "",
+            "!!!",
+            sealed[:-2] + ("A" if sealed[-2] != "A" else "B") + sealed[-1],
+        ):
             with self.assertRaises(S3Error) as e:
                 open_store_token(BUCKET, bad)
             self.assertEqual(e.exception.code, "InvalidArgument")

@@ -615,7 +615,8 @@ class ParseListObjectsV2Tests(SynchronousTestCase):
     def test_url_encoded(self) -> None:
         """
         With ``EncodingType`` ``url`` (anywhere), keys and common prefixes
-        are percent-decoded plainly: ``+`` stays a plus sign.
+        are decoded the way S3 encodes them: ``+`` is a space, ``%2B`` a
+        plus sign.
         """
         inner = (
             contents("a%20b%2Bc+d%25%C3%A9%01")
@@ -623,8 +624,8 @@ class ParseListObjectsV2Tests(SynchronousTestCase):
             + "<EncodingType>url</EncodingType>"
         )
         page = parse_list_objects_v2(backend_listing(inner))
-        self.assertEqual(page.objects[0].key, "a b+c+d%é\x01")
-        self.assertEqual(page.common_prefixes, ("x/y+/",))
+        self.assertEqual(page.objects[0].key, "a b+c d%é\x01")
+        self.assertEqual(page.common_prefixes, ("x/y /",))
 
     def test_not_encoded(self) -> None:
         """

@@ -12,6 +12,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes, urlsplit
 
@@ -1644,6 +1645,16 @@ class PresignUrlTests(SynchronousTestCase):
             verify_presigned(request, auth, SECRET, NOW)
 
 
+class _FrozenClock(datetime):
+    """
+    A C{datetime} class whose C{utcnow} is L{NOW}, for older botocore.
+    """
+
+    @classmethod
+    def utcnow(cls) -> datetime:  # type: ignore[override]
+        return NOW.replace(tzinfo=None)
+
+
 class BotocoreTests(SynchronousTestCase):
     """
     Requests signed by botocore, the signer of boto3 and the AWS CLI, verify.
@@ -1652,11 +1663,17 @@ class BotocoreTests(SynchronousTestCase):
     credentials = Credentials(AKID, SECRET)
 
     def setUp(self) -> None:
-        self.patch(
-            botocore.auth,
-            "get_current_datetime",
-            lambda remove_tzinfo=True: NOW.replace(tzinfo=None),
-        )
+        if hasattr(botocore.auth, "get_current_datetime"):
+            self.patch(
+                botocore.auth,
+                "get_current_datetime",
+                lambda remove_tzinfo=True: NOW.replace(tzinfo=None),
+            )
+        else:
+            # Older botocore (Debian 12's) reads datetime.datetime.utcnow().
+            self.patch(
+                botocore.auth, "datetime", SimpleNamespace(datetime=_FrozenClock)
+            )
 
     def _url(self, key: str) -> str:
         # As botocore's S3 serializer renders {Key+}.

@@ -184,7 +184,9 @@ def _object_operation(
     method: str, params: Mapping[str, str], request: IncomingRequest
 ) -> tuple[str, str]:
     for name in params:
-        if name in OBJECT_SUBRESOURCES:
+        # A bucket sub-resource on an object (``/b/k?policy``) is no more an
+        # object operation than an object sub-resource is.
+        if name in OBJECT_SUBRESOURCES or name in BUCKET_SUBRESOURCES:
             raise _not_implemented(f"The object sub-resource '?{name}'")
     versioned = "versionId" in params
     copy_source = "x-amz-copy-source" in request.headers

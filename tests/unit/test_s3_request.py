@@ -151,6 +151,8 @@ class ParseOperationTests(SynchronousTestCase):
             ("PUT", b"/b/k?tagging"),
             ("DELETE", b"/b/k?tagging"),
             ("GET", b"/b/k?attributes"),
+            ("GET", b"/b/k?policy"),
+            ("DELETE", b"/b/k?cors"),
         ]:
             with self.assertRaises(S3Error) as e:
                 self.parse(method, target)

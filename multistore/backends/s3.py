@@ -41,7 +41,11 @@ from multistore.model import (
     ObjectResponse,
 )
 from multistore.s3.errors import STATUS_OF, S3Error
-from multistore.s3.xml import parse_error_document, parse_list_objects_v2
+from multistore.s3.xml import (
+    parse_error_document,
+    parse_list_objects_v2,
+    parse_untrusted,
+)
 
 #: The payload hash of an empty body.
 EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
@@ -132,6 +136,22 @@ def _status_code(status: int) -> str:
     }.get(status, "ServiceUnavailable")
 
 
+def _unsatisfied_range(error_body: bytes) -> str | None:
+    """
+    :return: ``bytes */SIZE`` from the ``ActualObjectSize`` of a backend's
+        ``InvalidRange`` document, for backends that say the size there and
+        not in a ``Content-Range`` header; ``None`` if it is not there.
+    """
+    root = parse_untrusted(error_body) if error_body else None
+    if root is None:
+        return None
+    for element in root.iter("{*}ActualObjectSize"):
+        size = (element.text or "").strip()
+        if size.isascii() and size.isdigit():
+            return f"bytes */{int(size)}"
+    return None
+
+
 @implementer(IObjectStore)
 @frozen
 class S3Store:
@@ -209,6 +229,7 @@ class S3Store:
         Turn a backend error response into the error the client gets.
         """
         code = message = None
+        body = b""
         if head or response.body.length == 0:
             response.body.discard()
         else:
@@ -223,7 +244,9 @@ class S3Store:
             code = _status_code(response.status)
         extra_headers: tuple[tuple[str, str], ...] = ()
         if code == "InvalidRange":
-            content_range = response.headers.get("content-range")
+            content_range = response.headers.get("content-range") or _unsatisfied_range(
+                body
+            )
             if content_range:
                 extra_headers = (("content-range", content_range),)
         if code in _PASSED_CODES:

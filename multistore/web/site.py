@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -17,6 +18,7 @@ from twisted.internet.interfaces import IReactorTime, ITCPTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from multistore.gateway import Gateway, Trace
@@ -75,14 +77,32 @@ class _CappedBuffer:
         self._chunks = []
 
 
+class S3ResponseHeaders(Headers):
+    """
+    Response headers written as S3 writes them: ``x-amz-*`` names in lower
+    case, the others in twisted.web's canonical case. Clients take the names
+    of ``x-amz-meta-*`` headers as metadata keys, and S3's are lower case.
+    """
+
+    def getAllRawHeaders(self) -> Iterator[tuple[bytes, Sequence[bytes]]]:
+        for name, values in super().getAllRawHeaders():
+            if name[:6].lower() == b"x-amz-":
+                name = name.lower()
+            yield name, values
+
+
 class MultistoreRequest(server.Request):
     """
-    A request that never spools its body to disk, and sends no default
-    ``Content-Type``.
+    A request that never spools its body to disk, sends no default
+    ``Content-Type``, and writes its headers as L{S3ResponseHeaders}.
     """
 
     defaultContentType = None
     content: Any
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.responseHeaders = S3ResponseHeaders()
 
     def gotLength(self, length: int | None) -> None:
         self.content = _CappedBuffer(MAX_BUFFERED_BODY)

@@ -28,11 +28,11 @@ from multistore.auth.sigv4 import (
     format_iso8601,
     hex_bytes,
     parse_amz_date,
-    parse_http_date,
     percent_decode,
     readable_text,
     wire_text,
 )
+from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
 from multistore.s3.errors import S3Error
 

@@ -31,12 +31,12 @@ import hmac
 import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from attrs import field, frozen
 
+from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
 from multistore.s3.errors import S3Error
 
@@ -534,20 +534,6 @@ def parse_amz_date(value: str) -> datetime | None:
         return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
     except ValueError:
         return None
-
-
-def parse_http_date(value: str) -> datetime | None:
-    """
-    :param value: an HTTP date (RFC 7231; the obsolete forms too).
-    :return: the time in UTC, or ``None`` if ``value`` is not one.
-    """
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:
-        return when.replace(tzinfo=UTC)
-    return when.astimezone(UTC)
 
 
 def format_amz_date(when: datetime) -> str:

@@ -46,6 +46,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from multistore.config import BucketConfig
+from multistore.dates import format_http_date
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IObjectStore
 from multistore.model import (
@@ -55,7 +56,7 @@ from multistore.model import (
     ObjectRead,
     ObjectResponse,
 )
-from multistore.s3.conditions import NotModified, evaluate, format_http_date
+from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 

@@ -19,56 +19,10 @@ A header whose value is empty (or only whitespace) counts as absent.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Final
 
+from multistore.dates import parse_http_date
 from multistore.s3.errors import S3Error
-
-_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_LONG_DAYS: Final = (
-    "Monday",
-    "Tuesday",
-    "Wednesday",
-    "Thursday",
-    "Friday",
-    "Saturday",
-    "Sunday",
-)
-_MONTHS: Final = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
-_MONTH_NUMBER: Final = {name.lower(): number for number, name in enumerate(_MONTHS, 1)}
-
-_DAY: Final = "(?:" + "|".join(_DAYS) + ")"
-_LONG_DAY: Final = "(?:" + "|".join(_LONG_DAYS) + ")"
-_MONTH: Final = "(" + "|".join(_MONTHS) + ")"
-_TIME: Final = r"([0-9]{2}):([0-9]{2}):([0-9]{2})"
-_FLAGS: Final = re.ASCII | re.IGNORECASE
-
-# Sun, 06 Nov 1994 08:49:37 GMT (a one-digit day is tolerated)
-_IMF_FIXDATE: Final = re.compile(
-    rf"{_DAY}, ([0-9]{{1,2}}) {_MONTH} ([0-9]{{4}}) {_TIME} GMT", _FLAGS
-)
-# Sunday, 06-Nov-94 08:49:37 GMT
-_RFC850_DATE: Final = re.compile(
-    rf"{_LONG_DAY}, ([0-9]{{2}})-{_MONTH}-([0-9]{{2}}) {_TIME} GMT", _FLAGS
-)
-# Sun Nov  6 08:49:37 1994
-_ASCTIME_DATE: Final = re.compile(
-    rf"{_DAY} {_MONTH} ( [0-9]|[0-9]{{2}}) {_TIME} ([0-9]{{4}})", _FLAGS
-)
 
 
 class NotModified(Exception):
@@ -76,71 +30,6 @@ class NotModified(Exception):
     The client's copy is current: answer 304 with the object's ``ETag`` and
     ``Last-Modified`` and no body.
     """
-
-
-def format_http_date(when: datetime) -> str:
-    """
-    :param when: an aware datetime (a naive one is taken as UTC).
-    :return: ``when`` as an IMF-fixdate, such as
-        ``Sun, 06 Nov 1994 08:49:37 GMT``, to the whole second (rounded down).
-    """
-    if when.tzinfo is not None:
-        when = when.astimezone(UTC)
-    return (
-        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} "
-        f"{when.year:04d} {when.hour:02d}:{when.minute:02d}:{when.second:02d} GMT"
-    )
-
-
-def _build(
-    year: int, month: str, day: str, hour: str, minute: str, second: str
-) -> datetime | None:
-    try:
-        return datetime(
-            year,
-            _MONTH_NUMBER[month.lower()],
-            int(day),
-            int(hour),
-            int(minute),
-            # A leap second (60) is valid in an HTTP-date, not in a datetime.
-            min(int(second), 59),
-            tzinfo=UTC,
-        )
-    except ValueError:
-        return None
-
-
-def parse_http_date(value: str | None, now: datetime | None = None) -> datetime | None:
-    """
-    Parse an HTTP-date in IMF-fixdate, RFC 850 or asctime format.
-
-    :param value: the header value.
-    :param now: the current time, used to place an RFC 850 two-digit year in
-        its century (a year more than 50 years ahead is taken from the
-        previous century); defaults to the system clock.
-    :return: an aware UTC datetime, or ``None`` if ``value`` is absent or is
-        not an HTTP-date.
-    """
-    if value is None:
-        return None
-    value = value.strip(" \t")
-    match = _IMF_FIXDATE.fullmatch(value)
-    if match is not None:
-        day, month, year, hour, minute, second = match.groups()
-        return _build(int(year), month, day, hour, minute, second)
-    match = _RFC850_DATE.fullmatch(value)
-    if match is not None:
-        day, month, short_year, hour, minute, second = match.groups()
-        current = (now or datetime.now(UTC)).year
-        year = current - current % 100 + int(short_year)
-        if year > current + 50:
-            year -= 100
-        return _build(year, month, day, hour, minute, second)
-    match = _ASCTIME_DATE.fullmatch(value)
-    if match is not None:
-        month, day, hour, minute, second, year = match.groups()
-        return _build(int(year), month, day.strip(), hour, minute, second)
-    return None
 
 
 def _opaque(tag: str) -> str:

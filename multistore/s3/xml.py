@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta, timezone
 from typing import Final, TypeAlias
 from urllib.parse import unquote_to_bytes
 
 from attrs import evolve
 from lxml import etree
 
+from multistore.dates import format_iso8601, parse_iso8601
 from multistore.model import BucketEntry, ListPage, ObjectInfo
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import ListResult, url_encode
@@ -46,28 +46,7 @@ _DECLARATION: Final = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 _NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
-_ISO8601: Final = re.compile(
-    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
-    r"(?:[.,]([0-9]+))?\s*(?:([Zz])|([+-])([0-9]{2}):?([0-9]{2}))?",
-    re.ASCII,
-)
 _SIZE: Final = re.compile(r"[0-9]{1,20}", re.ASCII)
-
-_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS: Final = (
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
 
 _BAD_LISTING: Final = "the backend store sent an invalid listing"
 
@@ -119,65 +98,6 @@ def xml_safe(text: str) -> str:
     :return: text lxml can serialise.
     """
     return _NOT_XML.sub(lambda match: url_encode(match.group()), text)
-
-
-def format_iso8601(dt: datetime) -> str:
-    """
-    Format a time as S3 XML does: ``2024-01-01T00:00:00.000Z``.
-
-    :param dt: the time; a naive one is taken to be UTC.
-    :return: the time in UTC, to the millisecond.
-    """
-    utc = _as_utc(dt)
-    return (
-        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
-        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}."
-        f"{utc.microsecond // 1000:03d}Z"
-    )
-
-
-def format_http_date(dt: datetime) -> str:
-    """
-    Format a time as HTTP headers do: ``Mon, 01 Jan 2024 00:00:00 GMT``.
-
-    :param dt: the time; a naive one is taken to be UTC.
-    :return: the time in UTC, to the second, with English names whatever the
-        locale.
-    """
-    utc = _as_utc(dt)
-    return (
-        f"{_DAYS[utc.weekday()]}, {utc.day:02d} {_MONTHS[utc.month - 1]} "
-        f"{utc.year:04d} {utc.hour:02d}:{utc.minute:02d}:{utc.second:02d} GMT"
-    )
-
-
-def parse_iso8601(text: str) -> datetime:
-    """
-    Read an ISO 8601 time as stores write it: with or without fractional
-    seconds (any number of digits, kept to the microsecond), with ``Z`` or
-    a UTC offset (none means UTC).
-
-    :param text: the time.
-    :return: an aware datetime.
-    :raise ValueError: if ``text`` is not such a time.
-    """
-    match = _ISO8601.fullmatch(text.strip())
-    if match is None:
-        raise ValueError(f"not an ISO 8601 time: {text!r}")
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, zulu, sign, offset_hours, offset_minutes = match.groups()[6:]
-    microsecond = int((fraction or "")[:6].ljust(6, "0"))
-    zone = UTC
-    if sign is not None and zulu is None:
-        offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
-        zone = timezone(-offset if sign == "-" else offset)
-    return datetime(year, month, day, hour, minute, second, microsecond, tzinfo=zone)
-
-
-def _as_utc(dt: datetime) -> datetime:
-    if dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
 
 
 def _root(tag: str, namespace: str | None) -> etree._Element:

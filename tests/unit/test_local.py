@@ -40,9 +40,9 @@ from multistore.backends.local import (
     synthetic_etag,
 )
 from multistore.config import BucketConfig
+from multistore.dates import format_http_date
 from multistore.interfaces import IBody, IObjectStore
 from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
-from multistore.s3.conditions import format_http_date
 from multistore.s3.errors import S3Error
 
 NOW = 1_900_000_000.0

@@ -14,19 +14,17 @@ from hypothesis import strategies as st
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
+from multistore.dates import format_http_date, format_iso8601, parse_iso8601
 from multistore.model import BucketEntry, ListPage, ObjectInfo
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import ListEntry, ListResult, url_encode
 from multistore.s3.xml import (
     S3_NAMESPACE,
     error_document,
-    format_http_date,
-    format_iso8601,
     list_buckets_document,
     list_objects_document,
     location_document,
     parse_error_document,
-    parse_iso8601,
     parse_list_objects_v2,
     parse_untrusted,
     safe_parser,

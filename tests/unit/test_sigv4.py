@@ -49,7 +49,6 @@ from multistore.auth.sigv4 import (
     format_iso8601,
     parse_amz_date,
     parse_authorization,
-    parse_http_date,
     parse_presigned,
     percent_decode,
     presign_url,
@@ -62,6 +61,7 @@ from multistore.auth.sigv4 import (
     verify_presigned,
     wire_text,
 )
+from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
 from multistore.model import IncomingRequest
 from multistore.s3.errors import S3Error

@@ -266,6 +266,9 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Installation:
             "install",
             "-q",
             "--no-deps",
+            # The outer environment, visible through the .pth above, may
+            # hold an installed multistore already (CI's .venv does).
+            "--ignore-installed",
             str(wheel),
         ],
         check=True,

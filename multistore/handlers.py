@@ -51,13 +51,36 @@ def _part_number(params: Mapping[str, str]) -> int | None:
     raw = params.get("partNumber")
     if raw is None:
         return None
-    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+    if not (
+        raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= 10000
+    ):
         raise S3Error(
             "InvalidArgument",
             "Part number must be an integer between 1 and 10000, inclusive",
             extra=(("ArgumentName", "partNumber"), ("ArgumentValue", raw)),
         )
     return int(raw)
+
+
+def _check_header_value(header: str, value: str) -> None:
+    """
+    Refuse a ``response-*`` override that cannot be a header value: control
+    characters would split the response, and HTTP/1.1 header bytes are
+    ISO-8859-1.
+    """
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        ok = False
+    else:
+        ok = not any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
+    if not ok:
+        raise S3Error(
+            "InvalidArgument",
+            f"The value of {header} cannot be sent as a header; "
+            "percent-encode it (RFC 5987 for Content-Disposition).",
+            extra=(("ArgumentName", f"response-{header}"),),
+        )
 
 
 @frozen
@@ -162,6 +185,28 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
     return Response(200, HeaderList([_XML]), list_objects_document(result))
 
 
+def _listing_filter(
+    dispatcher: Dispatcher, context: DispatchContext
+) -> Callable[[str], bool] | None:
+    """
+    What a listing may show the caller. Authorization checked the listing's
+    ``prefix``, but a scope prefix without a trailing ``/`` covers ``data``
+    and ``data/...``, not ``data-private/...``, which a listing of
+    ``prefix=data`` also returns: each key (and common prefix) is checked
+    on its own, unless the bucket is public.
+    """
+    bucket = context.bucket
+    assert bucket is not None
+    if bucket.config.anonymous_access:
+        return None
+    identity = context.identity
+
+    def allowed(key: str) -> bool:
+        return dispatcher.buckets.authorize_key(bucket, identity, "list_bucket", key)
+
+    return allowed
+
+
 async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Response:
     """
     GetObject and HeadObject, streamed from the store.
@@ -179,6 +224,8 @@ async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Respon
             "InvalidRequest",
             "Request specific response headers cannot be used for anonymous GET requests.",
         )
+    for header, value in overrides.items():
+        _check_header_value(header, value)
     part_number = _part_number(operation.params)
     if part_number is not None and "range" in headers:
         raise S3Error(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.application.internet import StreamServerEndpointService
+from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
@@ -166,8 +166,9 @@ def build_service(
     )
     site = make_site(gateway, reactor, server_timing=server.server_timing)
     for description in listen or list(server.listen) or [DEFAULT_LISTEN]:
-        endpoint = serverFromString(reactor, description)
-        StreamServerEndpointService(endpoint, site).setServiceParent(top)
+        # strports services fail the start-up when they cannot listen,
+        # rather than log it and run without a socket.
+        strports.service(description, site, reactor).setServiceParent(top)
     _WarningsService(config).setServiceParent(top)
     return top
 

@@ -152,10 +152,10 @@ def parse_presigned_v2(
             "AWSAccessKeyId parameters",
         )
     expires = found["Expires"]
-    if not expires.isascii() or not expires.isdigit():
+    if not expires.isascii() or not expires.isdigit() or len(expires) > 12:
         raise S3Error(
             "AccessDenied",
-            f"Invalid date (should be seconds since epoch): {expires}",
+            f"Invalid date (should be seconds since epoch): {expires[:40]}",
         )
     # Base64 has no spaces: a space is a "+" that a form decoder read.
     signature = found["Signature"].replace(" ", "+")

@@ -761,6 +761,10 @@ def parse_presigned(params: Sequence[tuple[str, str]]) -> SigV4Presigned | None:
 def _parse_expires(value: str) -> int:
     if not value.isascii() or not value.isdigit():
         raise _query_error("X-Amz-Expires should be a number")
+    if len(value) > len(str(MAX_PRESIGNED_EXPIRES)):
+        raise _query_error(
+            "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+        )
     expires = int(value)
     if expires < 1:
         raise _query_error("X-Amz-Expires must be at least 1 second")

@@ -31,7 +31,6 @@ from typing import Final, Protocol, TypeVar
 
 from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import (
     IConsumer,
     IPushProducer,
@@ -45,6 +44,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from multistore.backends.forwarder import DeliveryStopped
 from multistore.config import BucketConfig
 from multistore.dates import format_http_date
 from multistore.headers import HeaderList
@@ -237,7 +237,7 @@ class FileBody:
 
         :return: a Deferred firing with the number of bytes written once
             every byte was written and the file closed. It fails if the file
-            cannot be read or ends early, with C{ConnectionLost} if the
+            cannot be read or ends early, with L{DeliveryStopped} if the
             consumer stops the body, and with C{CancelledError} if
             cancelled.
         """
@@ -280,7 +280,7 @@ class FileBody:
     def stopProducing(self) -> None:
         """
         The consumer is going away: read no more, close the file, and fail
-        the delivery with C{ConnectionLost}. The consumer has already dropped
+        the delivery with L{DeliveryStopped}. The consumer has already dropped
         this producer, so it is not unregistered.
         """
         if self._stopped:
@@ -289,7 +289,7 @@ class FileBody:
         self._held = None
         self._registered = False
         self._release()
-        self._settle(ConnectionLost("the consumer stopped the body"))
+        self._settle(DeliveryStopped())
 
     def _next(self) -> None:
         if self._stopped or self._paused or self._reading:

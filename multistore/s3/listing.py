@@ -25,7 +25,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Final
 from urllib.parse import quote_from_bytes
@@ -462,6 +462,7 @@ def list_result(
     backend_prefix: str,
     bucket_display_name: str,
     owner: tuple[str, str] | None,
+    allowed: Callable[[str], bool] | None = None,
 ) -> ListResult:
     """
     Map a store's page to the client's listing.
@@ -484,6 +485,10 @@ def list_result(
     :param bucket_display_name: the ``Name`` to show.
     :param owner: ``(ID, DisplayName)`` of the bucket owner; shown for V1,
         and for V2 with ``fetch-owner=true``.
+    :param allowed: if given, only keys and common prefixes for which it is
+        true are shown (the caller may list only part of what the prefix
+        covers); the next page still resumes after everything the store
+        returned.
     :return: the listing.
     :raise S3Error: ``InvalidArgument`` for a bad continuation token.
     """
@@ -516,6 +521,10 @@ def list_result(
             next_position = Position(greatest, is_prefix, page.next_token)
         else:
             next_position = _same_position(params, page.next_token)
+
+    if allowed is not None:
+        objects = [(key, info) for key, info in objects if allowed(key)]
+        common_prefixes = [p for p in common_prefixes if allowed(p)]
 
     encode = url_encode if params.encoding_type == "url" else _unchanged
     contents = tuple(

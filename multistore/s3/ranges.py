@@ -19,7 +19,8 @@ from multistore.s3.errors import S3Error
 
 # One range-spec: ``first-last``, ``first-`` or ``-suffix``. Digits are ASCII
 # only; no whitespace is allowed inside a spec (RFC 9110, section 14.1.1).
-_SPEC: Final = re.compile(r"([0-9]*)-([0-9]*)", re.ASCII)
+# Twenty digits are far beyond any object size, and keep int() cheap.
+_SPEC: Final = re.compile(r"([0-9]{0,20})-([0-9]{0,20})", re.ASCII)
 _UNIT: Final = re.compile(r"bytes=", re.ASCII | re.IGNORECASE)
 
 

@@ -21,6 +21,7 @@ from twisted.web import server
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
+from multistore.backends.forwarder import SMALL_BODY, BytesBody, DeliveryStopped
 from multistore.gateway import Gateway, Trace
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody
@@ -262,9 +263,16 @@ class _Exchange:
             _discard(response.body)
             return None
         request = self._request
-        self._start_response(response)
+        try:
+            self._start_response(response)
+        except Exception:
+            _discard(response.body)
+            raise
         body = response.body
         headers = request.responseHeaders
+        if isinstance(body, bytes) and len(body) > SMALL_BODY:
+            # Large documents (listings) go out with backpressure too.
+            body = BytesBody(body)
         if isinstance(body, bytes):
             headers.setRawHeaders(b"content-length", [b"%d" % (len(body),)])
             request.write(body)
@@ -301,7 +309,9 @@ class _Exchange:
 
     def _failed(self, reason: Failure) -> None:
         self._pending = None
-        if self._client_gone or reason.check(CancelledError):
+        if self._client_gone or reason.check(CancelledError, DeliveryStopped):
+            # The client went away; twisted.web may tell the body before it
+            # tells the request.
             return
         request = self._request
         self._release_producer()

@@ -23,7 +23,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectionLost
 from twisted.internet.interfaces import IConsumer, IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, globalLogPublisher
@@ -33,6 +32,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.backends.forwarder import DeliveryStopped
 from multistore.backends.local import (
     FileBody,
     LocalStore,
@@ -417,7 +417,7 @@ class FileBodyTests(SynchronousTestCase):
     def test_stop_producing(self) -> None:
         """
         C{stopProducing} closes the file and fails the delivery with
-        C{ConnectionLost}; the body does not call back into the consumer.
+        L{DeliveryStopped}; the body does not call back into the consumer.
         """
         file = FakeFile(b"abcdefgh")
         consumer = RecordingConsumer(pause_on_write=True)
@@ -425,7 +425,7 @@ class FileBodyTests(SynchronousTestCase):
         delivered = body.deliver(consumer)
         self.pool.run_all()
         body.stopProducing()
-        self.failureResultOf(delivered, ConnectionLost)
+        self.failureResultOf(delivered, DeliveryStopped)
         self.pool.run_all()
         self.assert_closed_once(file)
         self.assertEqual(consumer.events, ["register", "write"])
@@ -442,7 +442,7 @@ class FileBodyTests(SynchronousTestCase):
         body = self.body(file)
         delivered = body.deliver(RecordingConsumer())
         body.stopProducing()
-        self.failureResultOf(delivered, ConnectionLost)
+        self.failureResultOf(delivered, DeliveryStopped)
         self.assertEqual(file.closes, 0)
         self.pool.run_all()
         self.assert_closed_once(file)
@@ -589,7 +589,7 @@ class FileBodyTests(SynchronousTestCase):
             self.assertEqual(consumer.events[-1], "unregister")
         else:
             assert isinstance(outcome[0], Failure)
-            outcome[0].trap(CancelledError, ConnectionLost)
+            outcome[0].trap(CancelledError, DeliveryStopped)
 
 
 # --- LocalStore over the queued pool -------------------------------------------

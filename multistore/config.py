@@ -31,6 +31,8 @@ from typing import Any, Final
 
 from attrs import field, frozen
 
+from multistore.s3.keys import has_dot_segment
+
 #: The actions a scope can grant, in the vocabulary shared by config, code,
 #: logs and docs.
 ACTIONS: Final = frozenset(
@@ -128,6 +130,13 @@ _GCS_OPTIONS: Final = frozenset(
     }
 )
 
+#: Options the Rust system knew that this version accepts but does not act on
+#: (backend OIDC federation, object_store client tuning), and ``fsync`` of
+#: file stores, which only matters once they are written to.
+_NOT_YET: Final = frozenset(
+    {"auth_type", "oidc_role_arn", "oidc_subject", "unsigned_payload", "fsync"}
+)
+
 #: Option keys whose values are secrets (redacted in logs and reprs).
 SECRET_OPTIONS: Final = frozenset(
     {
@@ -163,7 +172,10 @@ class ConfigError(Exception):
         return "\n".join([head, *(f"  - {p}" for p in self.problems)])
 
 
-def _read_only(mapping: Mapping[str, str]) -> Mapping[str, str]:
+def frozen_mapping(mapping: Mapping[str, str]) -> Mapping[str, str]:
+    """
+    :return: a read-only copy of ``mapping``.
+    """
     return MappingProxyType(dict(mapping))
 
 
@@ -219,7 +231,7 @@ class BucketConfig:
     anonymous_access: bool = False
     allowed_roles: tuple[str, ...] = ()
     backend_options: Mapping[str, str] = field(
-        factory=dict, converter=_read_only, repr=_options_repr
+        factory=dict, converter=frozen_mapping, repr=_options_repr
     )
 
     def option(self, name: str, default: str | None = None) -> str | None:
@@ -299,7 +311,8 @@ class ServerConfig:
         kept per host.
     :ivar max_clock_skew: seconds a signed request's time may differ from ours.
     :ivar server_timing: whether to add a ``Server-Timing`` header.
-    :ivar debug_errors: whether 5xx messages carry internal detail.
+    :ivar debug_errors: whether internal errors name the exception in their
+        message (never the traceback; that goes to the log).
     """
 
     listen: tuple[str, ...] = ()
@@ -390,7 +403,7 @@ class _Table:
         self.where = where
         self.problems = problems
         self.base = base
-        self._seen: set[str] = set()
+        self._secrets: set[str] = set()
 
     def _field(self, name: str) -> str:
         return f"{self.where}, field '{name}'"
@@ -402,7 +415,6 @@ class _Table:
         self.problems.warn(self._field(name), message)
 
     def raw(self, name: str) -> Any:
-        self._seen.add(name)
         return self._data.get(name, _MISSING)
 
     def has(self, name: str) -> bool:
@@ -428,6 +440,7 @@ class _Table:
         return value
 
     def _secret(self, name: str, inline: Any) -> Any:
+        self._secrets.add(name)
         from_file = self.raw(f"{name}_file")
         from_env = self.raw(f"{name}_env")
         given = [x is not _MISSING for x in (inline, from_file, from_env)]
@@ -540,11 +553,12 @@ class _Table:
 
     def unknown(self, known: frozenset[str] | set[str]) -> None:
         """
-        Report keys that are not part of this table's schema.
+        Report keys that are not part of this table's schema (the ``_file``
+        and ``_env`` forms are known for secret fields only).
         """
         for key in self._data:
             base = re.sub(r"_(file|env)$", "", key)
-            if key not in known and base not in known:
+            if key not in known and base not in self._secrets:
                 self.error(key, "unknown field" + _suggest(key, known))
 
 
@@ -652,6 +666,9 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
                 f"not used by '{kind}' backends, ignored" + _suggest(name, set(known)),
             )
             continue
+        if canonical in _NOT_YET:
+            options_table.warn(key, "not supported by this version, ignored")
+            continue
         if canonical in options:
             options_table.error(key, f"'{canonical}' is given more than once")
             continue
@@ -711,7 +728,7 @@ def _bucket(entry: _Table) -> BucketConfig:
             "requests to this bucket will answer 501 NotImplemented",
         )
     prefix = entry.string("backend_prefix", "")
-    if any(seg in {".", ".."} for seg in prefix.split("/")):
+    if has_dot_segment(prefix):
         entry.error("backend_prefix", "must not contain '.' or '..' segments")
     options = _backend_options(entry, kind)
     _check_backend(entry, kind, options)

@@ -141,6 +141,9 @@ def _rfc5322_date(value: str) -> datetime | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:
+        # "-0000" means UTC with no claim about local time.
+        return when.replace(tzinfo=UTC)
     return when.astimezone(UTC)
 
 

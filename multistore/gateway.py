@@ -143,16 +143,19 @@ class Gateway:
             return self.error_response(error, request, trace.request_id)
         except CancelledError:
             raise
-        except Exception:
+        except Exception as unexpected:
             self.log.failure(
                 "internal error answering {method} {path} ({request_id})",
                 method=request.method,
                 path=request.raw_path,
                 request_id=trace.request_id,
             )
-            return self.error_response(
-                S3Error("InternalError"), request, trace.request_id
-            )
+            internal = S3Error("InternalError")
+            if self._debug_errors:
+                internal = S3Error(
+                    "InternalError", f"{internal.message} ({unexpected!r})"
+                )
+            return self.error_response(internal, request, trace.request_id)
 
     def _chain(
         self, index: int, context: DispatchContext, trace: Trace
@@ -246,20 +249,13 @@ class Gateway:
         """
         :return: the S3 error document for ``error``.
         """
-        message = error.message
-        if (
-            error.status >= 500
-            and not self._debug_errors
-            and error.code == "InternalError"
-        ):
-            message = S3Error("InternalError").message
         resource = error.resource
         if resource is None:
             resource = _resource_of(request, self._domains)
         headers = HeaderList([("content-type", "application/xml"), *error.headers])
-        if error.status == 304:
-            return Response(status=304, headers=HeaderList(error.headers))
-        body = error_document(error.code, message, resource, request_id, error.extra)
+        body = error_document(
+            error.code, error.message, resource, request_id, error.extra
+        )
         return Response(status=error.status, headers=headers, body=body)
 
     def completed(

@@ -177,10 +177,15 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
         if request.token is not None:
             request = evolve(request, token=open_store_token(config, request.token))
         page = await store.list_objects(request)
-        if page.next_token is not None:
+        if page.next_token is not None and version == 2:
             page = evolve(page, next_token=seal_store_token(config, page.next_token))
         result = list_result(
-            params, page, backend_prefix, display_name, dispatcher.owner
+            params,
+            page,
+            backend_prefix,
+            display_name,
+            dispatcher.owner,
+            allowed=_listing_filter(dispatcher, context),
         )
     return Response(200, HeaderList([_XML]), list_objects_document(result))
 

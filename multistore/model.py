@@ -13,25 +13,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Literal
 
 from attrs import field, frozen
 
-from multistore.config import AccessScope, BucketConfig
+from multistore.config import AccessScope, BucketConfig, frozen_mapping
 from multistore.headers import NO_HEADERS, HeaderList
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
 
     from multistore.interfaces import IBody
-
-
-def frozen_mapping(mapping: Mapping[str, str]) -> Mapping[str, str]:
-    """
-    :return: a read-only copy of ``mapping``.
-    """
-    return MappingProxyType(dict(mapping))
 
 
 @frozen

@@ -58,6 +58,7 @@ from multistore.model import (
 )
 from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.errors import S3Error
+from multistore.s3.keys import check_segments
 from multistore.s3.ranges import ByteRange, parse_range
 
 _T = TypeVar("_T")
@@ -558,12 +559,7 @@ class LocalStore:
                 f"Keys under {RESERVED}/ are reserved by this store.",
                 extra=(("ArgumentName", "key"),),
             )
-        if any(segment in {".", ".."} for segment in segments):
-            raise S3Error(
-                "InvalidArgument",
-                "Object keys may not contain '.' or '..' path segments.",
-                extra=(("ArgumentName", "key"),),
-            )
+        check_segments(key)
         if any(segment == "" for segment in segments) or "\x00" in key:
             raise S3Error("NoSuchKey")
         try:

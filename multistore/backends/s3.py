@@ -15,7 +15,6 @@ gateway's own.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
@@ -27,7 +26,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from multistore.auth.sigv4 import sign_request, uri_encode
+from multistore.auth.sigv4 import EMPTY_SHA256, sign_request, uri_encode
 from multistore.backends.forwarder import read_body
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList
@@ -47,11 +46,12 @@ from multistore.s3.xml import (
     parse_untrusted,
 )
 
-#: The payload hash of an empty body.
-EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
+#: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
+#: url-encoded, with their metadata, fits several times over).
+MAX_LISTING: Final = 8 * 1024 * 1024
 
-#: Largest listing or error document read from a backend.
-MAX_DOCUMENT: Final = 32 * 1024 * 1024
+#: Largest error document read from a backend.
+MAX_ERROR_DOCUMENT: Final = 64 * 1024
 
 #: Object response headers passed on to clients.
 _OBJECT_HEADERS: Final = frozenset(
@@ -76,7 +76,6 @@ _OBJECT_HEADERS: Final = frozenset(
         "x-amz-replication-status",
         "x-amz-restore",
         "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-aws-kms-key-id",
         "x-amz-server-side-encryption-bucket-key-enabled",
         "x-amz-server-side-encryption-customer-algorithm",
         "x-amz-storage-class",
@@ -234,7 +233,7 @@ class S3Store:
             response.body.discard()
         else:
             try:
-                body = await read_body(response.body, MAX_DOCUMENT)
+                body = await read_body(response.body, MAX_ERROR_DOCUMENT)
             except S3Error:
                 body = b""
             parsed = parse_error_document(body)
@@ -321,9 +320,12 @@ class S3Store:
         if request.token:
             query.append(("continuation-token", request.token))
         response = await self._send("GET", None, sorted(query))
+        if response.status == 404 and response.body.length == 0:
+            response.body.discard()
+            raise S3Error("NoSuchBucket")
         if response.status != 200:
             raise await self._error(response)
-        body = await read_body(response.body, MAX_DOCUMENT)
+        body = await read_body(response.body, MAX_LISTING)
         return parse_list_objects_v2(body)
 
     def list_objects(self, request: ListRequest) -> Deferred[ListPage]:

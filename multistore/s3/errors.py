@@ -86,7 +86,6 @@ _CODES: dict[str, tuple[int, str]] = {
         501,
         "A header or query you provided implies functionality that is not implemented.",
     ),
-    "NotModified": (304, "Not Modified"),
     "PreconditionFailed": (
         412,
         "At least one of the pre-conditions you specified did not hold",

@@ -28,13 +28,26 @@ def check_key(key: str) -> None:
 
     :raise S3Error: ``KeyTooLongError`` or ``InvalidArgument``.
     """
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise S3Error("InvalidURI", "Object keys must be valid UTF-8.") from None
-    if size > MAX_KEY_BYTES:
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise S3Error("KeyTooLongError")
-    if any(segment in {".", ".."} for segment in key.split("/")):
+    check_segments(key)
+
+
+def has_dot_segment(path: str) -> bool:
+    """
+    :return: whether some ``/``-separated segment of ``path`` is ``.`` or
+        ``..``.
+    """
+    return any(segment in {".", ".."} for segment in path.split("/"))
+
+
+def check_segments(key: str) -> None:
+    """
+    Refuse a key with ``.`` or ``..`` segments.
+
+    :raise S3Error: ``InvalidArgument``.
+    """
+    if has_dot_segment(key):
         raise S3Error(
             "InvalidArgument",
             "Object keys may not contain '.' or '..' path segments.",

@@ -32,7 +32,8 @@ from multistore.s3.errors import S3Error
 SERVER_NAME = b"multistore"
 
 #: Request bodies the gateway does not stream are kept in memory up to this
-#: size; anything beyond it is dropped and the request is refused.
+#: size; anything beyond it is dropped as it arrives (never spooled), and the
+#: buffer remembers it overflowed.
 MAX_BUFFERED_BODY = 1024 * 1024
 
 

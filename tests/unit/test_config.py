@@ -279,3 +279,36 @@ class ValidationTests(SynchronousTestCase):
         self.assertEqual(bucket.option("bucket_name"), "real")
         self.assertEqual(bucket.option("endpoint"), "http://127.0.0.1:9000")
         self.assertTrue(any("mystery" in w for w in config.warnings))
+
+    def test_file_and_env_only_for_secrets(self) -> None:
+        """
+        ``_file`` and ``_env`` forms exist for secret fields only; on any
+        other field they are unknown, not silently ignored.
+        """
+        problems = "\n".join(self.problems({"server": {"region_env": "X"}}))
+        self.assertIn("[server], field 'region_env': unknown field", problems)
+
+    def test_options_not_acted_on(self) -> None:
+        """
+        Options of the Rust format that this version does not act on load
+        with a warning saying so.
+        """
+        config = config_from_mapping(
+            {
+                "buckets": [
+                    {
+                        "name": "b",
+                        "backend_type": "s3",
+                        "backend_options": {
+                            "bucket_name": "real",
+                            "auth_type": "oidc",
+                            "oidc_role_arn": "arn:x",
+                        },
+                    }
+                ]
+            }
+        )
+        self.assertTrue(
+            any("auth_type" in w and "not supported" in w for w in config.warnings)
+        )
+        self.assertNotIn("auth_type", config.buckets[0].backend_options)

@@ -66,6 +66,14 @@ CONFIG = Config(
             ),
         ),
         StoredCredential(
+            access_key_id="AKDATA",
+            secret_access_key="data-secret",
+            principal_name="data",
+            allowed_scopes=(
+                AccessScope("private", ("data",), frozenset({"list_bucket"})),
+            ),
+        ),
+        StoredCredential(
             access_key_id="AKOLD",
             secret_access_key="old-secret",
             principal_name="old",
@@ -112,14 +120,23 @@ class DictStore:
         keys = sorted(k for k in self.objects if k.startswith(request.prefix))
         if request.start_after:
             keys = [k for k in keys if k > request.start_after]
-        page = keys[: request.max_keys]
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        for key in keys:
+            rest = key[len(request.prefix) :]
+            if request.delimiter and request.delimiter in rest:
+                common = (
+                    request.prefix
+                    + rest.split(request.delimiter)[0]
+                    + request.delimiter
+                )
+                if common not in prefixes:
+                    prefixes.append(common)
+            else:
+                objects.append(ObjectInfo(key, len(self.objects[key]), NOW, '"e"'))
+        # Pages are never truncated here: every test listing is small.
         return succeed(
-            ListPage(
-                objects=tuple(
-                    ObjectInfo(k, len(self.objects[k]), NOW, '"e"') for k in page
-                ),
-                truncated=len(keys) > len(page),
-            )
+            ListPage(objects=tuple(objects), common_prefixes=tuple(prefixes))
         )
 
     def head_bucket(self) -> Deferred[None]:
@@ -301,6 +318,43 @@ class GatewayReadTests(SynchronousTestCase):
         self.assertIn(b"<Key>k</Key>", body)
         self.assertIn(b"<Key>dir/x</Key>", body)
         self.assertNotIn(b"tenants", body)
+
+    def test_listing_respects_prefix_boundary(self) -> None:
+        """
+        A caller whose scope prefix is ``data`` may list ``prefix=data``, but
+        sees only ``data`` and what is under ``data/``, never
+        ``data-private``, which the store also returns for that prefix.
+        """
+        self.store.objects.update(
+            {"data": b"1", "data/x": b"2", "data-private/secret": b"3", "datum": b"4"}
+        )
+        request = signed(
+            "GET", "/private?list-type=2&prefix=data", "AKDATA", "data-secret"
+        )
+        body = body_of(self.handle(request))
+        keys = etree.fromstring(body).findall(".//{*}Key")
+        self.assertEqual([k.text for k in keys], ["data", "data/x"])
+        self.assertIn(b"<KeyCount>2</KeyCount>", body)
+        request = signed(
+            "GET",
+            "/private?list-type=2&prefix=data&delimiter=%2F",
+            "AKDATA",
+            "data-secret",
+        )
+        body = body_of(self.handle(request))
+        self.assertIn(b"<Prefix>data/</Prefix>", body)
+        self.assertNotIn(b"private", body.replace(b"<Name>private</Name>", b""))
+
+    def test_debug_errors(self) -> None:
+        """
+        With ``debug_errors``, an internal error names the exception.
+        """
+        self.store.failure = RuntimeError("detail")
+        self.gateway._debug_errors = True
+        _, code, message = error_of(self.handle(incoming("GET", "/public/k")))
+        self.assertEqual(code, "InternalError")
+        self.assertIn("RuntimeError('detail')", message)
+        self.flushLoggedErrors(RuntimeError)
 
     def test_not_implemented_operations(self) -> None:
         """

@@ -389,3 +389,22 @@ class EvaluateTests(SynchronousTestCase):
         else:
             expected = "proceed"
         self.assertEqual(_outcome(method, **headers), expected)
+
+
+class NumericZoneTests(SynchronousTestCase):
+    """
+    Dates with a numeric zone, as AWS's signing examples write them.
+    """
+
+    def test_zones(self) -> None:
+        """
+        ``+0000``, ``-0000`` and other offsets are read as the time they
+        name, never as local time.
+        """
+        expected = datetime(2007, 3, 27, 19, 36, 42, tzinfo=UTC)
+        for value in (
+            "Tue, 27 Mar 2007 19:36:42 +0000",
+            "Tue, 27 Mar 2007 19:36:42 -0000",
+            "Tue, 27 Mar 2007 21:36:42 +0200",
+        ):
+            self.assertEqual(parse_http_date(value), expected, value)

@@ -313,6 +313,8 @@ class ServerConfig:
     :ivar server_timing: whether to add a ``Server-Timing`` header.
     :ivar debug_errors: whether internal errors name the exception in their
         message (never the traceback; that goes to the log).
+    :ivar token_secret: mixed into the key that seals stores' listing tokens
+        inside continuation tokens; the same on every instance.
     """
 
     listen: tuple[str, ...] = ()
@@ -324,6 +326,7 @@ class ServerConfig:
     max_clock_skew: int = 900
     server_timing: bool = True
     debug_errors: bool = False
+    token_secret: str = field(default="", repr=_secret_repr)
 
 
 @frozen
@@ -841,6 +844,7 @@ def _server(table: _Table) -> ServerConfig:
         max_clock_skew=table.number("max_clock_skew", 900, minimum=1, integer=True),
         server_timing=table.boolean("server_timing", True),
         debug_errors=table.boolean("debug_errors", False),
+        token_secret=table.string("token_secret", "", secret=True),
     )
     table.unknown(
         {
@@ -853,6 +857,7 @@ def _server(table: _Table) -> ServerConfig:
             "max_clock_skew",
             "server_timing",
             "debug_errors",
+            "token_secret",
         }
     )
     return server

@@ -91,11 +91,13 @@ class Dispatcher:
     :ivar stores: makes the store for a bucket.
     :ivar buckets: the bucket registry (for ListBuckets and the owner).
     :ivar region: the region GetBucketLocation reports.
+    :ivar token_secret: see L{multistore.s3.tokens}.
     """
 
     stores: IStoreFactory
     buckets: IBucketRegistry
     region: str = "us-east-1"
+    token_secret: bytes = b""
 
     async def dispatch(self, context: DispatchContext) -> Response:
         """
@@ -175,10 +177,18 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
         store, backend_prefix = dispatcher.store(context)
         request = store_request(params, backend_prefix)
         if request.token is not None:
-            request = evolve(request, token=open_store_token(config, request.token))
+            request = evolve(
+                request,
+                token=open_store_token(config, request.token, dispatcher.token_secret),
+            )
         page = await store.list_objects(request)
         if page.next_token is not None and version == 2:
-            page = evolve(page, next_token=seal_store_token(config, page.next_token))
+            page = evolve(
+                page,
+                next_token=seal_store_token(
+                    config, page.next_token, dispatcher.token_secret
+                ),
+            )
         result = list_result(
             params,
             page,

@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.threadpool import ThreadPool
 
 from multistore import __version__
 from multistore.backends.factory import StoreFactory
@@ -27,6 +28,9 @@ from multistore.web.site import make_site
 #: Where the daemon listens when neither the command line nor ``[server]``
 #: says.
 DEFAULT_LISTEN = "tcp:8080:interface=127.0.0.1"
+
+#: Threads for local-directory stores' file I/O.
+FILE_THREADS = 8
 
 #: The configuration file read when ``--config`` is not given.
 DEFAULT_CONFIG = "/etc/multistore/multistore.toml"
@@ -107,6 +111,25 @@ class _ForwarderService(Service):
         return self._forwarder.close()
 
 
+class _ThreadPoolService(Service):
+    """
+    Runs the thread pool local-directory stores do their file I/O in, apart
+    from the reactor's own (which resolves host names), so neither can
+    starve the other.
+    """
+
+    def __init__(self, pool: ThreadPool) -> None:
+        self.pool = pool
+
+    def startService(self) -> None:
+        super().startService()
+        self.pool.start()
+
+    def stopService(self) -> None:
+        super().stopService()
+        self.pool.stop()
+
+
 class _WarningsService(Service):
     """
     Logs the configuration's warnings once the daemon is up.
@@ -151,13 +174,18 @@ def build_service(
     )
     _ForwarderService(forwarder).setServiceParent(top)
     buckets = StaticBucketRegistry.from_config(config)
-    stores = StoreFactory(
-        forwarder=forwarder, reactor=reactor, threadpool=reactor.getThreadPool()
-    )
+    files = _ThreadPoolService(ThreadPool(0, FILE_THREADS, "multistore-files"))
+    files.setServiceParent(top)
+    stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
     gateway = Gateway(
         buckets=buckets,
         credentials=StaticCredentialRegistry.from_config(config),
-        dispatcher=Dispatcher(stores=stores, buckets=buckets, region=server.region),
+        dispatcher=Dispatcher(
+            stores=stores,
+            buckets=buckets,
+            region=server.region,
+            token_secret=server.token_secret.encode("utf-8"),
+        ),
         clock=reactor,
         domains=tuple(dict.fromkeys([*server.domains, *domains])),
         max_clock_skew=server.max_clock_skew,

@@ -58,3 +58,13 @@ class StoreTokenTests(SynchronousTestCase):
             with self.assertRaises(S3Error) as e:
                 open_store_token(BUCKET, bad)
             self.assertEqual(e.exception.code, "InvalidArgument")
+
+    def test_secret(self) -> None:
+        """
+        With a deployment secret, only the same secret opens a token.
+        """
+        sealed = seal_store_token(BUCKET, "t", b"one")
+        self.assertEqual(open_store_token(BUCKET, sealed, b"one"), "t")
+        for other in (b"two", b""):
+            with self.assertRaises(S3Error):
+                open_store_token(BUCKET, sealed, other)

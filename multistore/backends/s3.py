@@ -320,7 +320,9 @@ class S3Store:
         if request.token:
             query.append(("continuation-token", request.token))
         response = await self._send("GET", None, sorted(query))
-        if response.status == 404 and response.body.length == 0:
+        if response.status == 404:
+            # A listing has no key: whatever the backend says, its bucket is
+            # missing.
             response.body.discard()
             raise S3Error("NoSuchBucket")
         if response.status != 200:

@@ -1,0 +1,158 @@
+"""
+Tests for L{multistore.backends.factory}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.threadpool import ThreadPool
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from multistore.backends.factory import StoreFactory
+from multistore.backends.local import LocalStore
+from multistore.backends.s3 import S3Store
+from multistore.config import BucketConfig
+from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
+from multistore.model import BackendRequest, BackendResponse
+from multistore.s3.errors import S3Error
+
+
+@implementer(IForwarder)
+class NoForwarder:
+    """
+    A forwarder that must not be used: making a store sends nothing.
+    """
+
+    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
+        """
+        Fail the test.
+        """
+        raise AssertionError(f"a request was sent: {request!r}")
+
+
+@implementer(IReactorThreads)
+class FakeReactor(MemoryReactorClock):
+    """
+    A reactor with time and a thread pool that is never started (stores are
+    only made here, not used).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = ThreadPool()
+
+    def getThreadPool(self) -> ThreadPool:
+        """
+        :return: the idle pool.
+        """
+        return self.pool
+
+    def callInThread(
+        self, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> None:
+        """
+        Refuse: nothing here may run in a thread.
+        """
+        raise AssertionError("nothing may run in a thread")
+
+    def callFromThread(
+        self, callable: Callable[..., Any], *args: object, **kwargs: object
+    ) -> None:
+        """
+        Refuse: nothing here runs in a thread.
+        """
+        raise AssertionError("nothing runs in a thread")
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """
+        Ignore the suggestion.
+        """
+
+
+class StoreFactoryTests(SynchronousTestCase):
+    """
+    L{StoreFactory} makes the store of a bucket's ``backend_type``.
+    """
+
+    def setUp(self) -> None:
+        self.forwarder = NoForwarder()
+        self.reactor = FakeReactor()
+        # Never started: stores are only made, not used.
+        self.threadpool = ThreadPool()
+        self.factory = StoreFactory(self.forwarder, self.reactor, self.threadpool)
+
+    def test_interface(self) -> None:
+        """
+        The factory is an L{IStoreFactory}.
+        """
+        verifyObject(IStoreFactory, self.factory)
+
+    def test_s3(self) -> None:
+        """
+        An ``s3`` bucket gets an L{S3Store} with the factory's forwarder and
+        clock.
+        """
+        bucket = BucketConfig(
+            name="b",
+            backend_type="s3",
+            backend_options={"endpoint": "http://s3.test", "bucket_name": "real"},
+        )
+        store = self.factory.store_for(bucket)
+        self.assertIsInstance(store, S3Store)
+        verifyObject(IObjectStore, store)
+        assert isinstance(store, S3Store)
+        self.assertIs(store.bucket, bucket)
+        self.assertIs(store.forwarder, self.forwarder)
+        self.assertIs(store.clock, self.reactor)
+        self.assertEqual(store.url("k"), "http://s3.test/real/k")
+
+    def test_file(self) -> None:
+        """
+        A ``file`` bucket gets a L{LocalStore} over its root, using the
+        factory's thread pool.
+        """
+        root = self.mktemp()
+        bucket = BucketConfig(
+            name="b", backend_type="file", backend_options={"root": root}
+        )
+        store = self.factory.store_for(bucket)
+        self.assertIsInstance(store, LocalStore)
+        verifyObject(IObjectStore, store)
+        self.assertEqual(
+            store,
+            LocalStore.for_bucket(bucket, self.reactor, self.reactor, self.threadpool),
+        )
+
+    def test_per_call(self) -> None:
+        """
+        Each call makes a store for the configuration it is given (middleware
+        may change it between requests).
+        """
+        first = BucketConfig(
+            name="b", backend_type="s3", backend_options={"bucket_name": "one"}
+        )
+        second = BucketConfig(
+            name="b", backend_type="s3", backend_options={"bucket_name": "two"}
+        )
+        one = self.factory.store_for(first)
+        two = self.factory.store_for(second)
+        assert isinstance(one, S3Store) and isinstance(two, S3Store)
+        self.assertEqual((one.bucket, two.bucket), (first, second))
+
+    def test_not_implemented(self) -> None:
+        """
+        Azure and GCS buckets are ``NotImplemented`` (501), naming the
+        store kind; so is any kind the factory does not know.
+        """
+        for kind in ("azure", "gcs", "other"):
+            bucket = BucketConfig(name="b", backend_type=kind)
+            error = self.assertRaises(S3Error, self.factory.store_for, bucket)
+            self.assertEqual((error.code, error.status), ("NotImplemented", 501))
+            self.assertIn(kind, error.message)

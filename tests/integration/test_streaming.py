@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import hashlib
 import http.client
+import os
 import socket
 import struct
 import threading
@@ -603,6 +604,13 @@ class StalledClientTests(SynchronousTestCase):
                     peak = max(peak, rss(self.daemon.pid))
 
             count, crc = drain(response, zlib.crc32(first), on_chunk=sample)
+        report = os.environ.get("MULTISTORE_REPORT")
+        if report:
+            with open(report, "a") as out:
+                out.write(
+                    f"{path}: RSS baseline {baseline / MiB:.1f} MiB, stalled peak "
+                    f"{stalled_peak / MiB:.1f} MiB, streaming peak {peak / MiB:.1f} MiB\n"
+                )
         self.assertLess(
             stalled_peak - baseline,
             RSS_ALLOWANCE,

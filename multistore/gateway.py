@@ -183,12 +183,8 @@ class Gateway:
             assert scheme.authorization is not None
             auth = sigv4.parse_authorization(scheme.authorization)
             self._check_service(auth.service)
-            credential = await self._credentials.get_credential(auth.access_key_id)
-            identity = identity_for_credential(credential, auth.access_key_id, now)
-            assert credential is not None
-            sigv4.verify_header_auth(
-                request, auth, credential.secret_access_key, now, self._max_clock_skew
-            )
+            identity, secret = await self._static(auth.access_key_id, now)
+            sigv4.verify_header_auth(request, auth, secret, now, self._max_clock_skew)
             return identity
         if scheme.scheme == "sigv4-query":
             presigned = sigv4.parse_presigned(query)
@@ -198,15 +194,9 @@ class Gateway:
                     "Query-string authentication requires the X-Amz-Algorithm parameter.",
                 )
             self._check_service(presigned.service)
-            credential = await self._credentials.get_credential(presigned.access_key_id)
-            identity = identity_for_credential(credential, presigned.access_key_id, now)
-            assert credential is not None
+            identity, secret = await self._static(presigned.access_key_id, now)
             sigv4.verify_presigned(
-                request,
-                presigned,
-                credential.secret_access_key,
-                now,
-                self._max_clock_skew,
+                request, presigned, secret, now, self._max_clock_skew
             )
             return identity
         if scheme.scheme == "sigv2-header":
@@ -218,14 +208,12 @@ class Gateway:
             raise S3Error(
                 "AccessDenied", "The request's SigV2 authentication is incomplete."
             )
-        credential = await self._credentials.get_credential(v2.access_key_id)
-        identity = identity_for_credential(credential, v2.access_key_id, now)
-        assert credential is not None
+        identity, secret = await self._static(v2.access_key_id, now)
         virtual = host_bucket(request.host, self._domains)
         sigv2.verify_v2_request(
             request,
             v2,
-            credential.secret_access_key,
+            secret,
             now,
             resource_path=None
             if virtual is None
@@ -233,6 +221,16 @@ class Gateway:
             max_skew=self._max_clock_skew,
         )
         return identity
+
+    async def _static(self, access_key_id: str, now: datetime) -> tuple[Identity, str]:
+        """
+        :return: the identity of a static access key, and its secret.
+        :raise S3Error: for an unknown, disabled or expired key.
+        """
+        credential = await self._credentials.get_credential(access_key_id)
+        identity = identity_for_credential(credential, access_key_id, now)
+        assert credential is not None
+        return identity, credential.secret_access_key
 
     @staticmethod
     def _check_service(service: str) -> None:

@@ -25,11 +25,16 @@ if TYPE_CHECKING:
     from twisted.internet.interfaces import IConsumer
 
     from multistore.config import BucketConfig, RoleConfig, StoredCredential
+    from multistore.headers import HeaderList
     from multistore.model import (
         BackendRequest,
         BackendResponse,
         BucketEntry,
+        CompletedPart,
         CompletedRequest,
+        CopyResult,
+        CopySource,
+        DeleteOutcome,
         DispatchContext,
         Identity,
         IncomingRequest,
@@ -37,9 +42,12 @@ if TYPE_CHECKING:
         ListRequest,
         ObjectRead,
         ObjectResponse,
+        ObjectWrite,
         Operation,
+        PartsPage,
         ResolvedBucket,
         Response,
+        UploadsPage,
     )
 
 
@@ -121,6 +129,125 @@ class IObjectStore(Interface):
     def head_bucket() -> Deferred[None]:
         """
         Check that the store's bucket (or directory) exists and is reachable.
+        """
+
+    def put_object(write: ObjectWrite) -> Deferred[ObjectResponse]:
+        """
+        Write an object from a streamed body, atomically: readers see the old
+        object or the new one, never part of one, and if the body fails no
+        object appears (an S3 backend's request is aborted before its last
+        byte; a directory store removes its temporary file).
+
+        ``if-none-match: *`` and ``if-match`` in the headers are honoured
+        (``PreconditionFailed``).
+
+        :return: a 200 response whose headers carry the ``etag`` and, where
+            the store has them, ``x-amz-version-id`` and checksum headers.
+        """
+
+    def copy_object(
+        source: CopySource, key: str, headers: HeaderList
+    ) -> Deferred[CopyResult]:
+        """
+        Copy within this store's service (the source bucket is on the same
+        service; the gateway streams copies between services itself).
+
+        :param key: the destination backend key.
+        :param headers: ``x-amz-metadata-directive``, ``x-amz-tagging-directive``
+            and, when metadata is replaced, the new object's headers.
+        :raise S3Error: ``NotImplemented`` if ``source`` is not on a service
+            this store can copy from.
+        """
+
+    def delete_object(key: str, version_id: str | None) -> Deferred[ObjectResponse]:
+        """
+        Delete an object; deleting a key that does not exist succeeds.
+
+        :return: a 204 response (with ``x-amz-version-id`` or
+            ``x-amz-delete-marker`` where the store has them).
+        """
+
+    def delete_objects(
+        keys: Sequence[tuple[str, str | None]],
+    ) -> Deferred[Sequence[DeleteOutcome]]:
+        """
+        Delete up to 1000 ``(key, version_id)`` pairs, each independently.
+
+        :return: one outcome per key, in any order.
+        """
+
+    def create_multipart_upload(key: str, headers: HeaderList) -> Deferred[str]:
+        """
+        Start a multipart upload of an object that will carry ``headers``.
+
+        :return: the upload id. It survives restarts of the daemon.
+        """
+
+    def upload_part(
+        write: ObjectWrite, upload_id: str, part_number: int
+    ) -> Deferred[ObjectResponse]:
+        """
+        Store one part from a streamed body (same rules as L{put_object}).
+
+        :return: a 200 response whose headers carry the part's ``etag``.
+        """
+
+    def upload_part_copy(
+        source: CopySource, key: str, upload_id: str, part_number: int
+    ) -> Deferred[CopyResult]:
+        """
+        Store one part copied from an object on the same service.
+        """
+
+    def complete_multipart_upload(
+        key: str, upload_id: str, parts: Sequence[CompletedPart], headers: HeaderList
+    ) -> Deferred[CopyResult]:
+        """
+        Assemble the object from ``parts`` (in ascending part order), honouring
+        ``if-match`` / ``if-none-match`` in ``headers``.
+
+        :return: the object's ETag, time and response headers.
+        :raise S3Error: ``InvalidPart``, ``InvalidPartOrder``, ``NoSuchUpload``,
+            ``EntityTooSmall``, ``PreconditionFailed``.
+        """
+
+    def abort_multipart_upload(key: str, upload_id: str) -> Deferred[None]:
+        """
+        Abandon an upload and free its parts.
+
+        :raise S3Error: ``NoSuchUpload``.
+        """
+
+    def list_parts(
+        key: str, upload_id: str, max_parts: int, part_number_marker: int
+    ) -> Deferred[PartsPage]:
+        """
+        List an upload's parts above ``part_number_marker``.
+        """
+
+    def list_multipart_uploads(
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        max_uploads: int,
+    ) -> Deferred[UploadsPage]:
+        """
+        List the uploads in progress under ``prefix`` (backend key space).
+        """
+
+    def create_bucket() -> Deferred[None]:
+        """
+        Create the store's bucket.
+
+        :raise S3Error: ``BucketAlreadyOwnedByYou`` if it exists.
+        """
+
+    def delete_bucket() -> Deferred[None]:
+        """
+        Delete the store's (empty) bucket.
+
+        :raise S3Error: ``BucketNotEmpty``, ``NoSuchBucket``.
         """
 
 

@@ -350,3 +350,138 @@ class BackendResponse:
     status: int
     headers: HeaderList
     body: IBody = field(eq=False)
+
+
+@frozen
+class ObjectWrite:
+    """
+    The bytes and headers of one object (or part) being written, in the
+    store's key space.
+
+    :ivar key: the backend key.
+    :ivar body: the payload, already decoded (no ``aws-chunked`` framing)
+        and verified as it passes; its ``length`` is the payload size, or
+        ``UNKNOWN_LENGTH``. If the body fails (a signature or digest does not
+        match, the client goes away) the store must abandon the write so
+        that no object appears.
+    :ivar headers: what the object carries, from the request: content
+        headers, ``x-amz-meta-*``, checksums, tagging, storage class, SSE,
+        and the conditions ``if-match`` / ``if-none-match``. Framing and
+        authentication headers are not included.
+    """
+
+    key: str
+    body: IBodyProducer = field(eq=False)
+    headers: HeaderList = NO_HEADERS
+
+
+@frozen
+class CopySource:
+    """
+    The source of a copy, in the source store's key space.
+
+    :ivar bucket: the source bucket's configuration (a store copies on the
+        server side only from a bucket on the same service).
+    :ivar key: the source backend key.
+    :ivar version_id: the version asked for, if any.
+    :ivar conditions: the ``x-amz-copy-source-if-*`` headers, as sent.
+    :ivar range: ``x-amz-copy-source-range`` (UploadPartCopy), if any.
+    """
+
+    bucket: BucketConfig
+    key: str
+    version_id: str | None = None
+    conditions: HeaderList = NO_HEADERS
+    range: str | None = None
+
+
+@frozen
+class CopyResult:
+    """
+    The outcome of a copy: the new object's (or part's) ETag and time, and
+    response headers such as ``x-amz-version-id``.
+    """
+
+    etag: str
+    last_modified: datetime
+    headers: HeaderList = NO_HEADERS
+
+
+@frozen
+class CompletedPart:
+    """
+    A part named in CompleteMultipartUpload.
+
+    :ivar checksums: ``(algorithm, value)`` pairs the client gave, e.g.
+        ``("CRC32", "AAAAAA==")``.
+    """
+
+    part_number: int
+    etag: str
+    checksums: tuple[tuple[str, str], ...] = ()
+
+
+@frozen
+class PartInfo:
+    """
+    An uploaded part, as ListParts shows it.
+    """
+
+    part_number: int
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+@frozen
+class PartsPage:
+    """
+    One page of ListParts.
+    """
+
+    parts: tuple[PartInfo, ...] = ()
+    truncated: bool = False
+    next_part_number_marker: int | None = None
+
+
+@frozen
+class UploadInfo:
+    """
+    A multipart upload in progress, as ListMultipartUploads shows it.
+
+    :ivar key: the backend key.
+    """
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+@frozen
+class UploadsPage:
+    """
+    One page of ListMultipartUploads, in backend key space.
+    """
+
+    uploads: tuple[UploadInfo, ...] = ()
+    common_prefixes: tuple[str, ...] = ()
+    truncated: bool = False
+    next_key_marker: str | None = None
+    next_upload_id_marker: str | None = None
+
+
+@frozen
+class DeleteOutcome:
+    """
+    What happened to one key of a DeleteObjects request.
+
+    :ivar key: the backend key.
+    :ivar error: ``(code, message)`` if it was not deleted.
+    :ivar version_id: the version deleted, or of the delete marker made.
+    :ivar delete_marker: whether a delete marker is involved.
+    """
+
+    key: str
+    version_id: str | None = None
+    error: tuple[str, str] | None = None
+    delete_marker: bool = False

@@ -45,6 +45,7 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from multistore.backends.forwarder import DeliveryStopped
+from multistore.backends.unwritable import Unwritable
 from multistore.config import BucketConfig
 from multistore.dates import format_http_date
 from multistore.headers import HeaderList
@@ -428,7 +429,7 @@ class _Entry:
 
 @implementer(IObjectStore)
 @define
-class LocalStore:
+class LocalStore(Unwritable):
     """
     An L{IObjectStore} over the directory ``root``.
 

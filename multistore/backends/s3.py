@@ -28,6 +28,7 @@ from zope.interface import implementer
 
 from multistore.auth.sigv4 import EMPTY_SHA256, sign_request, uri_encode
 from multistore.backends.forwarder import read_body
+from multistore.backends.unwritable import Unwritable
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
@@ -153,7 +154,7 @@ def _unsatisfied_range(error_body: bytes) -> str | None:
 
 @implementer(IObjectStore)
 @frozen
-class S3Store:
+class S3Store(Unwritable):
     """
     A virtual bucket's store on an S3-compatible service.
 

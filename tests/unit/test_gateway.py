@@ -18,6 +18,7 @@ from zope.interface.verify import verifyObject
 
 from multistore.auth.sigv4 import EMPTY_SHA256, sign_request
 from multistore.backends.forwarder import BytesBody
+from multistore.backends.unwritable import Unwritable
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
 from multistore.gateway import Gateway
 from multistore.handlers import Dispatcher
@@ -91,7 +92,7 @@ CONFIG = Config(
 
 @implementer(IObjectStore)
 @define
-class DictStore:
+class DictStore(Unwritable):
     """
     A store over a dict of backend keys, recording what it was asked.
     """

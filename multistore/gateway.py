@@ -121,7 +121,7 @@ class Gateway:
                     response = await answer
                     if response is not None:
                         return response
-            identity = await self._authenticate(request)
+            identity, signature = await self._authenticate(request)
             trace.identity = identity
             operation = parse_operation(request, self._domains)
             trace.operation = operation
@@ -137,6 +137,7 @@ class Gateway:
                 identity=identity,
                 operation=operation,
                 bucket=bucket,
+                signature=signature,
             )
             return await self._chain(0, context, trace)
         except S3Error as error:
@@ -167,11 +168,17 @@ class Gateway:
             context, lambda next_context: self._chain(index + 1, next_context, trace)
         )
 
-    async def _authenticate(self, request: IncomingRequest) -> Identity:
+    async def _authenticate(
+        self, request: IncomingRequest
+    ) -> tuple[Identity, sigv4.VerifiedSignature | None]:
+        """
+        :return: who is calling, and for SigV4 what the signature
+            established (the write path verifies chunk signatures with it).
+        """
         query = parse_query(request.raw_query)
         scheme = detect_scheme(request.headers, query)
         if scheme.scheme == "anonymous":
-            return ANONYMOUS
+            return ANONYMOUS, None
         if "x-amz-security-token" in request.headers or any(
             name == "X-Amz-Security-Token" for name, _ in query
         ):
@@ -184,8 +191,10 @@ class Gateway:
             auth = sigv4.parse_authorization(scheme.authorization)
             self._check_service(auth.service)
             identity, secret = await self._static(auth.access_key_id, now)
-            sigv4.verify_header_auth(request, auth, secret, now, self._max_clock_skew)
-            return identity
+            verified = sigv4.verify_header_auth(
+                request, auth, secret, now, self._max_clock_skew
+            )
+            return identity, verified
         if scheme.scheme == "sigv4-query":
             presigned = sigv4.parse_presigned(query)
             if presigned is None:
@@ -195,10 +204,10 @@ class Gateway:
                 )
             self._check_service(presigned.service)
             identity, secret = await self._static(presigned.access_key_id, now)
-            sigv4.verify_presigned(
+            verified = sigv4.verify_presigned(
                 request, presigned, secret, now, self._max_clock_skew
             )
-            return identity
+            return identity, verified
         if scheme.scheme == "sigv2-header":
             assert scheme.authorization is not None
             v2 = sigv2.parse_authorization_v2(scheme.authorization)
@@ -220,7 +229,7 @@ class Gateway:
             else f"/{virtual}{request.raw_path.decode('latin-1')}",
             max_skew=self._max_clock_skew,
         )
-        return identity
+        return identity, None
 
     async def _static(self, access_key_id: str, now: datetime) -> tuple[Identity, str]:
         """

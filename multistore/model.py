@@ -23,6 +23,7 @@ from multistore.headers import NO_HEADERS, HeaderList
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
 
+    from multistore.auth.sigv4 import VerifiedSignature
     from multistore.interfaces import IBody
 
 
@@ -274,6 +275,7 @@ class DispatchContext:
     :ivar identity: who is calling.
     :ivar operation: what they asked for.
     :ivar bucket: the bucket it concerns, if any.
+    :ivar signature: for SigV4 requests, what the signature established.
     """
 
     request_id: str
@@ -281,6 +283,7 @@ class DispatchContext:
     identity: Identity
     operation: Operation
     bucket: ResolvedBucket | None = None
+    signature: VerifiedSignature | None = None
 
 
 @frozen

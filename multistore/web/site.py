@@ -8,16 +8,18 @@ answer back.
 from __future__ import annotations
 
 import base64
+import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime, ITCPTransport
+from twisted.internet.interfaces import IPushProducer, IReactorTime, ITCPTransport
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import server
+from twisted.web.http import RESPONSES, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
@@ -27,56 +29,10 @@ from multistore.headers import HeaderList
 from multistore.interfaces import IBody
 from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
+from multistore.web.body import RequestBody
 
 #: The ``Server`` header of every response.
 SERVER_NAME = b"multistore"
-
-#: Request bodies the gateway does not stream are kept in memory up to this
-#: size; anything beyond it is dropped as it arrives (never spooled), and the
-#: buffer remembers it overflowed.
-MAX_BUFFERED_BODY = 1024 * 1024
-
-
-class _CappedBuffer:
-    """
-    Holds a small request body in memory; past ``limit`` it drops what arrives
-    and remembers that it overflowed (so a huge body can never fill memory or
-    disk).
-    """
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._chunks: list[bytes] = []
-        self._size = 0
-        self.received = 0
-        self.overflowed = False
-
-    def write(self, data: bytes) -> None:
-        self.received += len(data)
-        if self.overflowed:
-            return
-        if self._size + len(data) > self._limit:
-            self.overflowed = True
-            self._chunks = []
-            return
-        self._chunks.append(data)
-        self._size += len(data)
-
-    def getvalue(self) -> bytes:
-        return b"".join(self._chunks)
-
-    # The file-like surface twisted.web expects of request.content.
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0
-
-    def read(self, size: int = -1) -> bytes:
-        return self.getvalue()
-
-    def tell(self) -> int:
-        return self._size
-
-    def close(self) -> None:
-        self._chunks = []
 
 
 class S3ResponseHeaders(Headers):
@@ -95,28 +51,53 @@ class S3ResponseHeaders(Headers):
 
 class MultistoreRequest(server.Request):
     """
-    A request that never spools its body to disk, sends no default
-    ``Content-Type``, and writes its headers as L{S3ResponseHeaders}.
+    A request whose body is never spooled: it is a L{RequestBody} that
+    streams to whoever reads it. A request with a body is handed to the
+    gateway as soon as its headers are in, so an upload reaches its store
+    while the client is still sending; the answer is written once
+    twisted.web has finished reading the request.
+
+    It sends no default ``Content-Type``, and writes its headers as
+    L{S3ResponseHeaders}.
+
+    :ivar body: the request body.
+    :ivar exchange: the exchange started early, for requests with a body.
     """
 
     defaultContentType = None
     content: Any
+    body: RequestBody | None = None
+    exchange: _Exchange | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.responseHeaders = S3ResponseHeaders()
 
     def gotLength(self, length: int | None) -> None:
-        self.content = _CappedBuffer(MAX_BUFFERED_BODY)
+        channel = self.channel
+        self.body = RequestBody(length, cast(IPushProducer, channel.transport))
+        self.content = self.body
+        resource = getattr(getattr(channel, "site", None), "resource", None)
+        if length != 0 and isinstance(resource, GatewayResource):
+            # The method and target are on the channel until the whole
+            # request has arrived; HTTP/1.x keeps them there.
+            method = getattr(channel, "_command", None)
+            target = getattr(channel, "_path", None)
+            if isinstance(method, bytes) and isinstance(target, bytes):
+                self.exchange = resource.start(self, method, target)
 
-    @property
-    def body_buffer(self) -> _CappedBuffer:
-        """
-        The buffered request body.
-        """
-        content = self.content
-        assert isinstance(content, _CappedBuffer)
-        return content
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        body = self.body
+        if body is not None:
+            body.finish()
+        # twisted.web reads form bodies from content; there is none to read.
+        self.content = io.BytesIO()
+        super().requestReceived(command, path, version)
+
+    def connectionLost(self, reason: Failure) -> None:
+        if self.body is not None:
+            self.body.lost(reason)
+        super().connectionLost(reason)
 
 
 class MultistoreSite(server.Site):
@@ -139,26 +120,27 @@ def _client_address(request: server.Request) -> str | None:
     return None
 
 
-def incoming_request(request: server.Request) -> IncomingRequest:
+def incoming_request(
+    request: server.Request, method: bytes, target: bytes
+) -> IncomingRequest:
     """
     :return: the gateway's view of a twisted.web request: raw path and query
         exactly as on the wire, header values as received.
     """
-    uri: bytes = request.uri
-    raw_path, _, raw_query = uri.partition(b"?")
+    raw_path, _, raw_query = target.partition(b"?")
     fields = [
         (name.decode("latin-1"), value.decode("latin-1"))
         for name, values in request.requestHeaders.getAllRawHeaders()
         for value in values
     ]
-    method: bytes = request.method
     return IncomingRequest(
-        method=method.decode("latin-1"),
+        method=method.decode("latin-1").upper(),
         raw_path=raw_path,
         raw_query=raw_query,
         headers=HeaderList(fields),
         client_address=_client_address(request),
         secure=request.isSecure(),
+        body=getattr(request, "body", None),
     )
 
 
@@ -181,20 +163,41 @@ class GatewayResource(Resource):
         self._clock = clock
         self._server_timing = server_timing
 
-    def render(self, request: server.Request) -> int:
-        incoming = incoming_request(request)
-        trace = self._gateway.start()
+    def start(self, request: server.Request, method: bytes, target: bytes) -> _Exchange:
+        """
+        Start answering ``request``; the answer is held until L{render}.
+        """
+        incoming = incoming_request(request, method, target)
         exchange = _Exchange(
-            self._gateway, self._clock, request, incoming, trace, self._server_timing
+            self._gateway,
+            self._clock,
+            request,
+            incoming,
+            self._gateway.start(),
+            self._server_timing,
         )
         exchange.run()
+        return exchange
+
+    def render(self, request: server.Request) -> int:
+        exchange = getattr(request, "exchange", None)
+        if exchange is None:
+            method: bytes = request.method
+            exchange = self.start(request, method, request.uri)
+        exchange.attach()
         return server.NOT_DONE_YET
 
 
 class _Exchange:
     """
     One request/response exchange: runs the gateway, writes its answer with
-    backpressure, and cleans up if the client goes away.
+    backpressure once twisted.web has read the whole request, and cleans up
+    if the client goes away.
+
+    An answer that is ready before the request body has been read (a refusal,
+    say) makes the body be read and dropped; if the client is waiting for
+    ``100 Continue`` before sending it, the answer goes out at once instead
+    and the connection is closed, so a refused upload is never sent.
     """
 
     log = Logger()
@@ -216,14 +219,80 @@ class _Exchange:
         self._server_timing = server_timing
         self._pending: Deferred[Any] | None = None
         self._client_gone = False
+        self._attached = False
+        self._ready: Response | None = None
+        self._reported = False
         self._status = 0
 
     def run(self) -> None:
+        """
+        Hand the request to the gateway.
+        """
         self._request.notifyFinish().addBoth(self._finished)
         pending = self._gateway.handle(self._incoming, self._trace)
         self._pending = pending
-        pending.addCallback(self._respond)
+        pending.addCallback(self._answer)
         pending.addErrback(self._failed)
+
+    def attach(self) -> None:
+        """
+        twisted.web has read the whole request: the answer may be written.
+        """
+        self._attached = True
+        ready, self._ready = self._ready, None
+        if ready is not None:
+            self._chain(self._respond(ready))
+
+    def _chain(self, result: Deferred[Any] | None) -> None:
+        if isinstance(result, Deferred):
+            self._pending = result
+            result.addErrback(self._failed)
+
+    def _answer(self, response: Response) -> Deferred[Any] | None:
+        body = self._incoming.body
+        if body is not None and isinstance(body, RequestBody) and not body.started:
+            body.discard()
+        if self._attached:
+            return self._respond(response)
+        self._pending = None
+        if response.status >= 400 and self._refuse_before_continue(response):
+            return None
+        self._ready = response
+        return None
+
+    def _refuse_before_continue(self, response: Response) -> bool:
+        """
+        If the client waits for ``100 Continue`` before sending its body,
+        answer now and close, rather than have it send a body nobody reads.
+        """
+        request = self._request
+        expect = request.requestHeaders.getRawHeaders(b"expect") or []
+        if not any(v.lower() == b"100-continue" for v in expect):
+            return False
+        if getattr(request.channel, "_command", None) is None:
+            return False  # the request has been read already
+        # twisted.web sends 100 Continue after gotLength unless the header
+        # is gone.
+        request.requestHeaders.removeHeader(b"expect")
+        _discard(response.body)
+        body = response.body if isinstance(response.body, bytes) else b""
+        self._status = response.status
+        transport = request.channel.transport
+        assert transport is not None
+        transport.write(self._raw_response(response, body))
+        transport.loseConnection()
+        self._report(complete=True, bytes_out=len(body))
+        return True
+
+    def _raw_response(self, response: Response, body: bytes) -> bytes:
+        reason = RESPONSES.get(response.status, b"Unknown")
+        lines = [b"HTTP/1.1 %d %s" % (response.status, reason)]
+        for name, value in self._headers(response).getAllRawHeaders():
+            lines.extend(name + b": " + v for v in value)
+        lines.append(b"Date: " + datetimeToString())
+        lines.append(b"Content-Length: %d" % (len(body),))
+        lines.append(b"Connection: close")
+        return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
     def _finished(self, result: object) -> None:
         complete = not isinstance(result, Failure)
@@ -232,22 +301,24 @@ class _Exchange:
             pending, self._pending = self._pending, None
             if pending is not None:
                 pending.cancel()
-        content = getattr(self._request, "content", None)
-        bytes_in = content.received if isinstance(content, _CappedBuffer) else 0
+        self._report(complete=complete, bytes_out=self._request.sentLength)
+
+    def _report(self, *, complete: bool, bytes_out: int) -> None:
+        if self._reported:
+            return
+        self._reported = True
+        body = self._incoming.body
         self._gateway.completed(
             self._trace,
             self._incoming,
             self._status or self._request.code,
-            bytes_in=bytes_in,
-            bytes_out=self._request.sentLength,
+            bytes_in=body.received if isinstance(body, RequestBody) else 0,
+            bytes_out=bytes_out,
             complete=complete,
         )
 
-    def _start_response(self, response: Response) -> None:
-        request = self._request
-        self._status = response.status
-        request.setResponseCode(response.status)
-        headers = request.responseHeaders
+    def _headers(self, response: Response) -> Headers:
+        headers = S3ResponseHeaders()
         for name, value in response.headers:
             headers.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         headers.setRawHeaders(b"server", [SERVER_NAME])
@@ -258,6 +329,14 @@ class _Exchange:
         if self._server_timing:
             elapsed = (self._clock.seconds() - self._trace.started) * 1000
             headers.setRawHeaders(b"server-timing", [b"total;dur=%.1f" % (elapsed,)])
+        return headers
+
+    def _start_response(self, response: Response) -> None:
+        request = self._request
+        self._status = response.status
+        request.setResponseCode(response.status)
+        for name, values in self._headers(response).getAllRawHeaders():
+            request.responseHeaders.setRawHeaders(name, values)
 
     def _respond(self, response: Response) -> Deferred[Any] | None:
         if self._client_gone:
@@ -314,22 +393,25 @@ class _Exchange:
             # The client went away; twisted.web may tell the body before it
             # tells the request.
             return
+        if not self._attached:
+            # Not answerable yet: answer with the error once the request is in.
+            error = self._error_of(reason)
+            self._answer(
+                self._gateway.error_response(
+                    error, self._incoming, self._trace.request_id
+                )
+            )
+            return
         request = self._request
         self._release_producer()
         if not request.startedWriting:
             # Nothing has been sent yet: the client can still get a proper error.
-            error = (
-                reason.value
-                if isinstance(reason.value, S3Error)
-                else S3Error("InternalError")
-            )
-            if not isinstance(reason.value, S3Error):
-                self.log.failure("failed before responding", reason)
+            error = self._error_of(reason)
             request.responseHeaders = type(request.responseHeaders)()
             response = self._gateway.error_response(
                 error, self._incoming, self._trace.request_id
             )
-            self._respond(response)
+            self._chain(self._respond(response))
             return
         # Part of the body is out: cut the connection so the client sees a
         # truncated response rather than a complete one.
@@ -344,6 +426,12 @@ class _Exchange:
             transport.abortConnection()
         elif transport is not None:
             transport.loseConnection()
+
+    def _error_of(self, reason: Failure) -> S3Error:
+        if isinstance(reason.value, S3Error):
+            return reason.value
+        self.log.failure("failed before responding", reason)
+        return S3Error("InternalError")
 
 
 def _discard(body: bytes | IBody | None) -> None:

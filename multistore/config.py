@@ -313,6 +313,9 @@ class ServerConfig:
     :ivar server_timing: whether to add a ``Server-Timing`` header.
     :ivar debug_errors: whether internal errors name the exception in their
         message (never the traceback; that goes to the log).
+    :ivar max_object_size: the largest object (or part) accepted, in bytes.
+    :ivar max_xml_body_size: the largest XML request body accepted
+        (DeleteObjects, CompleteMultipartUpload), in bytes.
     :ivar token_secret: mixed into the key that seals stores' listing tokens
         inside continuation tokens; the same on every instance.
     """
@@ -326,6 +329,8 @@ class ServerConfig:
     max_clock_skew: int = 900
     server_timing: bool = True
     debug_errors: bool = False
+    max_object_size: int = 5 * 1024**4
+    max_xml_body_size: int = 2 * 1024 * 1024
     token_secret: str = field(default="", repr=_secret_repr)
 
 
@@ -844,6 +849,12 @@ def _server(table: _Table) -> ServerConfig:
         max_clock_skew=table.number("max_clock_skew", 900, minimum=1, integer=True),
         server_timing=table.boolean("server_timing", True),
         debug_errors=table.boolean("debug_errors", False),
+        max_object_size=table.number(
+            "max_object_size", 5 * 1024**4, minimum=1, integer=True
+        ),
+        max_xml_body_size=table.number(
+            "max_xml_body_size", 2 * 1024 * 1024, minimum=1024, integer=True
+        ),
         token_secret=table.string("token_secret", "", secret=True),
     )
     table.unknown(
@@ -857,6 +868,8 @@ def _server(table: _Table) -> ServerConfig:
             "max_clock_skew",
             "server_timing",
             "debug_errors",
+            "max_object_size",
+            "max_xml_body_size",
             "token_secret",
         }
     )

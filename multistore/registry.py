@@ -16,11 +16,20 @@ from attrs import field, frozen
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
-from multistore.auth.authorize import could_name_bucket, is_allowed, may_use_bucket
+from multistore.auth.authorize import (
+    could_name_bucket,
+    is_allowed,
+    may_act_somewhere,
+    may_use_bucket,
+)
 from multistore.config import BucketConfig, Config, RoleConfig, StoredCredential
 from multistore.interfaces import IBucketRegistry, ICredentialRegistry
 from multistore.model import BucketEntry, Identity, Operation, ResolvedBucket
 from multistore.s3.errors import S3Error
+
+#: Operations whose keys are in the request body: the bucket is checked for
+#: the action on any key, and each key on its own later.
+KEYS_IN_BODY: Final = frozenset({"DeleteObjects"})
 
 #: The creation date ListBuckets reports for configured buckets.
 CREATION_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
@@ -58,6 +67,8 @@ class StaticBucketRegistry:
             return fail(S3Error("AccessDenied"))
         if operation.action is None:
             allowed = may_use_bucket(identity, bucket)
+        elif operation.name in KEYS_IN_BODY:
+            allowed = may_act_somewhere(identity, bucket, operation.action)
         else:
             allowed = is_allowed(
                 identity, bucket, operation.action, operation.authz_key

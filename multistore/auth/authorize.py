@@ -91,6 +91,23 @@ def is_allowed(identity: Identity, bucket: BucketConfig, action: str, key: str) 
     return any(scope_allows(s, bucket.name, action, key) for s in identity.scopes)
 
 
+def may_act_somewhere(identity: Identity, bucket: BucketConfig, action: str) -> bool:
+    """
+    :return: whether ``identity`` may perform ``action`` on at least some
+        keys of ``bucket`` (for operations that name their keys in the body,
+        such as DeleteObjects, which then checks each key).
+    """
+    if bucket.anonymous_access and action in ANONYMOUS_ACTIONS:
+        return True
+    if identity.anonymous or not _role_admitted(identity, bucket):
+        return False
+    return any(
+        bucket_matches(s.bucket, bucket.name)
+        and (action in s.actions or bool(_IMPLIED.get(action, frozenset()) & s.actions))
+        for s in identity.scopes
+    )
+
+
 def may_use_bucket(identity: Identity, bucket: BucketConfig) -> bool:
     """
     :return: whether ``identity`` may do anything at all with ``bucket``

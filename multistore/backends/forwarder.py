@@ -49,7 +49,13 @@ from twisted.web.client import (
 )
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgent, IBodyProducer, IPolicyForHTTPS, IResponse
+from twisted.web.iweb import (
+    UNKNOWN_LENGTH,
+    IAgent,
+    IBodyProducer,
+    IPolicyForHTTPS,
+    IResponse,
+)
 from zope.interface import implementer
 
 from multistore.headers import HeaderList
@@ -890,6 +896,62 @@ class _Collector:
                 self._producer.stopProducing()
             return
         self.chunks.append(data)
+
+
+@implementer(IBodyProducer, IConsumer)
+class BodyAsProducer:
+    """
+    An L{IBody} (a response, say) as an C{IBodyProducer} (a request body), so
+    an object read from one store can be written to another as it streams.
+
+    The body registers its push producer with this adapter rather than with
+    the real consumer, which for a request body must not see
+    C{registerProducer}; pause, resume and stop reach the body through it.
+    """
+
+    def __init__(self, body: IBody) -> None:
+        self._body = body
+        self.length = UNKNOWN_LENGTH if body.length is None else body.length
+        self._consumer: IConsumer | None = None
+        self._producer: IPushProducer | None = None
+        self._delivery: Deferred[int] | None = None
+
+    # The consumer side, for the body.
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        # Bodies register push producers (the IBody contract).
+        self._producer = cast(IPushProducer, producer)
+
+    def unregisterProducer(self) -> None:
+        self._producer = None
+
+    def write(self, data: bytes) -> None:
+        assert self._consumer is not None
+        self._consumer.write(data)
+
+    # The producer side, for the request.
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        self._consumer = consumer
+        self._delivery = self._body.deliver(self)
+        done: Deferred[None] = Deferred(lambda _: self.stopProducing())
+        self._delivery.addCallbacks(
+            lambda _: None if done.called else done.callback(None),
+            lambda f: None if done.called else done.errback(f),
+        )
+        return done
+
+    def pauseProducing(self) -> None:
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        if self._producer is not None:
+            self._producer.resumeProducing()
+
+    def stopProducing(self) -> None:
+        delivery, self._delivery = self._delivery, None
+        if delivery is not None and not delivery.called:
+            delivery.addErrback(lambda _: None)
+            delivery.cancel()
 
 
 _read_body_log = Logger(namespace="multistore.backends.forwarder.read_body")

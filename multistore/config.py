@@ -209,12 +209,19 @@ class AccessScope:
     actions: frozenset[str] = frozenset()
 
 
+#: The placeholder a bucket pattern's backend_prefix and options use for the
+#: name of the bucket matched.
+TEMPLATE: Final = "{bucket}"
+
+
 @frozen
 class BucketConfig:
     """
     A virtual bucket and the store behind it.
 
-    :ivar name: the client-visible bucket name.
+    :ivar name: the client-visible bucket name, or a pattern (``team-*``)
+        whose ``backend_prefix`` or options name each matched bucket with
+        ``{bucket}``.
     :ivar backend_type: the store kind, normalised (``s3``, ``file``,
         ``azure``, ``gcs``).
     :ivar backend_prefix: prepended to every key in the store, without
@@ -233,6 +240,39 @@ class BucketConfig:
     backend_options: Mapping[str, str] = field(
         factory=dict, converter=frozen_mapping, repr=_options_repr
     )
+
+    @property
+    def is_pattern(self) -> bool:
+        """
+        Whether this entry is a pattern (``team-*``) standing for many
+        buckets.
+        """
+        return "*" in self.name
+
+    @property
+    def shares_backend_bucket(self) -> bool:
+        """
+        For a pattern: whether the buckets it matches are prefixes of one
+        backend bucket (``backend_prefix = "tenants/{bucket}"``) rather than
+        buckets (or directories) of their own.
+        """
+        return TEMPLATE in self.backend_prefix
+
+    def instantiate(self, name: str) -> BucketConfig:
+        """
+        :return: the configuration of bucket ``name``, matched by this
+            pattern.
+        """
+        return BucketConfig(
+            name=name,
+            backend_type=self.backend_type,
+            backend_prefix=self.backend_prefix.replace(TEMPLATE, name),
+            anonymous_access=self.anonymous_access,
+            allowed_roles=self.allowed_roles,
+            backend_options={
+                k: v.replace(TEMPLATE, name) for k, v in self.backend_options.items()
+            },
+        )
 
     def option(self, name: str, default: str | None = None) -> str | None:
         """
@@ -708,8 +748,11 @@ def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
             bucket.error(where + "root", "required for file backends")
         else:
             path = (bucket.base / root).resolve()
-            if not path.is_dir():
-                bucket.error(where + "root", f"{path} is not a directory")
+            # A templated root ("/srv/{bucket}") names directories that
+            # CreateBucket makes; its parent must exist.
+            existing = path.parent if TEMPLATE in root else path
+            if not existing.is_dir():
+                bucket.error(where + "root", f"{existing} is not a directory")
             options["root"] = str(path)
 
 
@@ -740,6 +783,18 @@ def _bucket(entry: _Table) -> BucketConfig:
         entry.error("backend_prefix", "must not contain '.' or '..' segments")
     options = _backend_options(entry, kind)
     _check_backend(entry, kind, options)
+    templated = TEMPLATE in prefix or any(TEMPLATE in v for v in options.values())
+    if "*" in name and not templated:
+        entry.error(
+            "name",
+            f"the pattern {name!r} needs {TEMPLATE} in backend_prefix or in a "
+            "backend option (such as bucket_name or root), so that each bucket "
+            "it matches has a place of its own",
+        )
+    elif templated and "*" not in name:
+        entry.error(
+            "name", f"{TEMPLATE} is only meaningful for a pattern such as 'team-*'"
+        )
     bucket = BucketConfig(
         name=name,
         backend_type=kind,

@@ -129,11 +129,14 @@ class ResolvedBucket:
     :ivar config: its configuration (middleware may replace it, for example
         to inject backend credentials).
     :ivar display_name: the ``Name`` shown in listings.
+    :ivar pattern: the pattern the bucket was matched by, or ``None`` for a
+        bucket configured by name.
     """
 
     name: str
     config: BucketConfig
     display_name: str
+    pattern: BucketConfig | None = None
 
 
 @frozen

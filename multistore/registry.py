@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Final
 
-from attrs import field, frozen
+from attrs import frozen
 from twisted.internet.defer import Deferred, fail, succeed
 from zope.interface import implementer
 
 from multistore.auth.authorize import (
+    bucket_matches,
     could_name_bucket,
     is_allowed,
     may_act_somewhere,
@@ -26,6 +27,7 @@ from multistore.config import BucketConfig, Config, RoleConfig, StoredCredential
 from multistore.interfaces import IBucketRegistry, ICredentialRegistry
 from multistore.model import BucketEntry, Identity, Operation, ResolvedBucket
 from multistore.s3.errors import S3Error
+from multistore.s3.keys import valid_bucket_name
 
 #: Operations whose keys are in the request body: the bucket is checked for
 #: the action on any key, and each key on its own later.
@@ -36,7 +38,11 @@ CREATION_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def _index_buckets(buckets: Sequence[BucketConfig]) -> dict[str, BucketConfig]:
-    return {b.name: b for b in buckets}
+    return {b.name: b for b in buckets if not b.is_pattern}
+
+
+def _patterns(buckets: Sequence[BucketConfig]) -> tuple[BucketConfig, ...]:
+    return tuple(b for b in buckets if b.is_pattern)
 
 
 @implementer(IBucketRegistry)
@@ -46,25 +52,48 @@ class StaticBucketRegistry:
     Buckets from the configuration file.
     """
 
-    _buckets: dict[str, BucketConfig] = field(converter=_index_buckets)
+    _buckets: dict[str, BucketConfig]
+    _patterns: tuple[BucketConfig, ...] = ()
     owner_id: str = "multistore"
     owner_display_name: str = "multistore"
 
     @classmethod
     def from_config(cls, config: Config) -> StaticBucketRegistry:
         """
-        :return: a registry of ``config``'s buckets.
+        :return: a registry of ``config``'s buckets and bucket patterns.
         """
-        return cls(config.buckets, config.owner_id, config.owner_display_name)
+        return cls(
+            _index_buckets(config.buckets),
+            _patterns(config.buckets),
+            config.owner_id,
+            config.owner_display_name,
+        )
+
+    def _find(self, name: str) -> ResolvedBucket | None:
+        bucket = self._buckets.get(name)
+        if bucket is not None:
+            return ResolvedBucket(name=name, config=bucket, display_name=name)
+        if not valid_bucket_name(name):
+            return None
+        for pattern in self._patterns:
+            if bucket_matches(pattern.name, name):
+                return ResolvedBucket(
+                    name=name,
+                    config=pattern.instantiate(name),
+                    display_name=name,
+                    pattern=pattern,
+                )
+        return None
 
     def resolve(
         self, name: str, identity: Identity, operation: Operation
     ) -> Deferred[ResolvedBucket]:
-        bucket = self._buckets.get(name)
-        if bucket is None:
+        resolved = self._find(name)
+        if resolved is None:
             if could_name_bucket(identity, name):
                 return fail(S3Error("NoSuchBucket", extra=(("BucketName", name),)))
             return fail(S3Error("AccessDenied"))
+        bucket = resolved.config
         if operation.action is None:
             allowed = may_use_bucket(identity, bucket)
         elif operation.name in KEYS_IN_BODY:
@@ -75,7 +104,7 @@ class StaticBucketRegistry:
             )
         if not allowed:
             return fail(S3Error("AccessDenied"))
-        return succeed(ResolvedBucket(name=name, config=bucket, display_name=name))
+        return succeed(resolved)
 
     def list_buckets(self, identity: Identity) -> Deferred[Sequence[BucketEntry]]:
         return succeed(

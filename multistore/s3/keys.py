@@ -14,6 +14,7 @@ bucket's mapping: stores and proxies that normalise paths would resolve
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from multistore.s3.errors import S3Error
@@ -81,3 +82,24 @@ def from_backend(backend_prefix: str, backend_key: str) -> str | None:
     if not backend_key.startswith(head):
         return None
     return backend_key[len(head) :]
+
+
+_BUCKET_NAME: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", re.ASCII)
+_IP_ADDRESS: Final = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+", re.ASCII)
+
+
+def valid_bucket_name(name: str) -> bool:
+    """
+    :return: whether ``name`` follows S3's rules for new bucket names: 3 to
+        63 lower-case letters, digits, dots and hyphens, beginning and ending
+        with a letter or digit, no two dots together, not an IP address.
+        (Configured buckets may be named otherwise; names a pattern matches
+        must follow these rules, since they become store names and paths.)
+    """
+    return (
+        _BUCKET_NAME.fullmatch(name) is not None
+        and ".." not in name
+        and ".-" not in name
+        and "-." not in name
+        and _IP_ADDRESS.fullmatch(name) is None
+    )

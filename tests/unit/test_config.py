@@ -312,3 +312,42 @@ class ValidationTests(SynchronousTestCase):
             any("auth_type" in w and "not supported" in w for w in config.warnings)
         )
         self.assertNotIn("auth_type", config.buckets[0].backend_options)
+
+    def test_patterns(self) -> None:
+        """
+        A pattern must name each bucket's place with {bucket}; {bucket} is
+        for patterns only.
+        """
+        config = config_from_mapping(
+            {
+                "buckets": [
+                    {
+                        "name": "team-*",
+                        "backend_type": "s3",
+                        "backend_prefix": "tenants/{bucket}",
+                        "backend_options": {"bucket_name": "shared"},
+                    }
+                ]
+            }
+        )
+        self.assertTrue(config.buckets[0].is_pattern)
+        problems = "\n".join(
+            self.problems(
+                {
+                    "buckets": [
+                        {
+                            "name": "team-*",
+                            "backend_type": "s3",
+                            "backend_options": {"bucket_name": "shared"},
+                        },
+                        {
+                            "name": "plain",
+                            "backend_type": "s3",
+                            "backend_options": {"bucket_name": "{bucket}"},
+                        },
+                    ]
+                }
+            )
+        )
+        self.assertIn("needs {bucket}", problems)
+        self.assertIn("only meaningful for a pattern", problems)

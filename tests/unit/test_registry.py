@@ -127,3 +127,69 @@ class StaticCredentialRegistryTests(SynchronousTestCase):
         self.assertEqual(found.principal_name, "p")
         self.assertIsNone(self.successResultOf(registry.get_credential("nope")))
         self.assertIsNone(self.successResultOf(registry.get_role("nope")))
+
+
+class PatternTests(SynchronousTestCase):
+    """
+    Buckets that a pattern stands for.
+    """
+
+    def setUp(self) -> None:
+        config = Config(
+            buckets=(
+                BucketConfig(name="team-fixed", backend_type="s3"),
+                BucketConfig(
+                    name="team-*",
+                    backend_type="s3",
+                    backend_prefix="tenants/{bucket}",
+                    backend_options={"bucket_name": "shared"},
+                ),
+                BucketConfig(
+                    name="own-*",
+                    backend_type="s3",
+                    backend_options={"bucket_name": "{bucket}"},
+                ),
+            )
+        )
+        self.registry = StaticBucketRegistry.from_config(config)
+        self.caller = Identity(
+            kind="static",
+            principal="p",
+            scopes=(AccessScope("*", (), frozenset({"get_object", "create_bucket"})),),
+        )
+
+    def resolve(self, name: str) -> object:
+        op = Operation(name="CreateBucket", action="create_bucket", bucket=name)
+        return self.successResultOf(self.registry.resolve(name, self.caller, op))
+
+    def test_instantiated(self) -> None:
+        """
+        A name a pattern matches gets the pattern's configuration with the
+        name filled in; a configured name wins over a pattern.
+        """
+        team = self.resolve("team-a")
+        self.assertEqual(team.config.backend_prefix, "tenants/team-a")  # type: ignore[attr-defined]
+        self.assertTrue(team.pattern.shares_backend_bucket)  # type: ignore[attr-defined]
+        own = self.resolve("own-b")
+        self.assertEqual(own.config.option("bucket_name"), "own-b")  # type: ignore[attr-defined]
+        self.assertFalse(own.pattern.shares_backend_bucket)  # type: ignore[attr-defined]
+        self.assertIsNone(self.resolve("team-fixed").pattern)  # type: ignore[attr-defined]
+
+    def test_invalid_names(self) -> None:
+        """
+        Only valid S3 bucket names are matched, so nothing odd reaches a
+        backend prefix or a store name.
+        """
+        for name in ("team-A", "team-a..b", "team-", "own-1.2.3.4"[:4] + "x" * 70):
+            op = Operation(name="CreateBucket", action="create_bucket", bucket=name)
+            failure = self.failureResultOf(
+                self.registry.resolve(name, self.caller, op), S3Error
+            )
+            self.assertEqual(failure.value.code, "NoSuchBucket", name)
+
+    def test_not_listed(self) -> None:
+        """
+        Patterns are not buckets: ListBuckets shows the configured ones.
+        """
+        listed = self.successResultOf(self.registry.list_buckets(self.caller))
+        self.assertEqual([b.name for b in listed], ["team-fixed"])

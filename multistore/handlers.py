@@ -31,6 +31,7 @@ from multistore.s3.xml import (
     list_objects_document,
     location_document,
 )
+from multistore.writes import WRITE_HANDLERS, bucket_marker
 
 _XML: Final = ("content-type", "application/xml")
 
@@ -92,12 +93,16 @@ class Dispatcher:
     :ivar buckets: the bucket registry (for ListBuckets and the owner).
     :ivar region: the region GetBucketLocation reports.
     :ivar token_secret: see L{multistore.s3.tokens}.
+    :ivar max_object_size: the largest object or part accepted.
+    :ivar max_xml_body_size: the largest XML request body accepted.
     """
 
     stores: IStoreFactory
     buckets: IBucketRegistry
     region: str = "us-east-1"
     token_secret: bytes = b""
+    max_object_size: int = 5 * 1024**4
+    max_xml_body_size: int = 2 * 1024 * 1024
 
     async def dispatch(self, context: DispatchContext) -> Response:
         """
@@ -157,7 +162,16 @@ async def head_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Respo
     HeadBucket: 200 if the bucket's store is there.
     """
     store, _ = dispatcher.store(context)
-    await store.head_bucket()
+    marker = bucket_marker(context)
+    if marker is None:
+        await store.head_bucket()
+    else:
+        try:
+            await store.get_object(ObjectRead(key=marker, head=True))
+        except S3Error as error:
+            if error.code != "NoSuchKey":
+                raise
+            raise S3Error("NoSuchBucket") from None
     return Response(200, HeaderList([("x-amz-bucket-region", dispatcher.region)]))
 
 
@@ -268,6 +282,7 @@ async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Respon
 
 
 HANDLERS: Final[Mapping[str, Handler]] = {
+    **WRITE_HANDLERS,
     "ListBuckets": list_buckets,
     "GetBucketLocation": get_bucket_location,
     "HeadBucket": head_bucket,

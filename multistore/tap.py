@@ -185,6 +185,8 @@ def build_service(
             buckets=buckets,
             region=server.region,
             token_secret=server.token_secret.encode("utf-8"),
+            max_object_size=server.max_object_size,
+            max_xml_body_size=server.max_xml_body_size,
         ),
         clock=reactor,
         domains=tuple(dict.fromkeys([*server.domains, *domains])),

@@ -11,48 +11,92 @@ Only object headers on an allow-list are passed back to clients, so nothing
 the backend says about itself (its request ids, its bucket, its lifecycle
 rules) reaches them, and the backend's error documents are replaced by the
 gateway's own.
+
+Writes stream: an upload's body goes to the backend as it arrives, signed
+``UNSIGNED-PAYLOAD`` (the gateway has verified the client's own signature
+and digests as the bytes pass) with the body's length as
+``Content-Length``. The body's last byte is held back until the body has
+been verified in full (L{LastByteHeld}), so a body that fails, however
+late, leaves the backend with an incomplete request that it never turns
+into an object. Only the request headers on an allow-list reach the
+backend: content headers, metadata, checksums, tagging, storage class,
+encryption and the conditions, never the client's credentials, ACLs or
+framing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import hashlib
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlsplit
 
-from attrs import frozen
+from attrs import define, evolve, frozen
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.auth.sigv4 import EMPTY_SHA256, sign_request, uri_encode
-from multistore.backends.forwarder import read_body
-from multistore.backends.unwritable import Unwritable
+from multistore.auth.sigv4 import (
+    EMPTY_SHA256,
+    UNSIGNED_PAYLOAD,
+    sign_request,
+    uri_encode,
+)
+from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
     BackendRequest,
     BackendResponse,
+    CompletedPart,
+    CopyResult,
+    CopySource,
+    DeleteOutcome,
     ListPage,
     ListRequest,
     ObjectRead,
     ObjectResponse,
+    ObjectWrite,
+    PartsPage,
+    UploadsPage,
 )
 from multistore.s3.errors import STATUS_OF, S3Error
 from multistore.s3.xml import (
+    MAX_DELETE_KEYS,
+    complete_request_document,
+    create_bucket_document,
+    delete_request_document,
+    parse_complete_result,
+    parse_copy_result,
+    parse_delete_result,
     parse_error_document,
+    parse_initiate_result,
     parse_list_objects_v2,
+    parse_list_parts,
+    parse_list_uploads,
     parse_untrusted,
+    xml_can_carry,
 )
 
 #: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
-#: url-encoded, with their metadata, fits several times over).
+#: url-encoded, with their metadata, fits several times over); also the
+#: limit for ListParts, ListMultipartUploads and DeleteObjects answers.
 MAX_LISTING: Final = 8 * 1024 * 1024
 
 #: Largest error document read from a backend.
 MAX_ERROR_DOCUMENT: Final = 64 * 1024
+
+#: Largest answer to CreateMultipartUpload, CopyObject, UploadPartCopy or
+#: CompleteMultipartUpload read from a backend (S3 pads the answers of long
+#: copies and completions with whitespace while it works).
+MAX_RESULT_DOCUMENT: Final = 1024 * 1024
 
 #: Object response headers passed on to clients.
 _OBJECT_HEADERS: Final = frozenset(
@@ -79,6 +123,7 @@ _OBJECT_HEADERS: Final = frozenset(
         "x-amz-server-side-encryption",
         "x-amz-server-side-encryption-bucket-key-enabled",
         "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-key-md5",
         "x-amz-storage-class",
         "x-amz-tagging-count",
         "x-amz-version-id",
@@ -86,6 +131,93 @@ _OBJECT_HEADERS: Final = frozenset(
     }
 )
 _OBJECT_HEADER_PREFIXES: Final = ("x-amz-meta-", "x-amz-checksum-")
+
+#: Response headers of a write (PUT, copy, part, completion, delete) passed
+#: on to clients.
+_WRITE_RESPONSE_HEADERS: Final = frozenset(
+    {
+        "etag",
+        "x-amz-copy-source-version-id",
+        "x-amz-delete-marker",
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-bucket-key-enabled",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-server-side-encryption-customer-key-md5",
+        "x-amz-version-id",
+    }
+)
+_WRITE_RESPONSE_PREFIXES: Final = ("x-amz-checksum-",)
+
+#: Request headers that describe the object being written.
+_OBJECT_REQUEST_HEADERS: Final = frozenset(
+    {
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-type",
+        "expires",
+        "x-amz-storage-class",
+        "x-amz-tagging",
+        "x-amz-website-redirect-location",
+    }
+)
+_OBJECT_REQUEST_PREFIXES: Final = (
+    "x-amz-meta-",
+    "x-amz-server-side-encryption",
+    "x-amz-object-lock-",
+)
+#: The checksums of a body, one header per algorithm.
+_CHECKSUM_VALUES: Final = frozenset(
+    f"x-amz-checksum-{algorithm}"
+    for algorithm in ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+)
+_CONDITIONS: Final = frozenset({"if-match", "if-none-match"})
+_CUSTOMER_KEY: Final = "x-amz-server-side-encryption-customer-"
+_SOURCE_CUSTOMER_KEY: Final = "x-amz-copy-source-server-side-encryption-customer-"
+
+#: The request headers each write passes on: names, and name prefixes.
+_PUT_HEADERS: Final = (
+    _OBJECT_REQUEST_HEADERS
+    | _CHECKSUM_VALUES
+    | _CONDITIONS
+    | {"content-md5", "x-amz-sdk-checksum-algorithm"},
+    _OBJECT_REQUEST_PREFIXES,
+)
+_CREATE_UPLOAD_HEADERS: Final = (
+    _OBJECT_REQUEST_HEADERS | {"x-amz-checksum-algorithm", "x-amz-checksum-type"},
+    _OBJECT_REQUEST_PREFIXES,
+)
+_PART_HEADERS: Final = (
+    _CHECKSUM_VALUES | {"content-md5", "x-amz-sdk-checksum-algorithm"},
+    (_CUSTOMER_KEY,),
+)
+_COMPLETE_HEADERS: Final = (
+    _CHECKSUM_VALUES | _CONDITIONS | {"x-amz-checksum-type", "x-amz-mp-object-size"},
+    (_CUSTOMER_KEY,),
+)
+_COPY_HEADERS: Final = (
+    _OBJECT_REQUEST_HEADERS
+    | _CONDITIONS
+    | {
+        "x-amz-checksum-algorithm",
+        "x-amz-metadata-directive",
+        "x-amz-tagging-directive",
+    },
+    (*_OBJECT_REQUEST_PREFIXES, _SOURCE_CUSTOMER_KEY),
+)
+_PART_COPY_HEADERS: Final = (frozenset[str](), (_CUSTOMER_KEY, _SOURCE_CUSTOMER_KEY))
+_COPY_CONDITIONS: Final = (
+    frozenset(
+        {
+            "x-amz-copy-source-if-match",
+            "x-amz-copy-source-if-none-match",
+            "x-amz-copy-source-if-modified-since",
+            "x-amz-copy-source-if-unmodified-since",
+        }
+    ),
+    (),
+)
 
 #: Backend error codes passed on as they are (others become 503).
 _PASSED_CODES: Final = frozenset(
@@ -109,8 +241,20 @@ _PASSED_CODES: Final = frozenset(
         "InvalidDigest",
         "KeyTooLongError",
         "MethodNotAllowed",
+        "BucketNotEmpty",
+        "BucketAlreadyOwnedByYou",
+        "BucketAlreadyExists",
+        "InvalidBucketName",
+        "XAmzContentSHA256Mismatch",
+        "MalformedXML",
+        "IncompleteBody",
+        "NotImplemented",
     }
 )
+
+
+def _allowed(name: str, names: Collection[str], prefixes: tuple[str, ...]) -> bool:
+    return name in names or name.startswith(prefixes)
 
 
 def object_headers(headers: HeaderList) -> HeaderList:
@@ -120,13 +264,69 @@ def object_headers(headers: HeaderList) -> HeaderList:
     return HeaderList(
         (name, value)
         for name, value in headers
-        if name in _OBJECT_HEADERS or name.startswith(_OBJECT_HEADER_PREFIXES)
+        if _allowed(name, _OBJECT_HEADERS, _OBJECT_HEADER_PREFIXES)
+    )
+
+
+def write_response_headers(headers: HeaderList) -> HeaderList:
+    """
+    :return: the headers of a backend's answer to a write that clients may
+        see: the ETag, version ids, delete marker, checksums and encryption
+        (not the length or type of the answer's own body).
+    """
+    return HeaderList(
+        (name, value)
+        for name, value in headers
+        if _allowed(name, _WRITE_RESPONSE_HEADERS, _WRITE_RESPONSE_PREFIXES)
+    )
+
+
+def _without_aws_chunked(value: str) -> str:
+    """
+    :return: a ``Content-Encoding`` without the ``aws-chunked`` coding, which
+        describes the client's framing, not the object.
+    """
+    codings = [c.strip() for c in value.split(",")]
+    return ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
+
+
+def forwarded_headers(
+    headers: HeaderList, allowed: tuple[Collection[str], tuple[str, ...]]
+) -> HeaderList:
+    """
+    Choose the request headers a write passes on to the backend.
+
+    :param headers: the headers the caller gave.
+    :param allowed: the names, and the name prefixes, this write passes on.
+    :return: the allowed headers, in order; ``aws-chunked`` removed from
+        ``content-encoding`` (and the header dropped if nothing is left);
+        ``x-amz-sdk-checksum-algorithm`` kept only with the
+        ``x-amz-checksum-*`` header it names (S3 refuses it otherwise, and
+        a trailing checksum is verified by the gateway, not sent on).
+    """
+    names, prefixes = allowed
+    kept: list[tuple[str, str]] = []
+    for name, value in headers:
+        if not _allowed(name, names, prefixes):
+            continue
+        if name == "content-encoding":
+            value = _without_aws_chunked(value)
+            if not value:
+                continue
+        kept.append((name, value))
+    present = {name for name, _ in kept}
+    return HeaderList(
+        (name, value)
+        for name, value in kept
+        if name != "x-amz-sdk-checksum-algorithm"
+        or f"x-amz-checksum-{value.strip().lower()}" in present
     )
 
 
 def _status_code(status: int) -> str:
     return {
         404: "NoSuchKey",
+        409: "OperationAborted",
         412: "PreconditionFailed",
         416: "InvalidRange",
         403: "AccessDenied",
@@ -152,9 +352,234 @@ def _unsatisfied_range(error_body: bytes) -> str | None:
     return None
 
 
+def _service(bucket: BucketConfig) -> tuple[str, str] | None:
+    """
+    :return: what identifies the S3 service a bucket is on, and who the
+        gateway is there: ``(endpoint, access key id)``; ``None`` for a
+        bucket that is not on an S3 service.
+    """
+    if bucket.backend_type != "s3":
+        return None
+    endpoint = bucket.option("endpoint")
+    if endpoint:
+        parts = urlsplit(endpoint.strip().rstrip("/"))
+        where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    else:
+        where = "aws:" + (bucket.option("region", "us-east-1") or "us-east-1")
+    signed = (
+        bucket.option("access_key_id")
+        and bucket.option("secret_access_key")
+        and not bucket.flag("skip_signature")
+    )
+    return where, (bucket.option("access_key_id") or "") if signed else ""
+
+
+def _within(page: UploadsPage, prefix: str, delimiter: str | None) -> UploadsPage:
+    """
+    Hold a store's page of uploads to what was asked, for stores that
+    ignore ``prefix`` or ``delimiter`` (moto ignores both, SeaweedFS the
+    delimiter): uploads outside ``prefix`` are dropped, and uploads whose
+    key holds ``delimiter`` after it are rolled up into common prefixes.
+    A page from a store that honoured both is returned unchanged.
+    """
+    uploads = []
+    common = [p for p in page.common_prefixes if p.startswith(prefix)]
+    for upload in page.uploads:
+        if not upload.key.startswith(prefix):
+            continue
+        at = upload.key.find(delimiter, len(prefix)) if delimiter else -1
+        if delimiter and at >= 0:
+            rolled = upload.key[: at + len(delimiter)]
+            if rolled not in common:
+                common.append(rolled)
+            continue
+        uploads.append(upload)
+    if len(uploads) == len(page.uploads) and len(common) == len(page.common_prefixes):
+        return page
+    return evolve(page, uploads=tuple(uploads), common_prefixes=tuple(sorted(common)))
+
+
+@implementer(IBodyProducer, IConsumer)
+@define
+class LastByteHeld:
+    """
+    A request body on its way to an S3 store, with its last byte held back
+    until the body has finished without failing.
+
+    A store turns an upload into an object as soon as it holds as many bytes
+    as ``Content-Length`` said. A body that is verified as it passes (a
+    payload hash or a trailing checksum is checked after its last byte) can
+    fail only after that byte was read; held back, it is never sent, the
+    transport abandons the request, and the store never completes it.
+
+    :ivar _inner: the body; its length must be known.
+    """
+
+    _inner: IBodyProducer
+    _consumer: IConsumer | None = None
+    _written: int = 0
+    _held: bytes = b""
+    _overflow: bool = False
+    _stopped: bool = False
+    _result: Deferred[None] | None = None
+    _produced: Deferred[None] | None = None
+
+    @property
+    def length(self) -> int:
+        """
+        The wrapped body's length.
+        """
+        length = self._inner.length
+        assert isinstance(length, int)
+        return length
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        """
+        Start the wrapped body, writing to ``consumer`` all of it but its
+        last byte, which follows once the body has succeeded.
+
+        :return: a Deferred that fires once the whole body is written; it
+            fails with the body's own failure, or with L{S3Error}
+            ``IncompleteBody`` if the body did not produce exactly its
+            length. Cancelling it cancels the body.
+        """
+        self._consumer = consumer
+        result: Deferred[None] = Deferred(self._cancel)
+        self._result = result
+        produced: Deferred[None] = self._inner.startProducing(self)
+        self._produced = produced
+        produced.addCallbacks(self._succeeded, self._failed)
+        return result
+
+    def _succeeded(self, ignored: object) -> None:
+        result = self._result
+        if self._stopped or result is None or result.called:
+            return
+        if self._overflow or self._written != self.length:
+            result.errback(
+                S3Error(
+                    "IncompleteBody",
+                    "The request body did not have the length it declared.",
+                )
+            )
+            return
+        if self._held and self._consumer is not None:
+            self._consumer.write(self._held)
+            self._held = b""
+        result.callback(None)
+
+    def _failed(self, failure: Failure) -> None:
+        result = self._result
+        if self._stopped or result is None or result.called:
+            return
+        self._held = b""
+        result.errback(failure)
+
+    def _cancel(self, result: Deferred[None]) -> None:
+        if self._produced is not None:
+            self._produced.cancel()
+
+    # IConsumer, for the wrapped body.
+
+    def write(self, data: bytes) -> None:
+        """
+        Pass a chunk on, except the body's last byte; a chunk beyond the
+        body's length is dropped, and the body then fails.
+        """
+        if self._consumer is None or self._overflow or not data:
+            return
+        remaining = self.length - self._written
+        if len(data) > remaining:
+            self._overflow = True
+            return
+        self._written += len(data)
+        if len(data) == remaining:
+            self._held, data = data[-1:], data[:-1]
+        if data:
+            self._consumer.write(data)
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        """
+        Nothing to do: the transport drives the wrapped body through this
+        one.
+        """
+
+    def unregisterProducer(self) -> None:
+        """
+        Nothing to do.
+        """
+
+    # IBodyProducer, for the transport.
+
+    def pauseProducing(self) -> None:
+        """
+        Pause the wrapped body.
+        """
+        self._inner.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """
+        Resume the wrapped body.
+        """
+        self._inner.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """
+        Stop the wrapped body; the result never fires.
+        """
+        self._stopped = True
+        self._held = b""
+        self._inner.stopProducing()
+
+
+@implementer(IConsumer)
+@define
+class _Counter:
+    """
+    Reads a body that should be empty, counting what it writes.
+    """
+
+    count: int = 0
+
+    def write(self, data: bytes) -> None:
+        self.count += len(data)
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        pass
+
+    def unregisterProducer(self) -> None:
+        pass
+
+
+async def _read_empty(body: IBodyProducer) -> None:
+    """
+    Read an empty body to its end, so that it is verified before the
+    request it belongs to is sent (a store completes an empty upload as
+    soon as it has the request's headers).
+
+    :raise S3Error: ``IncompleteBody`` if it was not empty after all; or
+        the body's own failure.
+    """
+    counter = _Counter()
+    await body.startProducing(counter)
+    if counter.count:
+        raise S3Error(
+            "IncompleteBody", "The request body did not have the length it declared."
+        )
+
+
+def _content_md5(data: bytes) -> str:
+    """
+    :return: the ``Content-MD5`` of ``data`` (S3 requires one on
+        DeleteObjects).
+    """
+    digest = hashlib.md5(data, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
 @implementer(IObjectStore)
 @frozen
-class S3Store(Unwritable):
+class S3Store:
     """
     A virtual bucket's store on an S3-compatible service.
 
@@ -173,8 +598,13 @@ class S3Store(Unwritable):
     def _region(self) -> str:
         return self.bucket.option("region", "us-east-1") or "us-east-1"
 
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+
     def url(self, key: str | None, query: Sequence[tuple[str, str]] = ()) -> str:
         """
+        :param query: ``(name, value)`` parameters; one with an empty value
+            is sent as its name alone (``?uploads``).
         :return: the wire URL of ``key`` (or of the bucket, for ``None``).
         """
         bucket_name = self.bucket.option("bucket_name", "") or ""
@@ -193,7 +623,8 @@ class S3Store(Unwritable):
             )
         if query:
             path += "?" + "&".join(
-                f"{uri_encode(n, keep_slash=False)}={uri_encode(v, keep_slash=False)}"
+                uri_encode(n, keep_slash=False)
+                + (f"={uri_encode(v, keep_slash=False)}" if v else "")
                 for n, v in query
             )
         return path
@@ -204,7 +635,15 @@ class S3Store(Unwritable):
         key: str | None,
         query: Sequence[tuple[str, str]] = (),
         headers: HeaderList = NO_HEADERS,
+        body: IBodyProducer | None = None,
+        payload_hash: str = EMPTY_SHA256,
     ) -> Deferred[BackendResponse]:
+        """
+        Sign (when the bucket has credentials) and send one request.
+
+        :param payload_hash: the body's hex SHA-256, or ``UNSIGNED-PAYLOAD``
+            for a streamed body.
+        """
         url = self.url(key, query)
         access_key = self.bucket.option("access_key_id")
         secret = self.bucket.option("secret_access_key")
@@ -213,45 +652,54 @@ class S3Store(Unwritable):
                 method,
                 url,
                 headers,
-                EMPTY_SHA256,
+                payload_hash,
                 access_key,
                 secret,
                 self.bucket.option("token"),
                 self._region,
-                datetime.fromtimestamp(self.clock.seconds(), UTC),
+                self._now(),
             )
         return self.forwarder.forward(
-            BackendRequest(method=method, url=url, headers=headers)
+            BackendRequest(method=method, url=url, headers=headers, body=body)
         )
 
-    async def _error(self, response: BackendResponse, head: bool = False) -> S3Error:
+    def _send_xml(
+        self,
+        method: str,
+        key: str | None,
+        query: Sequence[tuple[str, str]],
+        document: bytes,
+        headers: HeaderList = NO_HEADERS,
+    ) -> Deferred[BackendResponse]:
         """
-        Turn a backend error response into the error the client gets.
+        Send a request whose body is an XML document built here, its hash
+        signed.
         """
-        code = message = None
-        body = b""
-        if head or response.body.length == 0:
-            response.body.discard()
-        else:
-            try:
-                body = await read_body(response.body, MAX_ERROR_DOCUMENT)
-            except S3Error:
-                body = b""
-            parsed = parse_error_document(body)
-            if parsed is not None:
-                code, message = parsed
-        if code is None:
-            code = _status_code(response.status)
-        extra_headers: tuple[tuple[str, str], ...] = ()
-        if code == "InvalidRange":
-            content_range = response.headers.get("content-range") or _unsatisfied_range(
-                body
-            )
-            if content_range:
-                extra_headers = (("content-range", content_range),)
+        return self._send(
+            method,
+            key,
+            query,
+            headers,
+            BytesProducer(document),
+            hashlib.sha256(document).hexdigest(),
+        )
+
+    def _mapped(
+        self,
+        code: str,
+        message: str | None,
+        status: int,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> S3Error:
+        """
+        The error a client gets for a backend's error ``code``: the code
+        itself if it is the client's business (with multistore's own
+        message, never the backend's), ``AccessDenied`` blaming the backend,
+        or ``ServiceUnavailable``.
+        """
         if code in _PASSED_CODES:
-            return S3Error(code, headers=extra_headers)
-        if code == "AccessDenied" or response.status == 403:
+            return S3Error(code, headers=headers)
+        if code == "AccessDenied" or status == 403:
             self.log.warn(
                 "backend of bucket {bucket} refused access ({code}: {message})",
                 bucket=self.bucket.name,
@@ -262,13 +710,81 @@ class S3Store(Unwritable):
         self.log.warn(
             "backend of bucket {bucket} failed with {status} {code}: {message}",
             bucket=self.bucket.name,
-            status=response.status,
+            status=status,
             code=code,
             message=message,
         )
         if code in STATUS_OF and STATUS_OF[code] == 503:
             return S3Error(code)
         return S3Error("ServiceUnavailable", "The bucket's backend store failed.")
+
+    async def _error_code(
+        self, response: BackendResponse, head: bool = False
+    ) -> tuple[str | None, str | None, bytes]:
+        """
+        Read a backend error response's document.
+
+        :return: its ``(code, message, body)``; code and message are
+            ``None`` if there is no S3 error document.
+        """
+        if head or response.body.length == 0:
+            response.body.discard()
+            return None, None, b""
+        try:
+            body = await read_body(response.body, MAX_ERROR_DOCUMENT)
+        except S3Error:
+            return None, None, b""
+        parsed = parse_error_document(body)
+        if parsed is None:
+            return None, None, body
+        return parsed[0], parsed[1], body
+
+    async def _error(
+        self,
+        response: BackendResponse,
+        head: bool = False,
+        statuses: Mapping[int, str] | None = None,
+    ) -> S3Error:
+        """
+        Turn a backend error response into the error the client gets.
+
+        :param statuses: the code for a status when the backend sent no
+            error document, where it differs from a read's.
+        """
+        code, message, body = await self._error_code(response, head)
+        if code is None:
+            code = (statuses or {}).get(response.status) or _status_code(
+                response.status
+            )
+        extra_headers: tuple[tuple[str, str], ...] = ()
+        if code == "InvalidRange":
+            content_range = response.headers.get("content-range") or _unsatisfied_range(
+                body
+            )
+            if content_range:
+                extra_headers = (("content-range", content_range),)
+        return self._mapped(code, message, response.status, extra_headers)
+
+    async def _result_document(
+        self, response: BackendResponse, statuses: Mapping[int, str] | None = None
+    ) -> bytes:
+        """
+        Read the XML answer of a write that S3 may answer ``200 OK`` and then
+        fail in an ``<Error>`` document (copies, completions).
+
+        :return: the answer, which is not an error document.
+        :raise S3Error: the mapped error, whatever the status.
+        """
+        if response.status != 200:
+            raise await self._error(response, statuses=statuses)
+        body = await read_body(response.body, MAX_RESULT_DOCUMENT)
+        parsed = parse_error_document(body)
+        if parsed is not None:
+            code, message = parsed
+            raise self._mapped(code, message, STATUS_OF.get(code, 500))
+        return body
+
+    # --- reads ----------------------------------------------------------------
 
     async def _get(self, read: ObjectRead) -> ObjectResponse:
         headers = [
@@ -345,3 +861,395 @@ class S3Store(Unwritable):
 
     def head_bucket(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._head_bucket())
+
+    # --- uploads --------------------------------------------------------------
+
+    async def _upload(
+        self,
+        write: ObjectWrite,
+        query: Sequence[tuple[str, str]],
+        allowed: tuple[Collection[str], tuple[str, ...]],
+        statuses: Mapping[int, str],
+    ) -> ObjectResponse:
+        """
+        PUT a streamed body (an object or a part).
+        """
+        length = write.body.length
+        if not isinstance(length, int):
+            raise S3Error("MissingContentLength")
+        body: IBodyProducer | None
+        if length == 0:
+            await _read_empty(write.body)
+            body = None
+        else:
+            body = LastByteHeld(write.body)
+        response = await self._send(
+            "PUT",
+            write.key,
+            query,
+            forwarded_headers(write.headers, allowed),
+            body,
+            UNSIGNED_PAYLOAD,
+        )
+        if response.status != 200:
+            raise await self._error(response, statuses=statuses)
+        response.body.discard()
+        return ObjectResponse(200, write_response_headers(response.headers))
+
+    def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
+        """
+        PUT an object, streaming its body (see L{LastByteHeld}).
+
+        :raise S3Error: ``MissingContentLength`` for a body of unknown length
+            (S3 takes none without framing it as ``aws-chunked``), without
+            starting the body; the body's own failure if it fails.
+        """
+        return Deferred.fromCoroutine(
+            self._upload(write, (), _PUT_HEADERS, {404: "NoSuchBucket"})
+        )
+
+    def upload_part(
+        self, write: ObjectWrite, upload_id: str, part_number: int
+    ) -> Deferred[ObjectResponse]:
+        """
+        PUT one part, streaming its body as L{put_object} does.
+        """
+        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        return Deferred.fromCoroutine(
+            self._upload(write, query, _PART_HEADERS, {404: "NoSuchUpload"})
+        )
+
+    async def _create_upload(self, key: str, headers: HeaderList) -> str:
+        response = await self._send(
+            "POST",
+            key,
+            [("uploads", "")],
+            forwarded_headers(headers, _CREATE_UPLOAD_HEADERS),
+        )
+        if response.status != 200:
+            raise await self._error(response, statuses={404: "NoSuchBucket"})
+        return parse_initiate_result(
+            await read_body(response.body, MAX_RESULT_DOCUMENT)
+        )
+
+    def create_multipart_upload(self, key: str, headers: HeaderList) -> Deferred[str]:
+        return Deferred.fromCoroutine(self._create_upload(key, headers))
+
+    async def _complete(
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[CompletedPart],
+        headers: HeaderList,
+    ) -> CopyResult:
+        response = await self._send_xml(
+            "POST",
+            key,
+            [("uploadId", upload_id)],
+            complete_request_document(parts),
+            forwarded_headers(headers, _COMPLETE_HEADERS),
+        )
+        body = await self._result_document(response, {404: "NoSuchUpload"})
+        return CopyResult(
+            parse_complete_result(body),
+            self._now(),
+            write_response_headers(response.headers),
+        )
+
+    def complete_multipart_upload(
+        self,
+        key: str,
+        upload_id: str,
+        parts: Sequence[CompletedPart],
+        headers: HeaderList,
+    ) -> Deferred[CopyResult]:
+        """
+        Complete an upload; its time is the gateway's clock (S3 does not say).
+        """
+        return Deferred.fromCoroutine(self._complete(key, upload_id, parts, headers))
+
+    async def _abort(self, key: str, upload_id: str) -> None:
+        response = await self._send("DELETE", key, [("uploadId", upload_id)])
+        if response.status not in (200, 204):
+            raise await self._error(response, statuses={404: "NoSuchUpload"})
+        response.body.discard()
+
+    def abort_multipart_upload(self, key: str, upload_id: str) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._abort(key, upload_id))
+
+    async def _list_parts(
+        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
+    ) -> PartsPage:
+        query = [("max-parts", str(max_parts)), ("uploadId", upload_id)]
+        if part_number_marker:
+            query.append(("part-number-marker", str(part_number_marker)))
+        response = await self._send("GET", key, sorted(query))
+        if response.status != 200:
+            raise await self._error(response, statuses={404: "NoSuchUpload"})
+        return parse_list_parts(await read_body(response.body, MAX_LISTING))
+
+    def list_parts(
+        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
+    ) -> Deferred[PartsPage]:
+        return Deferred.fromCoroutine(
+            self._list_parts(key, upload_id, max_parts, part_number_marker)
+        )
+
+    async def _list_uploads(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        max_uploads: int,
+    ) -> UploadsPage:
+        # Not encoding-type=url: SeaweedFS answers that it has encoded the
+        # keys and sends them as they are, so "a+b" would read as "a b".
+        query = [("max-uploads", str(max_uploads)), ("uploads", "")]
+        for name, value in (
+            ("prefix", prefix),
+            ("delimiter", delimiter),
+            ("key-marker", key_marker),
+            ("upload-id-marker", upload_id_marker),
+        ):
+            if value:
+                query.append((name, value))
+        response = await self._send("GET", None, sorted(query))
+        if response.status != 200:
+            raise await self._error(response, statuses={404: "NoSuchBucket"})
+        page = parse_list_uploads(await read_body(response.body, MAX_LISTING))
+        return _within(page, prefix, delimiter)
+
+    def list_multipart_uploads(
+        self,
+        prefix: str,
+        delimiter: str | None,
+        key_marker: str | None,
+        upload_id_marker: str | None,
+        max_uploads: int,
+    ) -> Deferred[UploadsPage]:
+        return Deferred.fromCoroutine(
+            self._list_uploads(
+                prefix, delimiter, key_marker, upload_id_marker, max_uploads
+            )
+        )
+
+    # --- copies ---------------------------------------------------------------
+
+    def _copy_source(self, source: CopySource) -> str:
+        """
+        :return: the ``x-amz-copy-source`` of ``source``.
+        :raise S3Error: ``NotImplemented`` unless the source is on the same
+            service as this store, reached with the same credentials (a
+            store cannot tell whether its credentials may read another's
+            bucket; the gateway streams such copies itself).
+        """
+        mine = _service(self.bucket)
+        bucket_name = source.bucket.option("bucket_name")
+        if mine is None or _service(source.bucket) != mine or not bucket_name:
+            raise S3Error(
+                "NotImplemented",
+                "This store cannot copy from that bucket on the server side.",
+            )
+        value = f"/{bucket_name}/{uri_encode(source.key, keep_slash=True)}"
+        if source.version_id is not None:
+            value += f"?versionId={uri_encode(source.version_id, keep_slash=False)}"
+        return value
+
+    async def _copy(
+        self,
+        source: CopySource,
+        key: str,
+        query: Sequence[tuple[str, str]],
+        headers: HeaderList,
+    ) -> CopyResult:
+        copy_headers = HeaderList([("x-amz-copy-source", self._copy_source(source))])
+        if source.range is not None:
+            copy_headers = copy_headers.plus(
+                [("x-amz-copy-source-range", source.range)]
+            )
+        copy_headers = copy_headers.plus(
+            forwarded_headers(source.conditions, _COPY_CONDITIONS)
+        ).plus(headers)
+        response = await self._send("PUT", key, query, copy_headers)
+        body = await self._result_document(response)
+        etag, last_modified = parse_copy_result(body)
+        return CopyResult(etag, last_modified, write_response_headers(response.headers))
+
+    def copy_object(
+        self, source: CopySource, key: str, headers: HeaderList
+    ) -> Deferred[CopyResult]:
+        """
+        Copy on the server side, signed with this (the destination) bucket's
+        credentials.
+        """
+        return Deferred.fromCoroutine(
+            self._copy(source, key, (), forwarded_headers(headers, _COPY_HEADERS))
+        )
+
+    def upload_part_copy(
+        self, source: CopySource, key: str, upload_id: str, part_number: int
+    ) -> Deferred[CopyResult]:
+        """
+        Copy a part on the server side (with ``source.range`` as
+        ``x-amz-copy-source-range``).
+        """
+        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        return Deferred.fromCoroutine(
+            self._copy(
+                source,
+                key,
+                query,
+                forwarded_headers(source.conditions, _PART_COPY_HEADERS),
+            )
+        )
+
+    # --- deletes --------------------------------------------------------------
+
+    async def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
+        query = [] if version_id is None else [("versionId", version_id)]
+        response = await self._send("DELETE", key, query)
+        if response.status in (200, 204):
+            response.body.discard()
+            return ObjectResponse(204, write_response_headers(response.headers))
+        code, message, _ = await self._error_code(response)
+        if response.status == 404 and code in (None, "NoSuchKey"):
+            # Deleting what is not there succeeds, as on S3.
+            return ObjectResponse(204, NO_HEADERS)
+        raise self._mapped(
+            code or _status_code(response.status), message, response.status
+        )
+
+    def delete_object(
+        self, key: str, version_id: str | None
+    ) -> Deferred[ObjectResponse]:
+        return Deferred.fromCoroutine(self._delete(key, version_id))
+
+    def _outcome_error(self, key: str, code: str, message: str) -> tuple[str, str]:
+        """
+        :return: the ``(code, message)`` a client sees for a key the backend
+            did not delete.
+        """
+        if code not in _PASSED_CODES and code != "AccessDenied":
+            self.log.warn(
+                "backend of bucket {bucket} did not delete a key ({code}: {message})",
+                bucket=self.bucket.name,
+                code=code,
+                message=message,
+            )
+            code = "InternalError"
+        return code, S3Error(code).message
+
+    async def _delete_one(self, key: str, version_id: str | None) -> DeleteOutcome:
+        try:
+            response = await self._delete(key, version_id)
+        except S3Error as error:
+            return DeleteOutcome(key, version_id, error=(error.code, error.message))
+        return DeleteOutcome(
+            key,
+            response.headers.get("x-amz-version-id") or version_id,
+            delete_marker=response.headers.get("x-amz-delete-marker") == "true",
+        )
+
+    async def _delete_batch(
+        self, keys: Sequence[tuple[str, str | None]]
+    ) -> list[DeleteOutcome]:
+        document = delete_request_document(keys, quiet=False)
+        response = await self._send_xml(
+            "POST",
+            None,
+            [("delete", "")],
+            document,
+            HeaderList([("content-md5", _content_md5(document))]),
+        )
+        if response.status != 200:
+            raise await self._error(response, statuses={404: "NoSuchBucket"})
+        reported = parse_delete_result(await read_body(response.body, MAX_LISTING))
+        wanted = Counter(key for key, _ in keys)
+        outcomes = []
+        for outcome in reported:
+            if wanted[outcome.key] <= 0:
+                continue  # not asked for: not the client's business
+            wanted[outcome.key] -= 1
+            if outcome.error is not None:
+                outcome = DeleteOutcome(
+                    outcome.key,
+                    outcome.version_id,
+                    error=self._outcome_error(outcome.key, *outcome.error),
+                )
+            outcomes.append(outcome)
+        for key, version_id in keys:
+            if wanted[key] > 0:
+                wanted[key] -= 1
+                outcomes.append(
+                    DeleteOutcome(
+                        key,
+                        version_id,
+                        error=self._outcome_error(
+                            key, "Unreported", "the backend did not report the key"
+                        ),
+                    )
+                )
+        return outcomes
+
+    async def _delete_many(
+        self, keys: Sequence[tuple[str, str | None]]
+    ) -> Sequence[DeleteOutcome]:
+        carried: list[tuple[str, str | None]] = []
+        alone: list[tuple[str, str | None]] = []
+        for key, version_id in keys:
+            if xml_can_carry(key) and xml_can_carry(version_id or ""):
+                carried.append((key, version_id))
+            else:
+                alone.append((key, version_id))
+        outcomes: list[DeleteOutcome] = []
+        for start in range(0, len(carried), MAX_DELETE_KEYS):
+            outcomes.extend(
+                await self._delete_batch(carried[start : start + MAX_DELETE_KEYS])
+            )
+        for key, version_id in alone:
+            # XML cannot name this key without naming another: delete it on
+            # its own.
+            outcomes.append(await self._delete_one(key, version_id))
+        return outcomes
+
+    def delete_objects(
+        self, keys: Sequence[tuple[str, str | None]]
+    ) -> Deferred[Sequence[DeleteOutcome]]:
+        """
+        Delete keys with DeleteObjects (in requests of up to 1000 keys, not
+        quiet, so that every key's outcome is known); a key XML cannot carry
+        is deleted on its own. The backend's messages are replaced by
+        multistore's, and its unexpected codes by ``InternalError``.
+        """
+        return Deferred.fromCoroutine(self._delete_many(keys))
+
+    # --- buckets --------------------------------------------------------------
+
+    async def _create_bucket(self) -> None:
+        if self._region == "us-east-1":
+            response = await self._send("PUT", None)
+        else:
+            response = await self._send_xml(
+                "PUT", None, (), create_bucket_document(self._region)
+            )
+        if response.status != 200:
+            raise await self._error(response, statuses={409: "BucketAlreadyOwnedByYou"})
+        response.body.discard()
+
+    def create_bucket(self) -> Deferred[None]:
+        """
+        Create the backend bucket, in the bucket's region.
+        """
+        return Deferred.fromCoroutine(self._create_bucket())
+
+    async def _delete_bucket(self) -> None:
+        response = await self._send("DELETE", None)
+        if response.status not in (200, 204):
+            raise await self._error(
+                response, statuses={404: "NoSuchBucket", 409: "BucketNotEmpty"}
+            )
+        response.body.discard()
+
+    def delete_bucket(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._delete_bucket())

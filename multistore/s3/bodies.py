@@ -316,6 +316,8 @@ class VerifyingBody(_Relay):
         value)``, such as ``("CRC32", "AAAAAA==")``.
     :param expected_length: the number of bytes the body must have; the
         source's length when not given and the source knows it.
+    :param max_length: the most bytes it may have (for bodies of unknown
+        length); more fail with ``EntityTooLarge`` as soon as they arrive.
     :ivar checksum_verified: whether the ``x-amz-checksum-*`` value given
         can be verified here (``False`` when no library computes its
         algorithm: it is then passed on unverified, for the backend to
@@ -326,6 +328,7 @@ class VerifyingBody(_Relay):
     _md5_b64: str | None = field(default=None, kw_only=True)
     _checksum: tuple[str, str] | None = field(default=None, kw_only=True)
     _expected_length: int | None = field(default=None, kw_only=True)
+    _max_length: int | None = field(default=None, kw_only=True)
     checksum_verified: bool = field(default=False, init=False)
     _sha256: hashlib._Hash | None = field(default=None, init=False)
     _md5: Checksum | None = field(default=None, init=False)
@@ -361,6 +364,10 @@ class VerifyingBody(_Relay):
         self._count += len(data)
         if self._expected_length is not None and self._count > self._expected_length:
             raise _incomplete()
+        if self._max_length is not None and self._count > self._max_length:
+            raise S3Error(
+                "EntityTooLarge", extra=(("MaxSizeAllowed", str(self._max_length)),)
+            )
         if self._sha256 is not None:
             self._sha256.update(data)
         if self._md5 is not None:

@@ -10,6 +10,7 @@ did not hand back was released. Time comes from a L{Clock}.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from collections.abc import Sequence
@@ -19,10 +20,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from hypothesis import given
 from hypothesis import strategies as st
+from lxml import etree
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -36,22 +40,45 @@ from multistore.auth.sigv4 import (
     string_to_sign,
     verify_header_auth,
 )
+from multistore.backends import s3 as s3_module
 from multistore.backends.forwarder import BytesBody
-from multistore.backends.s3 import MAX_ERROR_DOCUMENT, S3Store, object_headers
+from multistore.backends.s3 import (
+    MAX_ERROR_DOCUMENT,
+    MAX_RESULT_DOCUMENT,
+    LastByteHeld,
+    S3Store,
+    forwarded_headers,
+    object_headers,
+    write_response_headers,
+)
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
     BackendRequest,
     BackendResponse,
+    CompletedPart,
+    CopyResult,
+    CopySource,
+    DeleteOutcome,
     IncomingRequest,
     ListPage,
     ListRequest,
     ObjectInfo,
     ObjectRead,
     ObjectResponse,
+    ObjectWrite,
+    PartInfo,
+    PartsPage,
+    UploadInfo,
+    UploadsPage,
 )
 from multistore.s3.errors import STATUS_OF, S3Error
+from multistore.s3.xml import (
+    S3_NAMESPACE,
+    parse_complete_request,
+    parse_delete_request,
+)
 
 #: The fake clock's time: 2023-11-14T22:13:20Z.
 NOW = 1_700_000_000.0
@@ -148,6 +175,40 @@ class TrackedBody(BytesBody):
         super().discard()
 
 
+@implementer(IConsumer)
+class LengthEnforcing:
+    """
+    Consumes a request body as a transport does: everything up to the
+    declared length, and an error for a byte more.
+
+    :ivar chunks: what was written, in order.
+    """
+
+    def __init__(self, length: object) -> None:
+        self._length = length
+        self.chunks: list[bytes] = []
+
+    def registerProducer(self, producer: object, streaming: bool) -> None:
+        raise AssertionError("a request body must not register with its consumer")
+
+    def unregisterProducer(self) -> None:
+        raise AssertionError("a request body must not register with its consumer")
+
+    def write(self, data: bytes) -> None:
+        """
+        Keep a chunk.
+        """
+        self.chunks.append(data)
+        if isinstance(self._length, int) and len(self.value()) > self._length:
+            raise AssertionError("more bytes than the body's length")
+
+    def value(self) -> bytes:
+        """
+        Everything written.
+        """
+        return b"".join(self.chunks)
+
+
 @implementer(IForwarder)
 class FakeForwarder:
     """
@@ -159,10 +220,22 @@ class FakeForwarder:
     :ivar bodies: the bodies of the responses handed out, in order.
     """
 
-    def __init__(self, *answers: BackendResponse | Exception | Deferred[object]):
+    def __init__(
+        self,
+        *answers: BackendResponse | Exception | Deferred[object],
+        read_bodies: bool = False,
+    ):
+        """
+        :param read_bodies: read each request body before answering, as a
+            transport does: into a consumer that refuses bytes beyond the
+            body's length; a body that fails fails the request with its own
+            failure (and the answer is not used).
+        """
         self._answers = list(answers)
+        self._read_bodies = read_bodies
         self.requests: list[BackendRequest] = []
         self.bodies: list[TrackedBody] = []
+        self.uploads: list[bytes] = []
 
     def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
         """
@@ -172,6 +245,15 @@ class FakeForwarder:
         if not self._answers:
             raise AssertionError(f"unexpected backend request {request!r}")
         answer = self._answers.pop(0)
+        if self._read_bodies and request.body is not None:
+            sink = LengthEnforcing(request.body.length)
+            produced = request.body.startProducing(sink)
+            failures: list[Failure] = []
+            produced.addErrback(failures.append)
+            if failures:
+                self.uploads.append(sink.value())
+                return fail(failures[0])
+            self.uploads.append(sink.value())
         if isinstance(answer, Exception):
             return fail(answer)
         if isinstance(answer, Deferred):
@@ -278,6 +360,43 @@ class StoreTestCase(SynchronousTestCase):
                 self.assertEqual(body.uses, [], "a returned body was consumed")
             else:
                 self.assertIn(body.uses, (["deliver"], ["discard"]))
+
+    def assert_verifies(
+        self,
+        request: BackendRequest,
+        secret: str = SECRET,
+        region: str = "eu-west-2",
+        payload_hash: str = EMPTY_SHA256,
+    ) -> None:
+        """
+        ``request`` carries a SigV4 signature that verifies for ``secret``
+        at L{NOW} over ``payload_hash``, and verifies in the normalised
+        canonical form a strict backend computes (the path decoded and
+        re-encoded), with every header it carries signed.
+        """
+        incoming = received(request)
+        auth = parse_authorization(request.headers.get("authorization") or "")
+        self.assertEqual(
+            (auth.access_key_id, auth.date, auth.region, auth.service),
+            (AKID, AMZ_DATE[:8], region, "s3"),
+        )
+        self.assertEqual(request.headers.get("x-amz-content-sha256"), payload_hash)
+        verify_header_auth(incoming, auth, secret, NOW_DATETIME)
+        creq = canonical_request(
+            request.method,
+            canonical_uri(incoming.raw_path.decode("ascii")),
+            canonical_query(incoming.raw_query.decode("ascii")),
+            request.headers,
+            auth.signed_headers,
+            payload_hash,
+        )
+        key = signing_key(secret, auth.date, auth.region, auth.service)
+        self.assertEqual(
+            compute_signature(key, string_to_sign(AMZ_DATE, auth.scope, creq)),
+            auth.signature,
+        )
+        unsigned = request.headers.names() - set(auth.signed_headers)
+        self.assertEqual(unsigned, {"authorization"})
 
     def error_of(self, d: Deferred[Any]) -> S3Error:
         """
@@ -518,35 +637,6 @@ class SigningTests(StoreTestCase):
     """
     Requests are signed with SigV4 when the bucket has backend credentials.
     """
-
-    def assert_verifies(
-        self, request: BackendRequest, secret: str = SECRET, region: str = "eu-west-2"
-    ) -> None:
-        """
-        ``request`` carries a SigV4 signature that verifies for ``secret``
-        at L{NOW}, and verifies in the normalised canonical form a strict
-        backend computes (the path decoded and re-encoded).
-        """
-        incoming = received(request)
-        auth = parse_authorization(request.headers.get("authorization") or "")
-        self.assertEqual(
-            (auth.access_key_id, auth.date, auth.region, auth.service),
-            (AKID, AMZ_DATE[:8], region, "s3"),
-        )
-        verify_header_auth(incoming, auth, secret, NOW_DATETIME)
-        creq = canonical_request(
-            request.method,
-            canonical_uri(incoming.raw_path.decode("ascii")),
-            canonical_query(incoming.raw_query.decode("ascii")),
-            request.headers,
-            auth.signed_headers,
-            EMPTY_SHA256,
-        )
-        key = signing_key(secret, auth.date, auth.region, auth.service)
-        self.assertEqual(
-            compute_signature(key, string_to_sign(AMZ_DATE, auth.scope, creq)),
-            auth.signature,
-        )
 
     def test_signed_get(self) -> None:
         """
@@ -1476,3 +1566,1683 @@ class HeadBucketTests(StoreTestCase):
         self.assertEqual(self.error_of(store.head_bucket()).code, "ServiceUnavailable")
         self.assertEqual(self.error_of(store.head_bucket()).code, "GatewayTimeout")
         self.assert_settled(forwarder)
+
+
+# --- writes: helpers ---------------------------------------------------------
+
+
+class BodyFailed(Exception):
+    """
+    How a test body fails (a digest that does not match, a client gone).
+    """
+
+
+@implementer(IBodyProducer)
+class MemoryBody:
+    """
+    A request body held in memory: written in chunks at once when started,
+    then finished, failed, or left pending.
+
+    :ivar started: whether C{startProducing} was called.
+    :ivar stopped: whether C{stopProducing} was called.
+    :ivar calls: the producer calls received, in order.
+    """
+
+    def __init__(
+        self,
+        data: bytes = b"",
+        *,
+        chunks: Sequence[bytes] | None = None,
+        length: object = "actual",
+        fail: bool = False,
+        pending: bool = False,
+    ) -> None:
+        self._chunks = list(chunks) if chunks is not None else [data] if data else []
+        self.length: object = (
+            sum(map(len, self._chunks)) if length == "actual" else length
+        )
+        self._fail = fail
+        self._pending = pending
+        self.started = False
+        self.stopped = False
+        self.calls: list[str] = []
+        self.done: Deferred[None] = Deferred(lambda _: self.calls.append("cancel"))
+        self.error = BodyFailed("the body did not verify")
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        """
+        Write every chunk, then finish, fail or wait.
+        """
+        self.started = True
+        for chunk in self._chunks:
+            consumer.write(chunk)
+        if self._fail:
+            self.done.errback(self.error)
+        elif not self._pending:
+            self.done.callback(None)
+        return self.done
+
+    def pauseProducing(self) -> None:
+        """
+        Record the pause.
+        """
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        """
+        Record the resumption.
+        """
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        """
+        Record the stop.
+        """
+        self.stopped = True
+        self.calls.append("stop")
+
+
+def write_of(
+    data: bytes = b"data", headers: Sequence[tuple[str, str]] = (), **kwargs: Any
+) -> ObjectWrite:
+    """
+    A write of ``data`` to the key ``the key``.
+    """
+    return ObjectWrite(
+        key="the key", body=MemoryBody(data, **kwargs), headers=HeaderList(headers)
+    )
+
+
+def query_of(request: BackendRequest) -> list[tuple[str, str]]:
+    """
+    The decoded query parameters of a request, in order (a bare name has an
+    empty value).
+    """
+    return parse_qsl(urlsplit(request.url).query, keep_blank_values=True)
+
+
+def path_of(request: BackendRequest) -> str:
+    """
+    The request's path, as sent.
+    """
+    return urlsplit(request.url).path
+
+
+def document_of(request: BackendRequest) -> bytes:
+    """
+    The in-memory body of a request.
+    """
+    assert request.body is not None
+    sink = LengthEnforcing(request.body.length)
+    request.body.startProducing(sink)
+    return sink.value()
+
+
+def copy_result(root: str = "CopyObjectResult", etag: str = '"abc"') -> bytes:
+    """
+    A backend's copy answer.
+    """
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{S3_NAMESPACE}">'
+        f"<LastModified>2024-01-02T03:04:05.000Z</LastModified>"
+        f"<ETag>{etag}</ETag></{root}>"
+    ).encode()
+
+
+#: Object headers a client may set, all passed on to the backend by a PUT.
+OBJECT_WRITE_HEADERS = (
+    ("content-type", "text/plain; charset=utf-8"),
+    ("content-encoding", "gzip"),
+    ("content-disposition", 'attachment; filename="a b.txt"'),
+    ("content-language", "fr"),
+    ("cache-control", "max-age=60"),
+    ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
+    ("x-amz-meta-owner", "Zoë"),
+    ("x-amz-meta-empty", ""),
+    ("x-amz-tagging", "a=1&b=2"),
+    ("x-amz-storage-class", "STANDARD_IA"),
+    ("x-amz-server-side-encryption", "AES256"),
+    ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+    ("x-amz-website-redirect-location", "/other"),
+    ("x-amz-object-lock-mode", "GOVERNANCE"),
+)
+
+#: Request headers never passed on: credentials, framing, ACLs, the
+#: client's own payload hash, hop-by-hop fields.
+NEVER_FORWARDED = (
+    ("authorization", "AWS4-HMAC-SHA256 Credential=CLIENT/..."),
+    ("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"),
+    ("x-amz-date", "20200101T000000Z"),
+    ("x-amz-security-token", "client-token"),
+    ("x-amz-decoded-content-length", "4"),
+    ("x-amz-trailer", "x-amz-checksum-crc32"),
+    ("x-amz-acl", "public-read"),
+    ("x-amz-grant-read", "uri=http://acs.amazonaws.com/groups/global/AllUsers"),
+    ("x-amz-expected-bucket-owner", "123456789012"),
+    ("x-amz-request-payer", "requester"),
+    ("host", "gateway.test"),
+    ("content-length", "4"),
+    ("transfer-encoding", "chunked"),
+    ("connection", "keep-alive"),
+    ("expect", "100-continue"),
+    ("user-agent", "client/1"),
+    ("x-forwarded-for", "10.0.0.1"),
+)
+
+
+# --- the request headers a write passes on -----------------------------------
+
+
+class ForwardedHeadersTests(SynchronousTestCase):
+    """
+    L{forwarded_headers} and L{write_response_headers} choose what crosses
+    between client and backend.
+    """
+
+    def test_put_allow_list(self) -> None:
+        """
+        A PUT passes on the object's headers, its digests and conditions, in
+        order, and nothing else.
+        """
+        wanted = [
+            *OBJECT_WRITE_HEADERS,
+            ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("if-match", '"abc"'),
+            ("if-none-match", "*"),
+        ]
+        headers = HeaderList([*NEVER_FORWARDED[:8], *wanted, *NEVER_FORWARDED[8:]])
+        self.assertEqual(
+            forwarded_headers(headers, s3_module._PUT_HEADERS), HeaderList(wanted)
+        )
+
+    def test_aws_chunked(self) -> None:
+        """
+        ``aws-chunked`` is the client's framing, not the object's coding: it
+        is removed from ``content-encoding``, and the header goes if nothing
+        is left.
+        """
+        for value, expected in (
+            ("aws-chunked", None),
+            ("AWS-Chunked , gzip", "gzip"),
+            ("gzip,aws-chunked", "gzip"),
+            ("gzip, br", "gzip, br"),
+            (" , ", None),
+        ):
+            headers = HeaderList([("content-encoding", value)])
+            result = forwarded_headers(headers, s3_module._PUT_HEADERS)
+            self.assertEqual(result.get("content-encoding"), expected, value)
+
+    def test_sdk_checksum_algorithm(self) -> None:
+        """
+        ``x-amz-sdk-checksum-algorithm`` goes on only with the checksum
+        header it names (a trailing checksum was verified by the gateway and
+        is not sent on).
+        """
+        alone = HeaderList([("x-amz-sdk-checksum-algorithm", "CRC32")])
+        self.assertEqual(len(forwarded_headers(alone, s3_module._PUT_HEADERS)), 0)
+        other = alone.plus([("x-amz-checksum-sha256", "x")])
+        self.assertEqual(
+            forwarded_headers(other, s3_module._PUT_HEADERS),
+            HeaderList([("x-amz-checksum-sha256", "x")]),
+        )
+        matched = HeaderList(
+            [("x-amz-sdk-checksum-algorithm", "crc32c"), ("x-amz-checksum-crc32c", "y")]
+        )
+        self.assertEqual(forwarded_headers(matched, s3_module._PUT_HEADERS), matched)
+
+    @given(
+        st.lists(st.tuples(st.sampled_from([n for n, _ in NEVER_FORWARDED]), st.text()))
+    )
+    def test_never_forwarded(self, fields: list[tuple[str, str]]) -> None:
+        """
+        Whatever the mix, credentials, framing and ACL headers never go on,
+        for any kind of write.
+        """
+        for allowed in (
+            s3_module._PUT_HEADERS,
+            s3_module._PART_HEADERS,
+            s3_module._CREATE_UPLOAD_HEADERS,
+            s3_module._COMPLETE_HEADERS,
+            s3_module._COPY_HEADERS,
+        ):
+            self.assertEqual(len(forwarded_headers(HeaderList(fields), allowed)), 0)
+
+    def test_write_response_headers(self) -> None:
+        """
+        The answer to a write keeps its ETag, versions, checksums and
+        encryption, and drops the length and type of its own body and
+        everything about the backend.
+        """
+        kept = [
+            ("etag", '"abc"'),
+            ("x-amz-version-id", "v1"),
+            ("x-amz-copy-source-version-id", "v0"),
+            ("x-amz-delete-marker", "true"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-checksum-type", "FULL_OBJECT"),
+            ("x-amz-server-side-encryption", "aws:kms"),
+            ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
+            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+            ("x-amz-server-side-encryption-customer-key-md5", "abc=="),
+        ]
+        dropped = [
+            *DROPPED_HEADERS,
+            ("content-length", "0"),
+            ("content-type", "application/xml"),
+            ("last-modified", "Tue, 14 Nov 2023 00:00:00 GMT"),
+            ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:...:key/1"),
+        ]
+        headers = HeaderList([*dropped[:3], *kept, *dropped[3:]])
+        self.assertEqual(write_response_headers(headers), HeaderList(kept))
+
+
+# --- the last byte of an upload ----------------------------------------------
+
+
+class LastByteHeldTests(SynchronousTestCase):
+    """
+    L{LastByteHeld} keeps an upload's last byte back until its body has
+    succeeded.
+    """
+
+    def test_interfaces(self) -> None:
+        """
+        It is a body producer, and a consumer for the body it wraps.
+        """
+        held = LastByteHeld(MemoryBody(b"x"))
+        verifyObject(IBodyProducer, held)
+        verifyObject(IConsumer, held)
+        self.assertEqual(held.length, 1)
+
+    def test_success(self) -> None:
+        """
+        Every byte passes, the last one only once the body has finished.
+        """
+        body = MemoryBody(chunks=[b"abc", b"def"], pending=True)
+        sink = LengthEnforcing(6)
+        done = LastByteHeld(body).startProducing(sink)
+        self.assertEqual(sink.chunks, [b"abc", b"de"])
+        self.assertNoResult(done)
+        body.done.callback(None)
+        self.assertIsNone(self.successResultOf(done))
+        self.assertEqual(sink.value(), b"abcdef")
+
+    @given(st.lists(st.binary(min_size=0, max_size=20), min_size=1, max_size=10))
+    def test_any_chunks(self, chunks: list[bytes]) -> None:
+        """
+        However the body is cut into chunks, all but its last byte pass
+        before it finishes, and all of it after.
+        """
+        data = b"".join(chunks)
+        body = MemoryBody(chunks=chunks, pending=True)
+        sink = LengthEnforcing(len(data))
+        done = LastByteHeld(body).startProducing(sink)
+        self.assertEqual(sink.value(), data[:-1])
+        self.assertNotIn(b"", sink.chunks)
+        body.done.callback(None)
+        self.successResultOf(done)
+        self.assertEqual(sink.value(), data)
+
+    def test_failure(self) -> None:
+        """
+        A body that fails after its last byte fails with its own failure,
+        and its last byte is never passed on.
+        """
+        body = MemoryBody(b"abcdef", fail=True)
+        sink = LengthEnforcing(6)
+        done = LastByteHeld(body).startProducing(sink)
+        self.assertIs(self.failureResultOf(done, BodyFailed).value, body.error)
+        self.assertEqual(sink.value(), b"abcde")
+
+    def test_too_long(self) -> None:
+        """
+        A body longer than its length does not get its extra bytes (nor its
+        last byte) through, and fails with ``IncompleteBody``.
+        """
+        body = MemoryBody(chunks=[b"abc", b"def", b"g"], length=6)
+        sink = LengthEnforcing(6)
+        done = LastByteHeld(body).startProducing(sink)
+        error = self.failureResultOf(done, S3Error).value
+        self.assertEqual(error.code, "IncompleteBody")
+        self.assertEqual(sink.value(), b"abcde")
+        crossing = MemoryBody(chunks=[b"abc", b"defg"], length=6)
+        sink = LengthEnforcing(6)
+        self.failureResultOf(LastByteHeld(crossing).startProducing(sink), S3Error)
+        self.assertEqual(sink.value(), b"abc")
+
+    def test_too_short(self) -> None:
+        """
+        A body that finishes short of its length fails with
+        ``IncompleteBody``.
+        """
+        sink = LengthEnforcing(6)
+        done = LastByteHeld(MemoryBody(b"abc", length=6)).startProducing(sink)
+        self.assertEqual(
+            self.failureResultOf(done, S3Error).value.code, "IncompleteBody"
+        )
+
+    def test_producer_calls(self) -> None:
+        """
+        Pause, resume and stop reach the body; once stopped, the result
+        never fires, whatever the body does.
+        """
+        body = MemoryBody(b"abc", pending=True)
+        held = LastByteHeld(body)
+        done = held.startProducing(LengthEnforcing(3))
+        held.pauseProducing()
+        held.resumeProducing()
+        held.stopProducing()
+        self.assertEqual(body.calls, ["pause", "resume", "stop"])
+        body.done.callback(None)
+        self.assertNoResult(done)
+
+    def test_stopped_then_failed(self) -> None:
+        """
+        A body that fails after being stopped does not fire the result
+        either, and its failure is not left unhandled.
+        """
+        body = MemoryBody(b"abc", pending=True)
+        held = LastByteHeld(body)
+        done = held.startProducing(LengthEnforcing(3))
+        held.stopProducing()
+        body.done.errback(BodyFailed())
+        self.assertNoResult(done)
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the result cancels the body's own Deferred.
+        """
+        body = MemoryBody(b"abc", pending=True)
+        done = LastByteHeld(body).startProducing(LengthEnforcing(3))
+        done.cancel()
+        self.assertEqual(body.calls, ["cancel"])
+        self.failureResultOf(done, CancelledError)
+
+
+# --- PutObject ---------------------------------------------------------------
+
+
+class PutObjectTests(StoreTestCase):
+    """
+    L{S3Store.put_object} streams a body to the backend.
+    """
+
+    def test_request(self) -> None:
+        """
+        A PUT of the key, without a query, with the allowed headers in
+        order and the body wrapped so its length is the upload's.
+        """
+        forwarder = FakeForwarder(respond(200, [("etag", '"e"')]))
+        write = write_of(b"hello", [*NEVER_FORWARDED, *OBJECT_WRITE_HEADERS])
+        self.successResultOf(make_store(forwarder).put_object(write))
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, request.url),
+            ("PUT", f"{ENDPOINT}/{BACKEND_BUCKET}/the%20key"),
+        )
+        self.assertEqual(request.headers, HeaderList(OBJECT_WRITE_HEADERS))
+        assert request.body is not None
+        self.assertIsInstance(request.body, LastByteHeld)
+        self.assertEqual(request.body.length, 5)
+        self.assertEqual(document_of(request), b"hello")
+
+    def test_signed(self) -> None:
+        """
+        A signed PUT signs every header it sends, with the payload
+        ``UNSIGNED-PAYLOAD``.
+        """
+        for key, _ in ODD_KEYS:
+            forwarder = FakeForwarder(respond(200))
+            write = ObjectWrite(
+                key=key,
+                body=MemoryBody(b"x"),
+                headers=HeaderList([*OBJECT_WRITE_HEADERS, ("if-none-match", "*")]),
+            )
+            self.successResultOf(signed_store(forwarder).put_object(write))
+            self.assert_verifies(forwarder.request, payload_hash="UNSIGNED-PAYLOAD")
+
+    def test_response(self) -> None:
+        """
+        The answer is a 200 with the allowed headers of the backend's; its
+        body is discarded.
+        """
+        forwarder = FakeForwarder(
+            respond(
+                200,
+                [
+                    *DROPPED_HEADERS,
+                    ("content-length", "0"),
+                    ("etag", '"e"'),
+                    ("x-amz-version-id", "v1"),
+                    ("x-amz-checksum-crc32", "AAAAAA=="),
+                ],
+            )
+        )
+        response = self.successResultOf(make_store(forwarder).put_object(write_of()))
+        self.assertEqual(
+            response,
+            ObjectResponse(
+                200,
+                HeaderList(
+                    [
+                        ("etag", '"e"'),
+                        ("x-amz-version-id", "v1"),
+                        ("x-amz-checksum-crc32", "AAAAAA=="),
+                    ]
+                ),
+            ),
+        )
+        self.assertIsNone(response.body)
+        self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+
+    def test_streamed_through(self) -> None:
+        """
+        Through a transport that reads the body, every byte arrives.
+        """
+        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        write = ObjectWrite(key="k", body=MemoryBody(chunks=[b"ab", b"", b"cd", b"e"]))
+        self.successResultOf(make_store(forwarder).put_object(write))
+        self.assertEqual(forwarder.uploads, [b"abcde"])
+
+    def test_body_fails(self) -> None:
+        """
+        A body that fails, however late, fails the put with its own failure
+        and the transport never gets its last byte.
+        """
+        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        write = write_of(b"abcdef", fail=True)
+        failure = self.failureResultOf(
+            make_store(forwarder).put_object(write), BodyFailed
+        )
+        assert isinstance(write.body, MemoryBody)
+        self.assertIs(failure.value, write.body.error)
+        self.assertEqual(forwarder.uploads, [b"abcde"])
+
+    def test_unknown_length(self) -> None:
+        """
+        A body of unknown length is ``MissingContentLength``: nothing is
+        sent and the body is not started (its owner releases it).
+        """
+        forwarder = FakeForwarder()
+        write = write_of(b"abc", length=UNKNOWN_LENGTH)
+        error = self.error_of(make_store(forwarder).put_object(write))
+        self.assertEqual((error.code, error.status), ("MissingContentLength", 411))
+        self.assertEqual(forwarder.requests, [])
+        assert isinstance(write.body, MemoryBody)
+        self.assertFalse(write.body.started)
+
+    def test_empty(self) -> None:
+        """
+        An empty body is read to its end before the request is sent (a
+        store completes an empty upload on seeing the headers), and the
+        request goes without one.
+        """
+        forwarder = FakeForwarder(respond(200, [("etag", '"d41d"')]))
+        write = write_of(b"", pending=True)
+        putting = make_store(forwarder).put_object(write)
+        self.assertEqual(forwarder.requests, [])
+        assert isinstance(write.body, MemoryBody)
+        write.body.done.callback(None)
+        self.successResultOf(putting)
+        self.assertIsNone(forwarder.request.body)
+
+    def test_empty_fails(self) -> None:
+        """
+        An empty body that fails fails the put before anything is sent; one
+        that turns out not to be empty is ``IncompleteBody``.
+        """
+        forwarder = FakeForwarder()
+        store = make_store(forwarder)
+        self.failureResultOf(store.put_object(write_of(b"", fail=True)), BodyFailed)
+        error = self.error_of(store.put_object(write_of(b"surprise", length=0)))
+        self.assertEqual(error.code, "IncompleteBody")
+        self.assertEqual(forwarder.requests, [])
+
+    def test_errors(self) -> None:
+        """
+        The backend's refusals reach the client by their code, with
+        multistore's message; its own failures are ``ServiceUnavailable``;
+        every response body is released.
+        """
+        cases = [
+            (
+                respond(412, body=error_document("PreconditionFailed")),
+                "PreconditionFailed",
+            ),
+            (respond(412), "PreconditionFailed"),
+            (respond(400, body=error_document("BadDigest")), "BadDigest"),
+            (respond(400, body=error_document("InvalidDigest")), "InvalidDigest"),
+            (
+                respond(400, body=error_document("XAmzContentSHA256Mismatch")),
+                "XAmzContentSHA256Mismatch",
+            ),
+            (respond(400, body=error_document("EntityTooLarge")), "EntityTooLarge"),
+            (respond(404, body=error_document("NoSuchBucket")), "NoSuchBucket"),
+            (respond(404), "NoSuchBucket"),
+            (respond(403, body=error_document("AccessDenied")), "AccessDenied"),
+            (
+                respond(409, body=error_document("OperationAborted")),
+                "ServiceUnavailable",
+            ),
+            (respond(500, body=error_document("InternalError")), "ServiceUnavailable"),
+            (respond(503, body=error_document("SlowDown")), "SlowDown"),
+            (respond(501, body=error_document("NotImplemented")), "NotImplemented"),
+        ]
+        for response, code in cases:
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).put_object(write_of()))
+            self.assertEqual(error.code, code)
+            self.assertEqual(error.status, STATUS_OF[code])
+            self.assert_no_backend_detail(error)
+            self.assert_settled(forwarder)
+
+    def test_forwarder_failure(self) -> None:
+        """
+        The transport's own failures reach the caller as they are.
+        """
+        for code in ("ServiceUnavailable", "GatewayTimeout"):
+            forwarder = FakeForwarder(S3Error(code))
+            error = self.error_of(make_store(forwarder).put_object(write_of()))
+            self.assertEqual(error.code, code)
+
+    def test_virtual_hosted(self) -> None:
+        """
+        A virtual-hosted PUT goes to the bucket's host.
+        """
+        forwarder = FakeForwarder(respond(200))
+        store = signed_store(forwarder, virtual_hosted_style_request="true")
+        self.successResultOf(store.put_object(write_of()))
+        self.assertEqual(
+            forwarder.request.url,
+            f"http://{BACKEND_BUCKET}.backend.test:9000/the%20key",
+        )
+        self.assert_verifies(forwarder.request, payload_hash="UNSIGNED-PAYLOAD")
+
+
+# --- multipart uploads -------------------------------------------------------
+
+
+def initiate_result(upload_id: str = "up/load+id==") -> bytes:
+    """
+    A backend's CreateMultipartUpload answer.
+    """
+    return (
+        f'<InitiateMultipartUploadResult xmlns="{S3_NAMESPACE}">'
+        f"<Bucket>{BACKEND_BUCKET}</Bucket><Key>backend-prefix/k</Key>"
+        f"<UploadId>{upload_id}</UploadId></InitiateMultipartUploadResult>"
+    ).encode()
+
+
+class MultipartTests(StoreTestCase):
+    """
+    CreateMultipartUpload, UploadPart, CompleteMultipartUpload,
+    AbortMultipartUpload and ListParts.
+    """
+
+    def test_create(self) -> None:
+        """
+        A POST of ``?uploads`` with the object's headers (not its digest or
+        conditions), signed over the empty payload; the upload id comes
+        back.
+        """
+        forwarder = FakeForwarder(respond(200, body=initiate_result()))
+        headers = HeaderList(
+            [
+                *NEVER_FORWARDED,
+                *OBJECT_WRITE_HEADERS,
+                ("content-md5", "x"),
+                ("if-none-match", "*"),
+                ("x-amz-checksum-algorithm", "CRC32"),
+                ("x-amz-checksum-type", "COMPOSITE"),
+                ("x-amz-checksum-crc32", "not for a create"),
+            ]
+        )
+        upload_id = self.successResultOf(
+            signed_store(forwarder).create_multipart_upload("a b", headers)
+        )
+        self.assertEqual(upload_id, "up/load+id==")
+        request = forwarder.request
+        self.assertEqual(request.method, "POST")
+        self.assertEqual(request.url, f"{ENDPOINT}/{BACKEND_BUCKET}/a%20b?uploads")
+        self.assertIsNone(request.body)
+        self.assertEqual(
+            request.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList(
+                [
+                    *OBJECT_WRITE_HEADERS,
+                    ("x-amz-checksum-algorithm", "CRC32"),
+                    ("x-amz-checksum-type", "COMPOSITE"),
+                ]
+            ),
+        )
+        self.assert_verifies(request)
+        self.assert_settled(forwarder)
+
+    def test_create_errors(self) -> None:
+        """
+        An answer that is not an upload is ``ServiceUnavailable``; a missing
+        bucket is ``NoSuchBucket``.
+        """
+        for response, code in (
+            (respond(200, body=b"<html/>"), "ServiceUnavailable"),
+            (respond(404), "NoSuchBucket"),
+            (respond(403), "AccessDenied"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(
+                make_store(forwarder).create_multipart_upload("k", HeaderList())
+            )
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+    def test_upload_part(self) -> None:
+        """
+        A part is a PUT with ``partNumber`` and ``uploadId``, carrying only
+        the part's digests and encryption key; the ETag comes back.
+        """
+        forwarder = FakeForwarder(respond(200, [("etag", '"p1"'), ("server", "s")]))
+        part_headers = [
+            ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            ("x-amz-server-side-encryption-customer-key", "a2V5"),
+        ]
+        write = write_of(
+            b"part", [*OBJECT_WRITE_HEADERS, *part_headers, ("if-match", "x")]
+        )
+        response = self.successResultOf(
+            signed_store(forwarder).upload_part(write, "up/load+id==", 7)
+        )
+        self.assertEqual(response, ObjectResponse(200, HeaderList([("etag", '"p1"')])))
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, path_of(request)), ("PUT", f"/{BACKEND_BUCKET}/the%20key")
+        )
+        self.assertEqual(
+            query_of(request), [("partNumber", "7"), ("uploadId", "up/load+id==")]
+        )
+        self.assertIn("uploadId=up%2Fload%2Bid%3D%3D", request.url)
+        self.assertEqual(
+            request.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList(
+                [
+                    ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
+                    *part_headers,
+                ]
+            ),
+        )
+        self.assertEqual(document_of(request), b"part")
+        self.assert_verifies(request, payload_hash="UNSIGNED-PAYLOAD")
+
+    def test_upload_part_errors(self) -> None:
+        """
+        An unknown upload is ``NoSuchUpload``, with or without a document;
+        a part body that fails fails the part with its own failure.
+        """
+        for response in (
+            respond(404, body=error_document("NoSuchUpload")),
+            respond(404),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).upload_part(write_of(), "u", 1))
+            self.assertEqual((error.code, error.status), ("NoSuchUpload", 404))
+            self.assert_settled(forwarder)
+        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        self.failureResultOf(
+            make_store(forwarder).upload_part(write_of(b"ab", fail=True), "u", 1),
+            BodyFailed,
+        )
+        self.assertEqual(forwarder.uploads, [b"a"])
+
+    def complete(
+        self, response: BackendResponse, headers: Sequence[tuple[str, str]] = ()
+    ) -> tuple[FakeForwarder, Deferred[CopyResult]]:
+        """
+        Complete an upload of two parts against a backend that answers
+        ``response``.
+        """
+        forwarder = FakeForwarder(response)
+        parts = [
+            CompletedPart(1, '"e1"', (("CRC32", "AAAAAA=="),)),
+            CompletedPart(3, '"e3"'),
+        ]
+        completing = signed_store(forwarder).complete_multipart_upload(
+            "a b", "up/load", parts, HeaderList(headers)
+        )
+        return forwarder, completing
+
+    def test_complete(self) -> None:
+        """
+        A POST of ``?uploadId`` with the parts as XML, its SHA-256 signed,
+        and the conditions and full-object checksum passed on; the ETag
+        comes back with the clock's time and the allowed headers.
+        """
+        document = (
+            f'<CompleteMultipartUploadResult xmlns="{S3_NAMESPACE}">'
+            f"<Location>http://backend/{BACKEND_BUCKET}/a%20b</Location>"
+            f"<Bucket>{BACKEND_BUCKET}</Bucket><Key>a b</Key>"
+            "<ETag>&quot;abc-2&quot;</ETag></CompleteMultipartUploadResult>"
+        ).encode()
+        headers = [
+            ("if-none-match", "*"),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-mp-object-size", "12"),
+            ("content-type", "text/plain"),
+            ("x-amz-meta-late", "no"),
+        ]
+        forwarder, completing = self.complete(
+            respond(200, [("x-amz-version-id", "v9"), *DROPPED_HEADERS], document),
+            headers,
+        )
+        result = self.successResultOf(completing)
+        self.assertEqual(
+            result,
+            CopyResult(
+                '"abc-2"', NOW_DATETIME, HeaderList([("x-amz-version-id", "v9")])
+            ),
+        )
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, request.url),
+            ("POST", f"{ENDPOINT}/{BACKEND_BUCKET}/a%20b?uploadId=up%2Fload"),
+        )
+        body = document_of(request)
+        self.assertEqual(
+            parse_complete_request(body),
+            [
+                CompletedPart(1, '"e1"', (("CRC32", "AAAAAA=="),)),
+                CompletedPart(3, '"e3"'),
+            ],
+        )
+        self.assertEqual(
+            request.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList(headers[:3]),
+        )
+        self.assert_verifies(request, payload_hash=hashlib.sha256(body).hexdigest())
+        self.assert_settled(forwarder)
+
+    def test_complete_failed_late(self) -> None:
+        """
+        S3 may answer a completion ``200 OK`` and fail it in an error
+        document: the error is mapped like any other, its message and
+        details never shown.
+        """
+        for code, expected in (
+            ("InvalidPart", "InvalidPart"),
+            ("EntityTooSmall", "EntityTooSmall"),
+            ("InternalError", "ServiceUnavailable"),
+            ("AccessDenied", "AccessDenied"),
+            ("SlowDown", "SlowDown"),
+        ):
+            forwarder, completing = self.complete(
+                respond(200, body=error_document(code))
+            )
+            error = self.error_of(completing)
+            self.assertEqual(
+                (error.code, error.status), (expected, STATUS_OF[expected])
+            )
+            self.assert_no_backend_detail(error)
+            self.assert_settled(forwarder)
+
+    def test_complete_errors(self) -> None:
+        """
+        Other failures: an unknown upload, a condition, an answer that is
+        not a completion.
+        """
+        for response, code in (
+            (respond(404), "NoSuchUpload"),
+            (respond(404, body=error_document("NoSuchUpload")), "NoSuchUpload"),
+            (respond(412), "PreconditionFailed"),
+            (respond(400, body=error_document("InvalidPartOrder")), "InvalidPartOrder"),
+            (respond(400, body=error_document("MalformedXML")), "MalformedXML"),
+            (respond(200, body=b"<whatever/>"), "ServiceUnavailable"),
+            (
+                respond(200, body=b"x", length=MAX_RESULT_DOCUMENT + 1),
+                "ServiceUnavailable",
+            ),
+        ):
+            forwarder, completing = self.complete(response)
+            self.assertEqual(self.error_of(completing).code, code)
+            self.assert_settled(forwarder)
+
+    def test_abort(self) -> None:
+        """
+        An abort is a DELETE of ``?uploadId``; 204 (or 200) is done, 404 is
+        ``NoSuchUpload``.
+        """
+        for status in (204, 200):
+            forwarder = FakeForwarder(respond(status))
+            self.assertIsNone(
+                self.successResultOf(
+                    signed_store(forwarder).abort_multipart_upload("k", "u+1")
+                )
+            )
+            request = forwarder.request
+            self.assertEqual(
+                (request.method, request.url),
+                ("DELETE", f"{ENDPOINT}/{BACKEND_BUCKET}/k?uploadId=u%2B1"),
+            )
+            self.assert_verifies(request)
+            self.assert_settled(forwarder)
+        forwarder = FakeForwarder(respond(404))
+        error = self.error_of(make_store(forwarder).abort_multipart_upload("k", "u"))
+        self.assertEqual(error.code, "NoSuchUpload")
+
+    def test_list_parts(self) -> None:
+        """
+        ListParts is a GET with ``max-parts``, ``uploadId`` and, when not 0,
+        ``part-number-marker``; the answer is parsed.
+        """
+        document = (
+            f'<ListPartsResult xmlns="{S3_NAMESPACE}"><IsTruncated>true</IsTruncated>'
+            "<NextPartNumberMarker>4</NextPartNumberMarker>"
+            "<Part><PartNumber>4</PartNumber><LastModified>2024-01-02T03:04:05Z"
+            "</LastModified><ETag>e4</ETag><Size>5242880</Size></Part>"
+            "</ListPartsResult>"
+        ).encode()
+        for marker, expected in (
+            (0, [("max-parts", "1"), ("uploadId", "u")]),
+            (3, [("max-parts", "1"), ("part-number-marker", "3"), ("uploadId", "u")]),
+        ):
+            forwarder = FakeForwarder(respond(200, body=document))
+            page = self.successResultOf(
+                signed_store(forwarder).list_parts("k", "u", 1, marker)
+            )
+            self.assertEqual(
+                page,
+                PartsPage(
+                    parts=(
+                        PartInfo(
+                            4,
+                            '"e4"',
+                            5242880,
+                            datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+                        ),
+                    ),
+                    truncated=True,
+                    next_part_number_marker=4,
+                ),
+            )
+            self.assertEqual(forwarder.request.method, "GET")
+            self.assertEqual(query_of(forwarder.request), expected)
+            self.assert_verifies(forwarder.request)
+            self.assert_settled(forwarder)
+
+    def test_list_parts_errors(self) -> None:
+        """
+        An unknown upload is ``NoSuchUpload``; a bad answer
+        ``ServiceUnavailable``.
+        """
+        for response, code in (
+            (respond(404), "NoSuchUpload"),
+            (
+                respond(200, body=b"<ListPartsResult><Part/></ListPartsResult>"),
+                "ServiceUnavailable",
+            ),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).list_parts("k", "u", 10, 0))
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+
+def uploads_document(*keys: str, prefixes: Sequence[str] = ()) -> bytes:
+    """
+    A backend's ListMultipartUploads answer naming ``keys``.
+    """
+    uploads = "".join(
+        f"<Upload><Key>{key}</Key><UploadId>id-{i}</UploadId>"
+        f"<Initiated>2024-01-02T03:04:05.000Z</Initiated></Upload>"
+        for i, key in enumerate(keys)
+    )
+    common = "".join(
+        f"<CommonPrefixes><Prefix>{p}</Prefix></CommonPrefixes>" for p in prefixes
+    )
+    return (
+        f'<ListMultipartUploadsResult xmlns="{S3_NAMESPACE}">'
+        f"<IsTruncated>false</IsTruncated>{uploads}{common}"
+        "</ListMultipartUploadsResult>"
+    ).encode()
+
+
+class ListUploadsTests(StoreTestCase):
+    """
+    L{S3Store.list_multipart_uploads}.
+    """
+
+    def test_request(self) -> None:
+        """
+        A GET of the bucket with ``?uploads`` and the parameters given (not
+        ``encoding-type``: SeaweedFS claims to encode and does not).
+        """
+        forwarder = FakeForwarder(respond(200, body=uploads_document()))
+        self.successResultOf(
+            signed_store(forwarder).list_multipart_uploads(
+                "p/ +", "/", "p/k", "id/1", 50
+            )
+        )
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, path_of(request)), ("GET", f"/{BACKEND_BUCKET}")
+        )
+        self.assertEqual(
+            query_of(request),
+            [
+                ("delimiter", "/"),
+                ("key-marker", "p/k"),
+                ("max-uploads", "50"),
+                ("prefix", "p/ +"),
+                ("upload-id-marker", "id/1"),
+                ("uploads", ""),
+            ],
+        )
+        self.assertTrue(request.url.endswith("&uploads"))
+        self.assert_verifies(request)
+
+    def test_minimal(self) -> None:
+        """
+        Without options only ``max-uploads`` and ``uploads`` are sent.
+        """
+        forwarder = FakeForwarder(respond(200, body=uploads_document()))
+        self.successResultOf(
+            make_store(forwarder).list_multipart_uploads("", None, None, None, 1000)
+        )
+        self.assertEqual(
+            forwarder.request.url,
+            f"{ENDPOINT}/{BACKEND_BUCKET}?max-uploads=1000&uploads",
+        )
+
+    def test_page(self) -> None:
+        """
+        The answer is parsed into a page.
+        """
+        forwarder = FakeForwarder(
+            respond(200, body=uploads_document("p/a+b", prefixes=["p/d/"]))
+        )
+        page = self.successResultOf(
+            make_store(forwarder).list_multipart_uploads("p/", "/", None, None, 10)
+        )
+        when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+        self.assertEqual(
+            page,
+            UploadsPage(
+                uploads=(UploadInfo("p/a+b", "id-0", when),), common_prefixes=("p/d/",)
+            ),
+        )
+        self.assert_settled(forwarder)
+
+    def test_held_to_the_request(self) -> None:
+        """
+        A store that ignores the prefix or the delimiter (moto, SeaweedFS)
+        has its page held to them: uploads outside the prefix are dropped,
+        and keys with the delimiter after the prefix rolled up.
+        """
+        forwarder = FakeForwarder(
+            respond(
+                200,
+                body=uploads_document(
+                    "other/x", "p/a", "p/d/1", "p/d/2", "p/e/f/g", "p", prefixes=["q/"]
+                ),
+            )
+        )
+        page = self.successResultOf(
+            make_store(forwarder).list_multipart_uploads("p/", "/", None, None, 10)
+        )
+        self.assertEqual([u.key for u in page.uploads], ["p/a"])
+        self.assertEqual(page.common_prefixes, ("p/d/", "p/e/"))
+        forwarder = FakeForwarder(respond(200, body=uploads_document("a/b", "c")))
+        page = self.successResultOf(
+            make_store(forwarder).list_multipart_uploads("", None, None, None, 10)
+        )
+        self.assertEqual([u.key for u in page.uploads], ["a/b", "c"])
+
+    def test_errors(self) -> None:
+        """
+        A missing bucket is ``NoSuchBucket``; a bad answer
+        ``ServiceUnavailable``.
+        """
+        for response, code in (
+            (respond(404), "NoSuchBucket"),
+            (respond(200, body=b"<nope/>"), "ServiceUnavailable"),
+            (respond(500), "ServiceUnavailable"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(
+                make_store(forwarder).list_multipart_uploads("", None, None, None, 10)
+            )
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+
+# --- copies ------------------------------------------------------------------
+
+
+def source_bucket(**options: str) -> BucketConfig:
+    """
+    A source bucket ``source-bucket`` on the same backend as L{make_store}'s,
+    with the same credentials, changed by ``options``.
+    """
+    settings = {
+        "endpoint": ENDPOINT,
+        "bucket_name": "source-bucket",
+        "region": "eu-west-2",
+        "access_key_id": AKID,
+        "secret_access_key": "the source's own secret",
+        **options,
+    }
+    return BucketConfig(name="src", backend_type="s3", backend_options=settings)
+
+
+class CopyTests(StoreTestCase):
+    """
+    CopyObject and UploadPartCopy, on the server side.
+    """
+
+    def test_copy(self) -> None:
+        """
+        A PUT of the destination naming the source in ``x-amz-copy-source``
+        (path-style, the key encoded), with the source conditions, the
+        directives and the new object's headers; signed with the
+        destination's credentials.
+        """
+        for key, encoded in ODD_KEYS:
+            forwarder = FakeForwarder(respond(200, body=copy_result()))
+            conditions = HeaderList(
+                [
+                    ("x-amz-copy-source-if-match", '"abc"'),
+                    ("x-amz-copy-source-if-none-match", '"def"'),
+                    (
+                        "x-amz-copy-source-if-modified-since",
+                        "Mon, 13 Nov 2023 00:00:00 GMT",
+                    ),
+                    (
+                        "x-amz-copy-source-if-unmodified-since",
+                        "Wed, 15 Nov 2023 00:00:00 GMT",
+                    ),
+                    ("if-match", "stray"),
+                ]
+            )
+            source = CopySource(bucket=source_bucket(), key=key, conditions=conditions)
+            headers = HeaderList(
+                [
+                    *NEVER_FORWARDED,
+                    ("x-amz-metadata-directive", "REPLACE"),
+                    ("x-amz-tagging-directive", "COPY"),
+                    *OBJECT_WRITE_HEADERS,
+                    ("x-amz-copy-source-server-side-encryption-customer-key", "a2V5"),
+                    ("if-none-match", "*"),
+                ]
+            )
+            result = self.successResultOf(
+                signed_store(forwarder).copy_object(source, "dest key", headers)
+            )
+            self.assertEqual(result.etag, '"abc"')
+            request = forwarder.request
+            self.assertEqual(
+                (request.method, request.url),
+                ("PUT", f"{ENDPOINT}/{BACKEND_BUCKET}/dest%20key"),
+            )
+            self.assertIsNone(request.body)
+            self.assertEqual(
+                request.headers.without(
+                    "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+                ),
+                HeaderList(
+                    [
+                        ("x-amz-copy-source", f"/source-bucket/{encoded}"),
+                        *list(conditions)[:4],
+                        ("x-amz-metadata-directive", "REPLACE"),
+                        ("x-amz-tagging-directive", "COPY"),
+                        *OBJECT_WRITE_HEADERS,
+                        (
+                            "x-amz-copy-source-server-side-encryption-customer-key",
+                            "a2V5",
+                        ),
+                        ("if-none-match", "*"),
+                    ]
+                ),
+            )
+            self.assertEqual(unquote(encoded), key)
+            self.assert_verifies(request)
+
+    def test_version(self) -> None:
+        """
+        A source version is named in the copy source.
+        """
+        forwarder = FakeForwarder(respond(200, body=copy_result()))
+        source = CopySource(bucket=source_bucket(), key="k", version_id="v/1+=")
+        self.successResultOf(
+            signed_store(forwarder).copy_object(source, "d", HeaderList())
+        )
+        self.assertEqual(
+            forwarder.request.headers.get("x-amz-copy-source"),
+            "/source-bucket/k?versionId=v%2F1%2B%3D",
+        )
+
+    def test_result(self) -> None:
+        """
+        The copy's ETag (quoted if the backend left the quotes out) and time
+        come back with the allowed headers.
+        """
+        forwarder = FakeForwarder(
+            respond(
+                200,
+                [
+                    *DROPPED_HEADERS,
+                    ("x-amz-version-id", "v2"),
+                    ("x-amz-copy-source-version-id", "v1"),
+                ],
+                copy_result(etag="abc"),
+            )
+        )
+        source = CopySource(bucket=source_bucket(), key="k")
+        result = self.successResultOf(
+            signed_store(forwarder).copy_object(source, "d", HeaderList())
+        )
+        self.assertEqual(
+            result,
+            CopyResult(
+                '"abc"',
+                datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+                HeaderList(
+                    [("x-amz-version-id", "v2"), ("x-amz-copy-source-version-id", "v1")]
+                ),
+            ),
+        )
+        self.assert_settled(forwarder)
+
+    def test_same_service(self) -> None:
+        """
+        The source may be on the same endpoint written differently, or both
+        on AWS in one region.
+        """
+        keys = {"access_key_id": AKID, "secret_access_key": SECRET}
+        cases = [
+            (
+                keys,
+                source_bucket(endpoint=ENDPOINT.upper().replace("HTTP", "http") + "/"),
+            ),
+            ({**keys, "endpoint": ""}, source_bucket(endpoint="")),
+            ({}, source_bucket(access_key_id="", secret_access_key="")),
+            (
+                {**keys, "skip_signature": "true"},
+                source_bucket(access_key_id="other", skip_signature="1"),
+            ),
+        ]
+        for options, bucket in cases:
+            forwarder = FakeForwarder(respond(200, body=copy_result()))
+            source = CopySource(bucket=bucket, key="k")
+            self.successResultOf(
+                make_store(forwarder, **options).copy_object(source, "d", HeaderList())
+            )
+
+    def test_other_service(self) -> None:
+        """
+        A source on another service, in another AWS region, of another kind,
+        reached with other credentials, or without a bucket name, is
+        ``NotImplemented`` (the gateway streams such copies), and nothing is
+        sent.
+        """
+        for bucket in (
+            source_bucket(endpoint="http://elsewhere.test:9000"),
+            source_bucket(endpoint="https://backend.test:9000"),
+            source_bucket(access_key_id="ANOTHERKEY"),
+            source_bucket(access_key_id=""),
+            source_bucket(bucket_name=""),
+            BucketConfig(
+                name="f", backend_type="file", backend_options={"root_dir": "/x"}
+            ),
+        ):
+            forwarder = FakeForwarder()
+            error = self.error_of(
+                signed_store(forwarder).copy_object(
+                    CopySource(bucket=bucket, key="k"), "d", HeaderList()
+                )
+            )
+            self.assertEqual((error.code, error.status), ("NotImplemented", 501))
+            self.assertEqual(forwarder.requests, [])
+        aws = signed_store(FakeForwarder(), endpoint="")
+        other_region = source_bucket(endpoint="", region="us-west-1")
+        error = self.error_of(
+            aws.copy_object(CopySource(bucket=other_region, key="k"), "d", HeaderList())
+        )
+        self.assertEqual(error.code, "NotImplemented")
+
+    def test_failed_late(self) -> None:
+        """
+        A copy answered ``200 OK`` with an error document fails with the
+        mapped error.
+        """
+        for code, expected in (
+            ("InternalError", "ServiceUnavailable"),
+            ("SlowDown", "SlowDown"),
+            ("NoSuchKey", "NoSuchKey"),
+        ):
+            forwarder = FakeForwarder(respond(200, body=error_document(code)))
+            source = CopySource(bucket=source_bucket(), key="k")
+            error = self.error_of(
+                signed_store(forwarder).copy_object(source, "d", HeaderList())
+            )
+            self.assertEqual(error.code, expected)
+            self.assert_no_backend_detail(error)
+            self.assert_settled(forwarder)
+
+    def test_errors(self) -> None:
+        """
+        Conditions that fail, a missing source, an unreadable answer.
+        """
+        for response, code in (
+            (
+                respond(412, body=error_document("PreconditionFailed")),
+                "PreconditionFailed",
+            ),
+            (respond(404, body=error_document("NoSuchKey")), "NoSuchKey"),
+            (respond(404), "NoSuchKey"),
+            (respond(403), "AccessDenied"),
+            (respond(200, body=b"<CopyObjectResult/>"), "ServiceUnavailable"),
+        ):
+            forwarder = FakeForwarder(response)
+            source = CopySource(bucket=source_bucket(), key="k")
+            error = self.error_of(
+                signed_store(forwarder).copy_object(source, "d", HeaderList())
+            )
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+    def test_upload_part_copy(self) -> None:
+        """
+        A part copy is a PUT with ``partNumber`` and ``uploadId``, the copy
+        source, its range and conditions; its answer is a
+        ``CopyPartResult``.
+        """
+        forwarder = FakeForwarder(
+            respond(200, body=copy_result("CopyPartResult", '"p"'))
+        )
+        source = CopySource(
+            bucket=source_bucket(),
+            key="s k",
+            range="bytes=0-5242879",
+            conditions=HeaderList(
+                [
+                    ("x-amz-copy-source-if-match", '"abc"'),
+                    ("x-amz-server-side-encryption-customer-key", "a2V5"),
+                    ("content-type", "dropped"),
+                ]
+            ),
+        )
+        result = self.successResultOf(
+            signed_store(forwarder).upload_part_copy(source, "d", "up/1", 2)
+        )
+        self.assertEqual(result.etag, '"p"')
+        request = forwarder.request
+        self.assertEqual(request.method, "PUT")
+        self.assertEqual(query_of(request), [("partNumber", "2"), ("uploadId", "up/1")])
+        self.assertEqual(
+            request.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList(
+                [
+                    ("x-amz-copy-source", "/source-bucket/s%20k"),
+                    ("x-amz-copy-source-range", "bytes=0-5242879"),
+                    ("x-amz-copy-source-if-match", '"abc"'),
+                    ("x-amz-server-side-encryption-customer-key", "a2V5"),
+                ]
+            ),
+        )
+        self.assert_verifies(request)
+
+
+# --- deletes -----------------------------------------------------------------
+
+
+class DeleteObjectTests(StoreTestCase):
+    """
+    L{S3Store.delete_object}.
+    """
+
+    def test_delete(self) -> None:
+        """
+        A DELETE of the key (with ``versionId`` if given) is a 204 with the
+        version and delete marker headers.
+        """
+        for version, query in ((None, ""), ("v/1", "?versionId=v%2F1")):
+            for status in (204, 200):
+                forwarder = FakeForwarder(
+                    respond(
+                        status,
+                        [
+                            ("x-amz-version-id", "v2"),
+                            ("x-amz-delete-marker", "true"),
+                            *DROPPED_HEADERS,
+                        ],
+                    )
+                )
+                response = self.successResultOf(
+                    signed_store(forwarder).delete_object("a b", version)
+                )
+                self.assertEqual(
+                    response,
+                    ObjectResponse(
+                        204,
+                        HeaderList(
+                            [
+                                ("x-amz-version-id", "v2"),
+                                ("x-amz-delete-marker", "true"),
+                            ]
+                        ),
+                    ),
+                )
+                self.assertEqual(
+                    (forwarder.request.method, forwarder.request.url),
+                    ("DELETE", f"{ENDPOINT}/{BACKEND_BUCKET}/a%20b{query}"),
+                )
+                self.assert_verifies(forwarder.request)
+                self.assert_settled(forwarder)
+
+    def test_missing(self) -> None:
+        """
+        Deleting a key that is not there succeeds, as on S3, even from a
+        backend that says ``NoSuchKey``.
+        """
+        for response in (respond(404, body=error_document("NoSuchKey")), respond(404)):
+            forwarder = FakeForwarder(response)
+            result = self.successResultOf(
+                make_store(forwarder).delete_object("k", None)
+            )
+            self.assertEqual(result, ObjectResponse(204, HeaderList()))
+            self.assert_settled(forwarder)
+
+    def test_errors(self) -> None:
+        """
+        A missing bucket, a refusal and a failure are errors.
+        """
+        for response, code in (
+            (respond(404, body=error_document("NoSuchBucket")), "NoSuchBucket"),
+            (respond(403, body=error_document("AccessDenied")), "AccessDenied"),
+            (respond(500), "ServiceUnavailable"),
+            (respond(400, body=error_document("InvalidArgument")), "InvalidArgument"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).delete_object("k", None))
+            self.assertEqual(error.code, code)
+            self.assert_no_backend_detail(error)
+            self.assert_settled(forwarder)
+
+
+def delete_result(*entries: str) -> bytes:
+    """
+    A backend's DeleteObjects answer of the given entries.
+    """
+    return (
+        f'<DeleteResult xmlns="{S3_NAMESPACE}">{"".join(entries)}</DeleteResult>'
+    ).encode()
+
+
+class DeleteObjectsTests(StoreTestCase):
+    """
+    L{S3Store.delete_objects}.
+    """
+
+    def test_request(self) -> None:
+        """
+        A POST of ``?delete`` with the keys as XML, not quiet, with its
+        Content-MD5 and SHA-256 signed.
+        """
+        keys = [("a b", None), ("c&d<e>", "v/1"), (" spaced ", None)]
+        forwarder = FakeForwarder(
+            respond(200, body=delete_result("<Deleted><Key>a b</Key></Deleted>"))
+        )
+        self.successResultOf(signed_store(forwarder).delete_objects(keys))
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, request.url),
+            ("POST", f"{ENDPOINT}/{BACKEND_BUCKET}?delete"),
+        )
+        body = document_of(request)
+        self.assertEqual(parse_delete_request(body), (False, keys))
+        self.assertEqual(
+            request.headers.get("content-md5"),
+            base64.b64encode(hashlib.md5(body).digest()).decode(),
+        )
+        self.assert_verifies(request, payload_hash=hashlib.sha256(body).hexdigest())
+
+    def test_outcomes(self) -> None:
+        """
+        Each key's outcome is reported: deleted ones with their versions and
+        markers; errors by code with multistore's message (unknown codes as
+        ``InternalError``); keys the backend did not mention as
+        ``InternalError``; keys not asked for are left out.
+        """
+        keys = [
+            ("gone", None),
+            ("marked", None),
+            ("versioned", "v1"),
+            ("denied", None),
+            ("odd", None),
+            ("silent", None),
+            ("twice", None),
+            ("twice", None),
+        ]
+        forwarder = FakeForwarder(
+            respond(
+                200,
+                body=delete_result(
+                    "<Deleted><Key>gone</Key></Deleted>",
+                    "<Deleted><Key>marked</Key><DeleteMarker>true</DeleteMarker>"
+                    "<DeleteMarkerVersionId>m1</DeleteMarkerVersionId></Deleted>",
+                    "<Deleted><Key>versioned</Key><VersionId>v1</VersionId></Deleted>",
+                    f"<Error><Key>denied</Key><Code>AccessDenied</Code><Message>{BACKEND_SECRET_MESSAGE}</Message></Error>",
+                    f"<Error><Key>odd</Key><Code>WeirdThing</Code><Message>{BACKEND_SECRET_MESSAGE}</Message></Error>",
+                    "<Deleted><Key>twice</Key></Deleted>",
+                    "<Deleted><Key>backend-prefix/not asked</Key></Deleted>",
+                ),
+            )
+        )
+        outcomes = self.successResultOf(make_store(forwarder).delete_objects(keys))
+        internal = ("InternalError", S3Error("InternalError").message)
+        self.assertEqual(
+            sorted(outcomes, key=lambda o: o.key),
+            sorted(
+                [
+                    DeleteOutcome("gone"),
+                    DeleteOutcome("marked", "m1", delete_marker=True),
+                    DeleteOutcome("versioned", "v1"),
+                    DeleteOutcome("denied", error=("AccessDenied", "Access Denied")),
+                    DeleteOutcome("odd", error=internal),
+                    DeleteOutcome("silent", error=internal),
+                    DeleteOutcome("twice"),
+                    DeleteOutcome("twice", error=internal),
+                ],
+                key=lambda o: o.key,
+            ),
+        )
+        self.assertNotIn(BACKEND_SECRET_MESSAGE, repr(outcomes))
+        self.assert_settled(forwarder)
+
+    def test_batches(self) -> None:
+        """
+        More than 1000 keys go in several requests of at most 1000.
+        """
+        keys = [(f"k{i}", None) for i in range(2500)]
+        answers = [
+            respond(
+                200,
+                body=delete_result(
+                    *(
+                        f"<Deleted><Key>k{i}</Key></Deleted>"
+                        for i in range(start, min(start + 1000, 2500))
+                    )
+                ),
+            )
+            for start in range(0, 2500, 1000)
+        ]
+        forwarder = FakeForwarder(*answers)
+        outcomes = self.successResultOf(make_store(forwarder).delete_objects(keys))
+        self.assertEqual(len(forwarder.requests), 3)
+        self.assertEqual(
+            [len(parse_delete_request(document_of(r))[1]) for r in forwarder.requests],
+            [1000, 1000, 500],
+        )
+        self.assertEqual(sorted(o.key for o in outcomes), sorted(k for k, _ in keys))
+        self.assertTrue(all(o.error is None for o in outcomes))
+
+    def test_keys_xml_cannot_carry(self) -> None:
+        """
+        A key XML cannot carry is deleted with its own DELETE, never renamed
+        in an XML body.
+        """
+        forwarder = FakeForwarder(
+            respond(200, body=delete_result("<Deleted><Key>plain</Key></Deleted>")),
+            respond(204, [("x-amz-version-id", "v3")]),
+            respond(403),
+        )
+        outcomes = self.successResultOf(
+            make_store(forwarder).delete_objects(
+                [("a\x01b", None), ("plain", None), ("c\x02", "v\x7f")]
+            )
+        )
+        self.assertEqual(
+            [(r.method, r.url) for r in forwarder.requests],
+            [
+                ("POST", f"{ENDPOINT}/{BACKEND_BUCKET}?delete"),
+                ("DELETE", f"{ENDPOINT}/{BACKEND_BUCKET}/a%01b"),
+                ("DELETE", f"{ENDPOINT}/{BACKEND_BUCKET}/c%02?versionId=v%7F"),
+            ],
+        )
+        self.assertEqual(
+            outcomes,
+            [
+                DeleteOutcome("plain"),
+                DeleteOutcome("a\x01b", "v3"),
+                DeleteOutcome(
+                    "c\x02",
+                    "v\x7f",
+                    error=(
+                        "AccessDenied",
+                        "The bucket's backend store refused access.",
+                    ),
+                ),
+            ],
+        )
+
+    def test_errors(self) -> None:
+        """
+        A request that fails as a whole fails the call.
+        """
+        for response, code in (
+            (respond(404), "NoSuchBucket"),
+            (respond(403), "AccessDenied"),
+            (respond(400, body=error_document("MalformedXML")), "MalformedXML"),
+            (respond(200, body=b"<html/>"), "ServiceUnavailable"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).delete_objects([("k", None)]))
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+
+# --- buckets -----------------------------------------------------------------
+
+
+class BucketWriteTests(StoreTestCase):
+    """
+    L{S3Store.create_bucket} and L{S3Store.delete_bucket}.
+    """
+
+    def test_create(self) -> None:
+        """
+        Outside ``us-east-1`` the bucket is created with its location
+        constraint, the document's hash signed.
+        """
+        forwarder = FakeForwarder(respond(200, [("location", "/real-bucket")]))
+        self.assertIsNone(self.successResultOf(signed_store(forwarder).create_bucket()))
+        request = forwarder.request
+        self.assertEqual(
+            (request.method, request.url), ("PUT", f"{ENDPOINT}/{BACKEND_BUCKET}")
+        )
+        body = document_of(request)
+        root = etree.fromstring(body)
+        self.assertEqual(root.tag, f"{{{S3_NAMESPACE}}}CreateBucketConfiguration")
+        self.assertEqual(
+            root.findtext(f"{{{S3_NAMESPACE}}}LocationConstraint"), "eu-west-2"
+        )
+        self.assert_verifies(request, payload_hash=hashlib.sha256(body).hexdigest())
+        self.assert_settled(forwarder)
+
+    def test_create_us_east_1(self) -> None:
+        """
+        In ``us-east-1`` the bucket is created without a body.
+        """
+        forwarder = FakeForwarder(respond(200))
+        self.successResultOf(
+            signed_store(forwarder, region="us-east-1").create_bucket()
+        )
+        self.assertIsNone(forwarder.request.body)
+        self.assert_verifies(forwarder.request, region="us-east-1")
+
+    def test_create_errors(self) -> None:
+        """
+        A bucket that exists is ``BucketAlreadyOwnedByYou`` or
+        ``BucketAlreadyExists``, as the backend says.
+        """
+        for response, code in (
+            (
+                respond(409, body=error_document("BucketAlreadyOwnedByYou")),
+                "BucketAlreadyOwnedByYou",
+            ),
+            (
+                respond(409, body=error_document("BucketAlreadyExists")),
+                "BucketAlreadyExists",
+            ),
+            (respond(409), "BucketAlreadyOwnedByYou"),
+            (
+                respond(400, body=error_document("InvalidBucketName")),
+                "InvalidBucketName",
+            ),
+            (respond(403), "AccessDenied"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).create_bucket())
+            self.assertEqual((error.code, error.status), (code, STATUS_OF[code]))
+            self.assert_settled(forwarder)
+
+    def test_delete(self) -> None:
+        """
+        A DELETE of the bucket; 204 (or 200) is done.
+        """
+        for status in (204, 200):
+            forwarder = FakeForwarder(respond(status))
+            self.assertIsNone(
+                self.successResultOf(signed_store(forwarder).delete_bucket())
+            )
+            self.assertEqual(
+                (forwarder.request.method, forwarder.request.url),
+                ("DELETE", f"{ENDPOINT}/{BACKEND_BUCKET}"),
+            )
+            self.assert_verifies(forwarder.request)
+            self.assert_settled(forwarder)
+
+    def test_delete_errors(self) -> None:
+        """
+        A bucket with objects is ``BucketNotEmpty``; a missing one
+        ``NoSuchBucket``.
+        """
+        for response, code in (
+            (respond(409, body=error_document("BucketNotEmpty")), "BucketNotEmpty"),
+            (respond(409), "BucketNotEmpty"),
+            (respond(404, body=error_document("NoSuchBucket")), "NoSuchBucket"),
+            (respond(404), "NoSuchBucket"),
+        ):
+            forwarder = FakeForwarder(response)
+            error = self.error_of(make_store(forwarder).delete_bucket())
+            self.assertEqual((error.code, error.status), (code, STATUS_OF[code]))
+            self.assert_settled(forwarder)

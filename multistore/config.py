@@ -131,10 +131,9 @@ _GCS_OPTIONS: Final = frozenset(
 )
 
 #: Options the Rust system knew that this version accepts but does not act on
-#: (backend OIDC federation, object_store client tuning), and ``fsync`` of
-#: file stores, which only matters once they are written to.
+#: (backend OIDC federation, object_store client tuning).
 _NOT_YET: Final = frozenset(
-    {"auth_type", "oidc_role_arn", "oidc_subject", "unsigned_payload", "fsync"}
+    {"auth_type", "oidc_role_arn", "oidc_subject", "unsigned_payload"}
 )
 
 #: Option keys whose values are secrets (redacted in logs and reprs).

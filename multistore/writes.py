@@ -457,8 +457,15 @@ async def copy_object(dispatcher: Dispatcher, context: DispatchContext) -> Respo
     headers = _copy_headers(context)
     replace = (headers.get("x-amz-metadata-directive") or "COPY").upper() == "REPLACE"
     assert context.bucket is not None
+    changes = {
+        "x-amz-storage-class",
+        "x-amz-website-redirect-location",
+        "x-amz-server-side-encryption",
+        "x-amz-tagging-directive",
+    } & context.request.headers.names()
     if (
         not replace
+        and not changes
         and source_bucket.name == context.bucket.name
         and source.key == to_backend(prefix, key)
         and source.version_id is None

@@ -28,14 +28,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
-from attrs import define, evolve, frozen
-from twisted.internet.defer import Deferred
+from attrs import define, evolve, field, frozen
+from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -85,6 +85,8 @@ from multistore.s3.xml import (
     xml_can_carry,
 )
 
+_T = TypeVar("_T")
+
 #: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
 #: url-encoded, with their metadata, fits several times over); also the
 #: limit for ListParts, ListMultipartUploads and DeleteObjects answers.
@@ -97,6 +99,19 @@ MAX_ERROR_DOCUMENT: Final = 64 * 1024
 #: CompleteMultipartUpload read from a backend (S3 pads the answers of long
 #: copies and completions with whitespace while it works).
 MAX_RESULT_DOCUMENT: Final = 1024 * 1024
+
+#: Size of every part but the last of an upload of unknown length that
+#: L{S3Store.put_object} sends in parts; the most of such a body held in
+#: memory while it fills (above the 5 MiB S3 asks of a part).
+PART_SIZE: Final = 8 * 1024 * 1024
+
+#: Largest part of unknown length L{S3Store.upload_part} holds in memory to
+#: learn its length.
+MAX_UNKNOWN_PART: Final = 64 * 1024 * 1024
+
+#: Most parts in one upload (S3's limit): a body of unknown length may be
+#: up to C{MAX_PARTS * PART_SIZE} bytes.
+MAX_PARTS: Final = 10_000
 
 #: Object response headers passed on to clients.
 _OBJECT_HEADERS: Final = frozenset(
@@ -206,6 +221,12 @@ _COPY_HEADERS: Final = (
     },
     (*_OBJECT_REQUEST_PREFIXES, _SOURCE_CUSTOMER_KEY),
 )
+#: What the parts and completion of an object of unknown length sent in
+#: parts pass on from its write: the customer's encryption key, which every
+#: part needs, and the conditions, which the completion checks. The
+#: object's own digests describe no part and are verified by the gateway.
+_BUFFERED_PART_HEADERS: Final = (frozenset[str](), (_CUSTOMER_KEY,))
+_BUFFERED_COMPLETE_HEADERS: Final = (_CONDITIONS, (_CUSTOMER_KEY,))
 _PART_COPY_HEADERS: Final = (frozenset[str](), (_CUSTOMER_KEY, _SOURCE_CUSTOMER_KEY))
 _COPY_CONDITIONS: Final = (
     frozenset(
@@ -568,6 +589,285 @@ async def _read_empty(body: IBodyProducer) -> None:
         )
 
 
+@implementer(IConsumer)
+@define
+class PartBuffer:
+    """
+    A body of unknown length, read into memory a part at a time.
+
+    The body writes into the buffer until it holds more than a part (or the
+    body ends), and is then paused until L{take} has taken a part out and
+    L{resume} lets it go on: however long the body, the buffer holds at most
+    one part and whatever the body writes after being asked to pause.
+
+    A failure of the body is kept (see L{failure}), fails whoever waits in
+    L{fill}, and cancels the request L{watch}ed at the time.
+
+    :ivar _body: the body.
+    :ivar _part_size: the bytes in a part.
+    """
+
+    _body: IBodyProducer
+    _part_size: int
+    _chunks: deque[bytes] = field(factory=deque)
+    _size: int = 0
+    _paused: bool = False
+    _ended: bool = False
+    _stopped: bool = False
+    _failure: Failure | None = None
+    _waiter: Deferred[None] | None = None
+    _watched: Deferred[Any] | None = None
+
+    @property
+    def size(self) -> int:
+        """
+        The bytes held.
+        """
+        return self._size
+
+    @property
+    def paused(self) -> bool:
+        """
+        Whether the body is paused by the buffer.
+        """
+        return self._paused
+
+    @property
+    def failure(self) -> Failure | None:
+        """
+        The body's failure, if it failed.
+        """
+        return self._failure
+
+    @property
+    def holds_rest(self) -> bool:
+        """
+        Whether the body has ended and what is held is at most a part: the
+        next L{take} takes the body's last bytes.
+        """
+        return self._ended and self._size <= self._part_size
+
+    def start(self) -> None:
+        """
+        Start reading the body.
+        """
+        self._body.startProducing(self).addCallbacks(self._end, self._fail)
+
+    def _end(self, ignored: object) -> None:
+        if self._stopped:
+            return
+        self._ended = True
+        self._paused = False
+        self._wake()
+
+    def _fail(self, failure: Failure) -> None:
+        if self._stopped or self._ended:
+            return
+        self._failure = failure
+        self._chunks.clear()
+        self._size = 0
+        watched, self._watched = self._watched, None
+        if watched is not None:
+            watched.cancel()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter, self._waiter = self._waiter, None
+        if waiter is None:
+            return
+        if self._failure is not None:
+            waiter.errback(self._failure)
+        else:
+            waiter.callback(None)
+
+    def check(self) -> None:
+        """
+        :raise Exception: the body's own failure, if it failed.
+        """
+        if self._failure is not None:
+            self._failure.raiseException()
+
+    def fill(self) -> Deferred[None]:
+        """
+        Let the body fill the buffer.
+
+        :return: a Deferred that fires once the buffer holds more than a
+            part or the body has ended, or fails with the body's failure.
+            Cancelling it leaves the body as it is.
+        """
+        if self._failure is not None:
+            return fail(self._failure)
+        if self._ended or self._size > self._part_size:
+            return succeed(None)
+        if self._waiter is not None:
+            raise RuntimeError("a part buffer is filled for one reader at a time")
+        self._waiter = Deferred(self._give_up)
+        waiter = self._waiter
+        self.resume()
+        return waiter
+
+    def _give_up(self, waiter: Deferred[None]) -> None:
+        if self._waiter is waiter:
+            self._waiter = None
+
+    def take(self) -> list[bytes]:
+        """
+        Take a part out: the first C{part_size} bytes held, or all of them
+        if there are no more.
+
+        :return: the part's chunks, in order.
+        """
+        if self._size <= self._part_size:
+            taken = list(self._chunks)
+            self._chunks.clear()
+            self._size = 0
+            return taken
+        taken = []
+        wanted = self._part_size
+        while wanted:
+            chunk = self._chunks.popleft()
+            if len(chunk) > wanted:
+                self._chunks.appendleft(chunk[wanted:])
+                chunk = chunk[:wanted]
+            taken.append(chunk)
+            wanted -= len(chunk)
+        self._size -= self._part_size
+        return taken
+
+    def resume(self) -> None:
+        """
+        Resume the body if it is paused and the buffer has room.
+        """
+        if self._paused and not self._stopped and self._size <= self._part_size:
+            self._paused = False
+            self._body.resumeProducing()
+
+    def stop(self) -> None:
+        """
+        Stop the body if it is still producing, and drop what is held.
+        """
+        self._chunks.clear()
+        self._size = 0
+        if self._stopped or self._ended or self._failure is not None:
+            return
+        self._stopped = True
+        self._paused = False
+        self._body.stopProducing()
+
+    def watch(self, request: Deferred[_T]) -> Deferred[_T]:
+        """
+        Cancel ``request`` if the body fails before it has an answer.
+
+        :return: ``request``.
+        """
+        self._watched = request
+
+        def done(result: object) -> object:
+            if self._watched is request:
+                self._watched = None
+            return result
+
+        request.addBoth(done)
+        return request
+
+    # IConsumer, for the body.
+
+    def write(self, data: bytes) -> None:
+        """
+        Keep a chunk; pause the body once more than a part is held.
+        """
+        if self._stopped or self._ended or self._failure is not None or not data:
+            return
+        self._chunks.append(data)
+        self._size += len(data)
+        if self._size > self._part_size:
+            if not self._paused:
+                self._paused = True
+                self._body.pauseProducing()
+            self._wake()
+
+    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
+        """
+        Nothing to do: the body is paused through its own methods.
+        """
+
+    def unregisterProducer(self) -> None:
+        """
+        Nothing to do.
+        """
+
+
+@implementer(IBodyProducer)
+@frozen
+class _Chunks:
+    """
+    A request body of chunks held in memory (a part of a body of unknown
+    length), written in one go.
+    """
+
+    _chunks: Sequence[bytes]
+
+    @property
+    def length(self) -> int:
+        return sum(map(len, self._chunks))
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        for chunk in self._chunks:
+            consumer.write(chunk)
+        return succeed(None)
+
+    def pauseProducing(self) -> None:
+        pass
+
+    def resumeProducing(self) -> None:
+        pass
+
+    def stopProducing(self) -> None:
+        pass
+
+
+def _shielded(work: Deferred[_T]) -> Deferred[_T]:
+    """
+    :return: a Deferred with the result of ``work``, whose cancellation
+        leaves ``work`` running; ``work`` then keeps its result for whoever
+        waits on it next.
+    """
+    shield: Deferred[_T] = Deferred()
+
+    def settle(result: object) -> object:
+        if shield.called:
+            return result
+        if isinstance(result, Failure):
+            shield.errback(result)
+        else:
+            shield.callback(result)  # type: ignore[arg-type]
+        return None
+
+    work.addBoth(settle)
+    return shield
+
+
+async def _read_part(body: IBodyProducer, limit: int) -> list[bytes]:
+    """
+    Read a body of unknown length into memory, to its end.
+
+    :return: its chunks.
+    :raise S3Error: ``EntityTooLarge`` if it is longer than ``limit`` (the
+        body is stopped); or the body's own failure.
+    """
+    buffer = PartBuffer(body, limit)
+    buffer.start()
+    try:
+        await buffer.fill()
+    except BaseException:
+        buffer.stop()
+        raise
+    if not buffer.holds_rest:
+        buffer.stop()
+        raise S3Error("EntityTooLarge", extra=(("MaxSizeAllowed", str(limit)),))
+    return buffer.take()
+
+
 def _content_md5(data: bytes) -> str:
     """
     :return: the ``Content-MD5`` of ``data`` (S3 requires one on
@@ -872,22 +1172,41 @@ class S3Store:
         statuses: Mapping[int, str],
     ) -> ObjectResponse:
         """
-        PUT a streamed body (an object or a part).
+        PUT a body (an object or a part): streamed if its length is known,
+        from memory once it has ended if not.
+
+        :raise S3Error: ``EntityTooLarge`` for a body of unknown length
+            longer than L{MAX_UNKNOWN_PART}.
         """
         length = write.body.length
-        if not isinstance(length, int):
-            raise S3Error("MissingContentLength")
         body: IBodyProducer | None
-        if length == 0:
+        if not isinstance(length, int):
+            chunks = await _read_part(write.body, MAX_UNKNOWN_PART)
+            body = _Chunks(chunks) if chunks else None
+        elif length == 0:
             await _read_empty(write.body)
             body = None
         else:
             body = LastByteHeld(write.body)
+        return await self._put(write.key, query, write.headers, allowed, statuses, body)
+
+    async def _put(
+        self,
+        key: str,
+        query: Sequence[tuple[str, str]],
+        headers: HeaderList,
+        allowed: tuple[Collection[str], tuple[str, ...]],
+        statuses: Mapping[int, str],
+        body: IBodyProducer | None,
+    ) -> ObjectResponse:
+        """
+        Send one PUT of a body, with the headers ``allowed``.
+        """
         response = await self._send(
             "PUT",
-            write.key,
+            key,
             query,
-            forwarded_headers(write.headers, allowed),
+            forwarded_headers(headers, allowed),
             body,
             UNSIGNED_PAYLOAD,
         )
@@ -896,23 +1215,185 @@ class S3Store:
         response.body.discard()
         return ObjectResponse(200, write_response_headers(response.headers))
 
+    async def _put_unknown_length(self, write: ObjectWrite) -> ObjectResponse:
+        """
+        PUT a body of unknown length: whole, once it has ended, if it is no
+        longer than a part; otherwise in parts.
+        """
+        buffer = PartBuffer(write.body, PART_SIZE)
+        buffer.start()
+        try:
+            await buffer.fill()
+        except BaseException:
+            buffer.stop()
+            raise
+        if not buffer.holds_rest:
+            return await self._put_in_parts(write, buffer)
+        chunks = buffer.take()
+        return await self._put(
+            write.key,
+            (),
+            write.headers,
+            _PUT_HEADERS,
+            {404: "NoSuchBucket"},
+            _Chunks(chunks) if chunks else None,
+        )
+
+    async def _put_in_parts(
+        self, write: ObjectWrite, buffer: PartBuffer
+    ) -> ObjectResponse:
+        """
+        PUT a body of unknown length as a multipart upload of the parts
+        ``buffer`` holds one at a time, completed only once the body has
+        ended; aborted if the body or anything else fails.
+        """
+        key = write.key
+        upload_id: str | None = None
+        creating = Deferred.fromCoroutine(self._create_upload(key, write.headers))
+        try:
+            try:
+                upload_id = await _shielded(creating)
+            except CancelledError:
+                # The caller gave up while the upload was being created:
+                # learn its id, to abort it.
+                buffer.stop()
+                upload_id = await creating
+                raise
+            self.log.debug(
+                "sending a body of unknown length to {key} in parts of {size} bytes",
+                key=key,
+                size=PART_SIZE,
+            )
+            part_headers = forwarded_headers(write.headers, _BUFFERED_PART_HEADERS)
+            parts: list[CompletedPart] = []
+            while True:
+                buffer.check()
+                number = len(parts) + 1
+                if number > MAX_PARTS:
+                    raise S3Error(
+                        "EntityTooLarge",
+                        extra=(("MaxSizeAllowed", str(MAX_PARTS * PART_SIZE)),),
+                    )
+                last = buffer.holds_rest
+                chunks = buffer.take()
+                # Let the body fill the next part while this one is sent.
+                buffer.resume()
+                etag = await buffer.watch(
+                    Deferred.fromCoroutine(
+                        self._send_part(key, upload_id, number, part_headers, chunks)
+                    )
+                )
+                del chunks
+                parts.append(CompletedPart(number, etag))
+                if last:
+                    break
+                await buffer.fill()
+            result = await self._complete(
+                key,
+                upload_id,
+                parts,
+                forwarded_headers(write.headers, _BUFFERED_COMPLETE_HEADERS),
+            )
+        except BaseException:
+            buffer.stop()
+            if upload_id is not None:
+                await self._abandon(key, upload_id)
+            buffer.check()
+            raise
+        headers = HeaderList([("etag", result.etag)]).plus(
+            result.headers.without("etag")
+        )
+        return ObjectResponse(200, headers)
+
+    async def _send_part(
+        self,
+        key: str,
+        upload_id: str,
+        number: int,
+        headers: HeaderList,
+        chunks: Sequence[bytes],
+    ) -> str:
+        """
+        PUT one part held in memory.
+
+        :return: its ETag.
+        """
+        query = [("partNumber", str(number)), ("uploadId", upload_id)]
+        response = await self._send(
+            "PUT", key, query, headers, _Chunks(chunks), UNSIGNED_PAYLOAD
+        )
+        if response.status != 200:
+            raise await self._error(response, statuses={404: "NoSuchUpload"})
+        response.body.discard()
+        etag = response.headers.get("etag")
+        if not etag:
+            self.log.warn(
+                "backend of bucket {bucket} sent no ETag for a part",
+                bucket=self.bucket.name,
+            )
+            raise S3Error("ServiceUnavailable", "The bucket's backend store failed.")
+        return etag
+
+    async def _abandon(self, key: str, upload_id: str) -> None:
+        """
+        Abort an upload that will not be completed; a failure to is logged,
+        not raised (its parts remain until a lifecycle rule removes them).
+        """
+        try:
+            await self._abort(key, upload_id)
+        except Exception:
+            self.log.failure(
+                "could not abort upload {upload_id} of {key} in bucket {bucket}",
+                upload_id=upload_id,
+                key=key,
+                bucket=self.bucket.name,
+            )
+
     def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
         """
-        PUT an object, streaming its body (see L{LastByteHeld}).
+        PUT an object.
 
-        :raise S3Error: ``MissingContentLength`` for a body of unknown length
-            (S3 takes none without framing it as ``aws-chunked``), without
-            starting the body; the body's own failure if it fails.
+        A body of known length is streamed (see L{LastByteHeld}).
+
+        A body of unknown length (HTTP chunked, without
+        ``x-amz-decoded-content-length``) is read into memory a part
+        (L{PART_SIZE}) at a time, the body paused while a part is full
+        (L{PartBuffer}). A body that ends within the first part is sent as
+        one PUT, once it has ended. A longer one becomes a multipart upload
+        on the backend: created with the write's object headers, a part
+        sent for each L{PART_SIZE} bytes (with ``Content-Length``, signed
+        ``UNSIGNED-PAYLOAD``; the body fills the next part while one is
+        sent, so at most two parts are in memory, the one being sent and
+        the one filling), and completed, with the write's ``if-match`` /
+        ``if-none-match``, once the body has ended. Such an object's ETag
+        is a multipart ETag (the MD5 of its parts' MD5s, ``-`` and the
+        number of parts), not the MD5 of its bytes; its ``Content-MD5``
+        and ``x-amz-checksum-*`` are verified by the gateway as the body
+        passes, not sent to the backend, which does not store them. If the
+        body or anything else fails, the backend upload is aborted, so no
+        object and no parts remain.
+
+        :raise S3Error: ``EntityTooLarge`` for a body of unknown length of
+            more than L{MAX_PARTS} parts; the body's own failure if it
+            fails.
         """
-        return Deferred.fromCoroutine(
-            self._upload(write, (), _PUT_HEADERS, {404: "NoSuchBucket"})
-        )
+        if isinstance(write.body.length, int):
+            return Deferred.fromCoroutine(
+                self._upload(write, (), _PUT_HEADERS, {404: "NoSuchBucket"})
+            )
+        return Deferred.fromCoroutine(self._put_unknown_length(write))
 
     def upload_part(
         self, write: ObjectWrite, upload_id: str, part_number: int
     ) -> Deferred[ObjectResponse]:
         """
-        PUT one part, streaming its body as L{put_object} does.
+        PUT one part, streaming its body as L{put_object} does; a part of
+        unknown length is read into memory (at most L{MAX_UNKNOWN_PART}
+        bytes) and sent with its length once it has ended.
+
+        :raise S3Error: ``EntityTooLarge`` for a part of unknown length
+            longer than L{MAX_UNKNOWN_PART}, without sending it; the body's
+            own failure if it fails.
         """
         query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
         return Deferred.fromCoroutine(

@@ -18,7 +18,6 @@ from zope.interface.verify import verifyObject
 
 from multistore.auth.sigv4 import EMPTY_SHA256, sign_request
 from multistore.backends.forwarder import BytesBody
-from multistore.backends.unwritable import Unwritable
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
 from multistore.gateway import Gateway
 from multistore.handlers import Dispatcher
@@ -43,6 +42,7 @@ from multistore.model import (
 )
 from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.s3.errors import S3Error
+from tests.unit.unwritable import Unwritable
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 HOST = "127.0.0.1:8080"

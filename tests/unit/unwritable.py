@@ -1,7 +1,6 @@
-# -*- test-case-name: tests.unit.test_factory -*-
 """
-The write half of L{IObjectStore} for stores that cannot write yet: every
-write answers ``501 NotImplemented``.
+The write half of L{IObjectStore} for read-only test stores: every write
+answers ``501 NotImplemented``.
 """
 
 from __future__ import annotations

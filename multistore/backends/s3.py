@@ -22,6 +22,12 @@ into an object. Only the request headers on an allow-list reach the
 backend: content headers, metadata, checksums, tagging, storage class,
 encryption and the conditions, never the client's credentials, ACLs or
 framing.
+
+S3 takes no upload without a length, so a body of unknown length (HTTP
+chunked) is read into memory a part at a time (L{PartBuffer}), pausing the
+client while a part is full, and sent once it has ended if it fits in one
+part, or else as a multipart upload that is completed only when the body
+has ended and aborted if it fails (see L{S3Store.put_object}).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import base64
 import hashlib
 from collections import Counter, deque
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
@@ -598,7 +605,8 @@ class PartBuffer:
     The body writes into the buffer until it holds more than a part (or the
     body ends), and is then paused until L{take} has taken a part out and
     L{resume} lets it go on: however long the body, the buffer holds at most
-    one part and whatever the body writes after being asked to pause.
+    a part, the chunk that overfilled it, and whatever the body writes after
+    being asked to pause.
 
     A failure of the body is kept (see L{failure}), fails whoever waits in
     L{fill}, and cancels the request L{watch}ed at the time.
@@ -1294,7 +1302,7 @@ class S3Store:
                 parts,
                 forwarded_headers(write.headers, _BUFFERED_COMPLETE_HEADERS),
             )
-        except BaseException:
+        except Exception:
             buffer.stop()
             if upload_id is not None:
                 await self._abandon(key, upload_id)
@@ -1336,18 +1344,26 @@ class S3Store:
 
     async def _abandon(self, key: str, upload_id: str) -> None:
         """
-        Abort an upload that will not be completed; a failure to is logged,
+        Abort an upload that will not be completed. A failure to is logged,
         not raised (its parts remain until a lifecycle rule removes them).
+        The abort is not cancelled with its caller (a put is cancelled when
+        its client goes away, which is when the abort matters most): a
+        cancelled caller stops waiting and the abort goes on.
         """
-        try:
-            await self._abort(key, upload_id)
-        except Exception:
+
+        def failed(failure: Failure) -> None:
             self.log.failure(
                 "could not abort upload {upload_id} of {key} in bucket {bucket}",
+                failure,
                 upload_id=upload_id,
                 key=key,
                 bucket=self.bucket.name,
             )
+
+        aborting = Deferred.fromCoroutine(self._abort(key, upload_id))
+        aborting.addErrback(failed)
+        with suppress(CancelledError):
+            await _shielded(aborting)
 
     def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
         """

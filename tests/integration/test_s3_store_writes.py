@@ -26,10 +26,17 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
 from multistore.backends.forwarder import AgentForwarder
-from multistore.backends.s3 import S3Store
+from multistore.backends.s3 import PART_SIZE, S3Store
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
-from multistore.model import CompletedPart, CopySource, ObjectWrite
+from multistore.interfaces import IForwarder
+from multistore.model import (
+    BackendRequest,
+    BackendResponse,
+    CompletedPart,
+    CopySource,
+    ObjectWrite,
+)
 from multistore.s3.errors import S3Error
 from tests.integration.servers import S3Server, error_code, unique_bucket_name
 
@@ -78,6 +85,9 @@ class StreamedBody:
 
     :ivar written: the bytes written so far.
     :ivar stopped: whether C{stopProducing} was called.
+    :ivar pauses: how many times C{pauseProducing} was called.
+    :ivar most_ahead: if C{sent} was given, the most bytes written before
+        the backend had been sent them, at any write.
     """
 
     def __init__(
@@ -88,11 +98,22 @@ class StreamedBody:
         fail_at: int | None = None,
         fail_delay: float = 0.0,
         unknown_length: bool = False,
+        sent: Callable[[], int] | None = None,
+        on_fail: Callable[[], object] | None = None,
     ) -> None:
+        """
+        :param sent: how many bytes of the body the backend has been sent.
+        :param on_fail: called just after the body fails (to cancel the
+            write at once, as the gateway does when a client goes away).
+        """
         self.length: object = UNKNOWN_LENGTH if unknown_length else len(data)
         self.written = 0
         self.stopped = False
         self.started = False
+        self.pauses = 0
+        self.most_ahead = 0
+        self._sent = sent
+        self._on_fail = on_fail
         self._data = data
         self._chunk = chunk
         self._fail_at = fail_at
@@ -134,16 +155,21 @@ class StreamedBody:
                 self._done.callback(None)
             else:
                 self._done.errback(BodyFailed("the body did not verify"))
+                if self._on_fail is not None:
+                    self._on_fail()
             return
         piece = self._data[self.written : min(end, self.written + self._chunk)]
         self.written += len(piece)
         self._consumer.write(piece)
+        if self._sent is not None:
+            self.most_ahead = max(self.most_ahead, self.written - self._sent())
         self._schedule()
 
     def pauseProducing(self) -> None:
         """
         Stop writing until resumed.
         """
+        self.pauses += 1
         self._paused = True
         if self._call is not None:
             self._call.cancel()
@@ -164,6 +190,34 @@ class StreamedBody:
         if self._call is not None:
             self._call.cancel()
             self._call = None
+
+
+@implementer(IForwarder)
+class CountingForwarder:
+    """
+    Forwards through another forwarder, counting the body bytes of the PUTs
+    it sends.
+    """
+
+    def __init__(self, inner: IForwarder) -> None:
+        self._inner = inner
+        self._sent = 0
+
+    def sent(self) -> int:
+        """
+        The body bytes of every PUT forwarded so far.
+        """
+        return self._sent
+
+    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
+        """
+        Count, then forward.
+        """
+        if request.method == "PUT" and request.body is not None:
+            length = request.body.length
+            assert isinstance(length, int)
+            self._sent += length
+        return self._inner.forward(request)
 
 
 def md5_header(data: bytes) -> str:
@@ -411,18 +465,177 @@ class _WriteTests:
             await self.store().put_object(ObjectWrite(key="empty-bad", body=body))
         self.assertFalse(self.exists("empty-bad"))
 
+    def uploads_of(self, key: str) -> list[str]:
+        """
+        The ids of the backend's multipart uploads of ``key``.
+        """
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket_name)
+        return [u["UploadId"] for u in listing.get("Uploads", []) if u["Key"] == key]
+
     @inline
-    async def test_unknown_length(self) -> None:
+    async def test_unknown_length_whole(self) -> None:
         """
-        A body of unknown length is ``MissingContentLength``, and is not
-        started.
+        A body of unknown length no longer than a part is stored as one
+        object once it has ended, with its headers and its MD5 as ETag.
         """
-        body = StreamedBody(b"abc", unknown_length=True)
-        error = await self.error_of(
-            self.store().put_object(ObjectWrite(key="chunked", body=body))
+        for size in (0, 1, 300_000, PART_SIZE):
+            data = os.urandom(size)
+            key = f"chunked é+%/{size}"
+            headers = await self.put(
+                key,
+                data,
+                ("content-type", "application/x-chunked"),
+                ("content-md5", md5_header(data)),
+                unknown_length=True,
+            )
+            self.assertEqual(headers.get("etag"), f'"{hashlib.md5(data).hexdigest()}"')
+            self.assertEqual(self.read(key), data)
+            head = self.client.head_object(Bucket=self.bucket_name, Key=key)
+            self.assertEqual(head["ContentType"], "application/x-chunked")
+        self.assertEqual(self.uploads_of(key), [])
+
+    @inline
+    async def test_unknown_length_in_parts(self) -> None:
+        """
+        A 20 MiB body of unknown length arrives byte for byte, as a
+        multipart upload of 8 MiB parts that leaves no upload behind; the
+        object has its headers and a multipart ETag; the body is paused
+        while a part is full and never read more than two parts ahead of
+        the backend.
+        """
+        data = os.urandom(20 * MiB)
+        key = "chunked/big é+%"
+        plain = self.store()
+        forwarder = CountingForwarder(plain.forwarder)
+        store = S3Store(plain.bucket, forwarder, reactor)
+        body = StreamedBody(data, unknown_length=True, sent=forwarder.sent)
+        write = ObjectWrite(
+            key=key,
+            body=body,
+            headers=HeaderList(
+                [
+                    ("content-type", "application/x-big"),
+                    ("x-amz-meta-kind", "chunked"),
+                    ("x-amz-tagging", "a=1"),
+                ]
+            ),
         )
-        self.assertEqual((error.code, error.status), ("MissingContentLength", 411))
-        self.assertFalse(body.started)
+        response = await store.put_object(write)
+        etag = response.headers.get("etag") or ""
+        self.assertTrue(etag.endswith('-3"'), etag)
+        stored = self.read(key)
+        self.assertEqual(len(stored), len(data))
+        self.assertEqual(hashlib.sha256(stored).digest(), hashlib.sha256(data).digest())
+        head = self.client.head_object(Bucket=self.bucket_name, Key=key)
+        self.assertEqual(head["ContentType"], "application/x-big")
+        self.assertEqual(head["Metadata"].get("kind"), "chunked")
+        self.assertEqual(head["ETag"], etag)
+        self.assertEqual(self.uploads_of(key), [])
+        self.assertEqual(forwarder.sent(), len(data))
+        self.assertTrue(body.pauses >= 2, body.pauses)
+        self.assertTrue(
+            body.most_ahead <= 2 * PART_SIZE + 64 * 1024, (body.most_ahead, PART_SIZE)
+        )
+
+    @inline
+    async def test_unknown_length_fails(self) -> None:
+        """
+        A body of unknown length that fails, in its first part, half-way
+        through a later one, or after its last byte, fails the put with its
+        own error and leaves neither an object nor an upload.
+        """
+        size = 20 * MiB
+        for fail_at, delay in ((MiB, 0.0), (12 * MiB, 0.0), (size, 0.3)):
+            key = f"chunked-bad/{fail_at}"
+            body = StreamedBody(
+                os.urandom(size),
+                fail_at=fail_at,
+                fail_delay=delay,
+                unknown_length=True,
+            )
+            with pytest.raises(BodyFailed):
+                await self.store().put_object(ObjectWrite(key=key, body=body))
+            self.assertEqual(body.written, fail_at)
+            self.assertFalse(self.exists(key))
+            self.assertEqual(self.uploads_of(key), [])
+
+    @inline
+    async def test_unknown_length_client_gone(self) -> None:
+        """
+        A client that goes away half-way through a body of unknown length
+        (its body fails and its write is cancelled at once) leaves neither
+        an object nor an upload.
+        """
+        key = "chunked-gone"
+        putting: Deferred[Any] | None = None
+
+        def cancel() -> None:
+            assert putting is not None
+            putting.cancel()
+
+        body = StreamedBody(
+            os.urandom(20 * MiB), fail_at=12 * MiB, unknown_length=True, on_fail=cancel
+        )
+        putting = self.store().put_object(ObjectWrite(key=key, body=body))
+        with pytest.raises(BodyFailed):
+            await putting
+        for _ in range(50):
+            if not self.uploads_of(key):
+                break
+            await sleep(0.1)
+        self.assertEqual(self.uploads_of(key), [])
+        self.assertFalse(self.exists(key))
+
+    @inline
+    async def test_unknown_length_conditional(self) -> None:
+        """
+        ``If-None-Match: *`` holds for a body of unknown length sent in
+        parts: an existing key is ``PreconditionFailed``, unchanged, with no
+        upload left behind.
+        """
+        await self.put("cond-big", b"first")
+        body = StreamedBody(os.urandom(9 * MiB), unknown_length=True)
+        error = await self.error_of(
+            self.store().put_object(
+                ObjectWrite(
+                    key="cond-big",
+                    body=body,
+                    headers=HeaderList([("if-none-match", "*")]),
+                )
+            )
+        )
+        self.assertEqual((error.code, error.status), ("PreconditionFailed", 412))
+        self.assertEqual(self.read("cond-big"), b"first")
+        self.assertEqual(self.uploads_of("cond-big"), [])
+
+    @inline
+    async def test_unknown_length_part(self) -> None:
+        """
+        A part of unknown length is stored whole and completes an upload.
+        """
+        store = self.store()
+        upload_id = await store.create_multipart_upload("chunked-part", HeaderList())
+        first, second = os.urandom(5 * MiB), os.urandom(100)
+        etags = []
+        for number, data in ((1, first), (2, second)):
+            response = await store.upload_part(
+                ObjectWrite(
+                    key="chunked-part",
+                    body=StreamedBody(data, unknown_length=True),
+                    headers=HeaderList([("content-md5", md5_header(data))]),
+                ),
+                upload_id,
+                number,
+            )
+            etags.append(response.headers.get("etag") or "")
+        self.assertEqual(etags[0], f'"{hashlib.md5(first).hexdigest()}"')
+        await store.complete_multipart_upload(
+            "chunked-part",
+            upload_id,
+            [CompletedPart(1, etags[0]), CompletedPart(2, etags[1])],
+            HeaderList(),
+        )
+        self.assertEqual(self.read("chunked-part"), first + second)
 
     # --- multipart ------------------------------------------------------------
 

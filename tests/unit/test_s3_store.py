@@ -45,7 +45,10 @@ from multistore.backends.forwarder import BytesBody
 from multistore.backends.s3 import (
     MAX_ERROR_DOCUMENT,
     MAX_RESULT_DOCUMENT,
+    MAX_UNKNOWN_PART,
+    PART_SIZE,
     LastByteHeld,
+    PartBuffer,
     S3Store,
     forwarded_headers,
     object_headers,
@@ -2062,16 +2065,19 @@ class PutObjectTests(StoreTestCase):
 
     def test_unknown_length(self) -> None:
         """
-        A body of unknown length is ``MissingContentLength``: nothing is
-        sent and the body is not started (its owner releases it).
+        A short body of unknown length is one PUT, sent with its length once
+        the body has ended (see L{UnknownLengthPutTests}).
         """
-        forwarder = FakeForwarder()
-        write = write_of(b"abc", length=UNKNOWN_LENGTH)
-        error = self.error_of(make_store(forwarder).put_object(write))
-        self.assertEqual((error.code, error.status), ("MissingContentLength", 411))
-        self.assertEqual(forwarder.requests, [])
-        assert isinstance(write.body, MemoryBody)
-        self.assertFalse(write.body.started)
+        forwarder = FakeForwarder(respond(200, [("etag", '"e"')]), read_bodies=True)
+        write = write_of(b"abc", OBJECT_WRITE_HEADERS, length=UNKNOWN_LENGTH)
+        response = self.successResultOf(make_store(forwarder).put_object(write))
+        self.assertEqual(response, ObjectResponse(200, HeaderList([("etag", '"e"')])))
+        request = forwarder.request
+        self.assertEqual((request.method, query_of(request)), ("PUT", []))
+        self.assertEqual(request.headers, HeaderList(OBJECT_WRITE_HEADERS))
+        assert request.body is not None
+        self.assertEqual(request.body.length, 3)
+        self.assertEqual(forwarder.uploads, [b"abc"])
 
     def test_empty(self) -> None:
         """
@@ -2511,6 +2517,957 @@ def uploads_document(*keys: str, prefixes: Sequence[str] = ()) -> bytes:
         f"<IsTruncated>false</IsTruncated>{uploads}{common}"
         "</ListMultipartUploadsResult>"
     ).encode()
+
+
+# --- bodies of unknown length ------------------------------------------------
+
+
+@implementer(IBodyProducer)
+class SteppedBody:
+    """
+    A request body of unknown length that writes what the test sends, when
+    it sends it, as a client's connection does: bytes sent while the body
+    is paused wait until it is resumed.
+
+    :ivar calls: the producer calls received, in order.
+    :ivar written: the bytes written to the consumer so far.
+    :ivar most_held: the most bytes written but not yet sent to the
+        backend at any write, if C{uploaded} was given.
+    """
+
+    length = UNKNOWN_LENGTH
+
+    def __init__(self, uploaded: FakeForwarder | None = None) -> None:
+        """
+        :param uploaded: a forwarder whose C{uploads} count as no longer
+            held.
+        """
+        self._uploaded = uploaded
+        self._consumer: IConsumer | None = None
+        self._waiting: list[bytes] = []
+        self._finishing = False
+        self.paused = False
+        self.stopped = False
+        self.calls: list[str] = []
+        self.written = 0
+        self.most_held = 0
+        self.done: Deferred[None] = Deferred(lambda _: self.calls.append("cancel"))
+        self.error = BodyFailed("the body did not verify")
+
+    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        """
+        Write what has been sent so far.
+        """
+        self._consumer = consumer
+        self._flush()
+        return self.done
+
+    def send(self, *chunks: bytes) -> None:
+        """
+        The client sends ``chunks``.
+        """
+        self._waiting.extend(chunks)
+        self._flush()
+
+    def finish(self) -> None:
+        """
+        The body ends once everything sent has been written.
+        """
+        self._finishing = True
+        self._flush()
+
+    def fail(self) -> None:
+        """
+        The body fails (a digest does not match, the client goes away).
+        """
+        self.done.errback(self.error)
+
+    def _flush(self) -> None:
+        consumer = self._consumer
+        while consumer is not None and self._waiting and not self.paused:
+            if self.stopped or self.done.called:
+                return
+            chunk = self._waiting.pop(0)
+            self.written += len(chunk)
+            consumer.write(chunk)
+            if self._uploaded is not None:
+                uploaded = sum(map(len, self._uploaded.uploads))
+                self.most_held = max(self.most_held, self.written - uploaded)
+        if (
+            consumer is not None
+            and self._finishing
+            and not self._waiting
+            and not self.done.called
+        ):
+            self.done.callback(None)
+
+    def pauseProducing(self) -> None:
+        """
+        Hold what is sent from now on.
+        """
+        self.calls.append("pause")
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        """
+        Write what was held.
+        """
+        self.calls.append("resume")
+        self.paused = False
+        self._flush()
+
+    def stopProducing(self) -> None:
+        """
+        Stop for good.
+        """
+        self.calls.append("stop")
+        self.stopped = True
+
+
+def pending(cancelled: list[str] | None = None) -> Deferred[object]:
+    """
+    A backend answer still to come; cancelling it is recorded in
+    ``cancelled``.
+    """
+    return Deferred(lambda _: (cancelled if cancelled is not None else []).append("x"))
+
+
+def complete_result(etag: str = '"abc-3"') -> bytes:
+    """
+    A backend's CompleteMultipartUpload answer.
+    """
+    return (
+        f'<CompleteMultipartUploadResult xmlns="{S3_NAMESPACE}">'
+        f"<Location>http://backend/{BACKEND_BUCKET}/k</Location>"
+        f"<Bucket>{BACKEND_BUCKET}</Bucket><Key>k</Key>"
+        f"<ETag>{etag}</ETag></CompleteMultipartUploadResult>"
+    ).encode()
+
+
+def unknown_write(
+    body: IBodyProducer, headers: Sequence[tuple[str, str]] = ()
+) -> ObjectWrite:
+    """
+    A write of ``body`` to the key ``k``.
+    """
+    return ObjectWrite(key="k", body=body, headers=HeaderList(headers))
+
+
+def describe(requests: Sequence[BackendRequest]) -> list[tuple[str, str]]:
+    """
+    The method and query of each request.
+    """
+    return [(r.method, urlsplit(r.url).query) for r in requests]
+
+
+#: The requests of an upload in three parts, as L{describe} shows them.
+THREE_PARTS = [
+    ("POST", "uploads"),
+    ("PUT", "partNumber=1&uploadId=up1"),
+    ("PUT", "partNumber=2&uploadId=up1"),
+    ("PUT", "partNumber=3&uploadId=up1"),
+    ("POST", "uploadId=up1"),
+]
+
+
+class PartBufferTests(SynchronousTestCase):
+    """
+    L{PartBuffer} reads a body a part at a time, pausing it while a part is
+    full.
+    """
+
+    def buffer(self, part_size: int = 4) -> tuple[SteppedBody, PartBuffer]:
+        """
+        A started buffer of parts of ``part_size`` bytes over a new body.
+        """
+        body = SteppedBody()
+        buffer = PartBuffer(body, part_size)
+        buffer.start()
+        return body, buffer
+
+    def test_interfaces(self) -> None:
+        """
+        It is a consumer for the body.
+        """
+        verifyObject(IConsumer, PartBuffer(SteppedBody(), 4))
+
+    def test_pauses_when_full(self) -> None:
+        """
+        The body goes on until the buffer holds more than a part; it is
+        then paused until a part is taken out and the buffer resumed.
+        """
+        body, buffer = self.buffer()
+        filled = buffer.fill()
+        body.send(b"ab", b"cd")
+        self.assertNoResult(filled)
+        self.assertEqual((body.calls, buffer.size), ([], 4))
+        body.send(b"e", b"f")
+        self.successResultOf(filled)
+        self.assertEqual((body.calls, buffer.size, buffer.paused), (["pause"], 5, True))
+        self.assertEqual(buffer.take(), [b"ab", b"cd"])
+        self.assertEqual(body.calls, ["pause"])
+        buffer.resume()
+        self.assertEqual(body.calls, ["pause", "resume"])
+        self.assertEqual(buffer.size, 2)
+        self.assertFalse(buffer.holds_rest)
+        body.finish()
+        self.successResultOf(buffer.fill())
+        self.assertTrue(buffer.holds_rest)
+        self.assertEqual(buffer.take(), [b"e", b"f"])
+
+    def test_take_splits_chunks(self) -> None:
+        """
+        A chunk across a part's end is split: the part is exactly a part.
+        """
+        body, buffer = self.buffer()
+        body.send(b"abc", b"defgh")
+        self.assertEqual(buffer.take(), [b"abc", b"d"])
+        self.assertEqual(buffer.size, 4)
+        body.finish()
+        buffer.resume()
+        self.assertTrue(buffer.holds_rest)
+        self.assertEqual(buffer.take(), [b"efgh"])
+
+    def test_writes_while_paused(self) -> None:
+        """
+        What the body writes after being paused is kept; it is resumed only
+        once the buffer holds no more than a part.
+        """
+        body, buffer = self.buffer(2)
+        body.send(b"abc")
+        body.paused = False  # the body ignores the pause
+        body.send(b"def", b"g")
+        self.assertEqual(buffer.size, 7)
+        self.assertEqual(buffer.take(), [b"ab"])
+        buffer.resume()
+        self.assertEqual(buffer.take(), [b"c", b"d"])
+        buffer.resume()
+        self.assertEqual(body.calls, ["pause"])
+        self.assertEqual(buffer.take(), [b"ef"])
+        buffer.resume()
+        self.assertEqual(body.calls, ["pause", "resume"])
+
+    def test_failure(self) -> None:
+        """
+        A body that fails fails the fill with its own failure, cancels the
+        request being watched, and is what L{PartBuffer.check} raises.
+        """
+        body, buffer = self.buffer()
+        buffer.check()
+        answered: Deferred[None] = buffer.watch(Deferred())
+        answered.callback(None)
+        cancelled: list[str] = []
+        request = buffer.watch(pending(cancelled))
+        body.send(b"abc")
+        filled = buffer.fill()
+        body.fail()
+        self.assertIs(self.failureResultOf(filled, BodyFailed).value, body.error)
+        self.assertIs(self.failureResultOf(buffer.fill(), BodyFailed).value, body.error)
+        self.assertEqual(cancelled, ["x"])
+        self.failureResultOf(request, CancelledError)
+        self.assertIs(self.assertRaises(BodyFailed, buffer.check), body.error)
+        self.assertEqual(buffer.size, 0)
+        buffer.stop()
+        self.assertNotIn("stop", body.calls)
+
+    def test_watch_ends(self) -> None:
+        """
+        A request answered before the body fails is not cancelled.
+        """
+        body, buffer = self.buffer()
+        request: Deferred[object] = Deferred()
+        buffer.watch(request)
+        request.callback("answer")
+        body.fail()
+        self.assertEqual(self.successResultOf(request), "answer")
+
+    def test_stop(self) -> None:
+        """
+        Stopping stops a body still producing, once, and drops what is
+        held; what the body does after is ignored.
+        """
+        body, buffer = self.buffer()
+        body.send(b"abc")
+        buffer.stop()
+        buffer.stop()
+        self.assertEqual((body.calls, buffer.size), (["stop"], 0))
+        body.fail()
+        self.assertIsNone(buffer.failure)
+        ended, buffer = self.buffer()
+        ended.finish()
+        buffer.stop()
+        self.assertEqual(ended.calls, [])
+
+    def test_fill_cancelled(self) -> None:
+        """
+        Cancelling a fill leaves the body alone; another fill can follow.
+        """
+        body, buffer = self.buffer()
+        filled = buffer.fill()
+        filled.cancel()
+        self.failureResultOf(filled, CancelledError)
+        self.assertEqual(body.calls, [])
+        again = buffer.fill()
+        body.send(b"abcde")
+        self.successResultOf(again)
+
+    def test_one_reader(self) -> None:
+        """
+        Only one fill waits at a time.
+        """
+        _, buffer = self.buffer()
+        buffer.fill()
+        self.assertRaises(RuntimeError, buffer.fill)
+
+
+class UnknownLengthPutTests(StoreTestCase):
+    """
+    L{S3Store.put_object} with a body of unknown length: one PUT for a body
+    within a part, a multipart upload for a longer one, aborted on failure;
+    the body paused while a part is full. Parts are 4 bytes here.
+    """
+
+    def setUp(self) -> None:
+        self.patch(s3_module, "PART_SIZE", 4)
+
+    def put(
+        self,
+        forwarder: FakeForwarder,
+        body: IBodyProducer,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> Deferred[ObjectResponse]:
+        """
+        Put ``body`` at ``k`` through a signed store.
+        """
+        return signed_store(forwarder).put_object(unknown_write(body, headers))
+
+    def test_whole(self) -> None:
+        """
+        A body no longer than a part is sent once it has ended, as one PUT
+        with its length and every header a PUT passes on.
+        """
+        headers = [
+            *NEVER_FORWARDED,
+            *OBJECT_WRITE_HEADERS,
+            ("content-md5", "xxx"),
+            ("if-none-match", "*"),
+        ]
+        for data in (b"a", b"abcd"):
+            forwarder = FakeForwarder(
+                respond(200, [("etag", '"e"'), *DROPPED_HEADERS]), read_bodies=True
+            )
+            body = SteppedBody()
+            putting = self.put(forwarder, body, headers)
+            body.send(data)
+            self.assertEqual(forwarder.requests, [])
+            body.finish()
+            response = self.successResultOf(putting)
+            self.assertEqual(
+                response, ObjectResponse(200, HeaderList([("etag", '"e"')]))
+            )
+            request = forwarder.request
+            self.assertEqual((request.method, query_of(request)), ("PUT", []))
+            self.assertEqual(
+                request.headers.without(
+                    "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+                ),
+                HeaderList(headers[len(NEVER_FORWARDED) :]),
+            )
+            assert request.body is not None
+            self.assertEqual(request.body.length, len(data))
+            self.assertEqual(forwarder.uploads, [data])
+            self.assert_verifies(request, payload_hash="UNSIGNED-PAYLOAD")
+            self.assertEqual(body.calls, [])
+
+    def test_empty(self) -> None:
+        """
+        An empty body is a PUT without a body.
+        """
+        forwarder = FakeForwarder(respond(200))
+        self.successResultOf(self.put(forwarder, MemoryBody(length=UNKNOWN_LENGTH)))
+        self.assertIsNone(forwarder.request.body)
+
+    def test_whole_fails(self) -> None:
+        """
+        A short body that fails fails the put with its own failure before
+        anything is sent.
+        """
+        forwarder = FakeForwarder()
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abc")
+        body.fail()
+        self.assertIs(self.failureResultOf(putting, BodyFailed).value, body.error)
+        self.assertEqual(forwarder.requests, [])
+
+    def test_whole_refused(self) -> None:
+        """
+        The backend's refusal of the PUT is mapped as for any PUT.
+        """
+        forwarder = FakeForwarder(respond(412))
+        error = self.error_of(self.put(forwarder, MemoryBody(b"ab", length=None)))
+        self.assertEqual(error.code, "PreconditionFailed")
+        self.assert_settled(forwarder)
+
+    def multipart(self, *answers: BackendResponse) -> FakeForwarder:
+        """
+        A forwarder that reads bodies and answers the create, three parts
+        and the completion of upload ``up1`` (or ``answers``).
+        """
+        return FakeForwarder(
+            *(
+                answers
+                or (
+                    respond(200, body=initiate_result("up1")),
+                    respond(200, [("etag", '"e1"')]),
+                    respond(200, [("etag", '"e2"')]),
+                    respond(200, [("etag", '"e3"')]),
+                    respond(200, [("x-amz-version-id", "v1")], complete_result()),
+                )
+            ),
+            read_bodies=True,
+        )
+
+    def test_in_parts(self) -> None:
+        """
+        A longer body is a multipart upload: created with the object's
+        headers, a part per 4 bytes with its length and only the customer's
+        key, signed ``UNSIGNED-PAYLOAD``, completed with the parts' ETags
+        and the conditions; the answer has the upload's ETag.
+        """
+        algorithm = ("x-amz-server-side-encryption-customer-algorithm", "AES256")
+        self.assertIn(algorithm, OBJECT_WRITE_HEADERS)
+        key = ("x-amz-server-side-encryption-customer-key", "a2V5")
+        conditions = [("if-none-match", "*"), ("if-match", '"old"')]
+        headers = [
+            *NEVER_FORWARDED,
+            *OBJECT_WRITE_HEADERS,
+            ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
+            ("x-amz-checksum-crc32", "AAAAAA=="),
+            ("x-amz-sdk-checksum-algorithm", "CRC32"),
+            *conditions,
+            key,
+        ]
+        forwarder = self.multipart()
+        body = SteppedBody()
+        putting = self.put(forwarder, body, headers)
+        body.send(b"abc", b"def", b"ghi", b"j")
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS[:3])
+        body.finish()
+        response = self.successResultOf(putting)
+        self.assertEqual(
+            response,
+            ObjectResponse(
+                200, HeaderList([("etag", '"abc-3"'), ("x-amz-version-id", "v1")])
+            ),
+        )
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS)
+        create, *parts, complete = forwarder.requests
+        self.assertEqual(
+            create.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList([*OBJECT_WRITE_HEADERS, key]),
+        )
+        self.assert_verifies(create)
+        document = document_of(complete)
+        self.assertEqual(forwarder.uploads, [b"abcd", b"efgh", b"ij", document])
+        for part, length in zip(parts, (4, 4, 2), strict=True):
+            self.assertEqual(path_of(part), f"/{BACKEND_BUCKET}/k")
+            self.assertEqual(
+                part.headers.without(
+                    "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+                ),
+                HeaderList([algorithm, key]),
+            )
+            assert part.body is not None
+            self.assertEqual(part.body.length, length)
+            self.assert_verifies(part, payload_hash="UNSIGNED-PAYLOAD")
+        self.assertEqual(
+            parse_complete_request(document),
+            [
+                CompletedPart(1, '"e1"'),
+                CompletedPart(2, '"e2"'),
+                CompletedPart(3, '"e3"'),
+            ],
+        )
+        self.assertEqual(
+            complete.headers.without(
+                "host", "x-amz-date", "x-amz-content-sha256", "authorization"
+            ),
+            HeaderList([algorithm, *conditions, key]),
+        )
+        self.assert_verifies(
+            complete, payload_hash=hashlib.sha256(document).hexdigest()
+        )
+        self.assert_settled(forwarder)
+
+    def test_backpressure(self) -> None:
+        """
+        The body is paused whenever a part is full, and resumed while a part
+        is sent only to fill the next one: it is never read further ahead.
+        """
+        create: Deferred[object] = pending()
+        part_1: Deferred[object] = pending()
+        part_2: Deferred[object] = pending()
+        forwarder = self.multipart(
+            create,  # type: ignore[arg-type]
+            part_1,  # type: ignore[arg-type]
+            part_2,  # type: ignore[arg-type]
+            respond(200, [("etag", '"e3"')]),
+            respond(200, body=complete_result()),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(*(bytes([c]) for c in b"abcdefghijkl"))
+        # Five bytes in, the body is paused; the upload is being created.
+        self.assertEqual((body.calls, body.written), (["pause"], 5))
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS[:1])
+        create.callback(respond(200, body=initiate_result("up1")))
+        # Part 1 is sent; the body fills the next part, and no more.
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS[:2])
+        self.assertEqual(forwarder.uploads, [b"abcd"])
+        self.assertEqual((body.calls, body.written), (["pause", "resume", "pause"], 9))
+        part_1.callback(respond(200, [("etag", '"e1"')]))
+        # Part 2 is sent; the next holds no more than a part: not paused.
+        self.assertEqual(forwarder.uploads, [b"abcd", b"efgh"])
+        self.assertEqual(body.written, 12)
+        self.assertEqual(body.calls, ["pause", "resume", "pause", "resume"])
+        body.finish()
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS[:3])
+        part_2.callback(respond(200, [("etag", '"e2"')]))
+        self.assertEqual(describe(forwarder.requests), THREE_PARTS)
+        self.assertEqual(forwarder.uploads[2], b"ijkl")
+        self.assertEqual(
+            parse_complete_request(forwarder.uploads[3]),
+            [
+                CompletedPart(1, '"e1"'),
+                CompletedPart(2, '"e2"'),
+                CompletedPart(3, '"e3"'),
+            ],
+        )
+        self.successResultOf(putting)
+
+    @given(
+        st.binary(max_size=40),
+        st.lists(st.integers(min_value=1, max_value=9), min_size=1, max_size=40),
+    )
+    def test_any_body(self, data: bytes, cuts: list[int]) -> None:
+        """
+        However long the body and however it is cut into chunks, it arrives
+        whole: as one PUT if it fits in a part, else as parts of exactly a
+        part but the last; and the store never holds more than the part
+        being sent, a part, and a chunk.
+        """
+        self.patch(s3_module, "PART_SIZE", 4)
+        chunks = []
+        rest = data
+        for cut in cuts * 40:
+            if not rest:
+                break
+            chunks.append(rest[:cut])
+            rest = rest[cut:]
+        parts = [data[i : i + 4] for i in range(0, len(data), 4)]
+        if len(data) <= 4:
+            forwarder = FakeForwarder(respond(200), read_bodies=True)
+        else:
+            forwarder = FakeForwarder(
+                respond(200, body=initiate_result("up1")),
+                *(respond(200, [("etag", f'"e{n}"')]) for n in range(len(parts))),
+                respond(200, body=complete_result()),
+                read_bodies=True,
+            )
+        body = SteppedBody(forwarder)
+        putting = self.put(forwarder, body)
+        body.send(*chunks)
+        body.finish()
+        self.successResultOf(putting)
+        if len(data) <= 4:
+            self.assertEqual(forwarder.uploads, [data] if data else [])
+        else:
+            self.assertEqual(forwarder.uploads[:-1], parts)
+        self.assertLessEqual(body.most_held, 2 * 4 + 9)
+
+    def failed_upload(
+        self,
+        forwarder: FakeForwarder,
+        body: SteppedBody,
+        putting: Deferred[Any],
+        completing: bool = False,
+    ) -> BaseException:
+        """
+        What ``putting`` failed with, after checking that the upload was
+        aborted and the body released.
+
+        :param completing: whether the upload's completion was tried.
+        """
+        failure = self.failureResultOf(putting)
+        self.assertEqual(forwarder.requests[-1].method, "DELETE")
+        self.assertEqual(urlsplit(forwarder.requests[-1].url).query, "uploadId=up1")
+        self.assertEqual(
+            ("POST", "uploadId=up1") in describe(forwarder.requests), completing
+        )
+        self.assert_verifies(forwarder.requests[-1])
+        self.assertTrue(body.stopped or body.done.called)
+        error = failure.value
+        assert isinstance(error, BaseException)
+        return error
+
+    def test_body_fails_while_filling(self) -> None:
+        """
+        A body that fails while a part fills fails the put with its own
+        failure, and the upload is aborted.
+        """
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            respond(200, [("etag", '"e1"')]),
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdefg")
+        body.fail()
+        error = self.failed_upload(forwarder, body, putting)
+        self.assertIs(error, body.error)
+        self.assertEqual(len(forwarder.requests), 3)
+
+    def test_body_fails_at_the_end(self) -> None:
+        """
+        A body that fails after its last byte (a trailing checksum) is never
+        completed: its last part is not even sent.
+        """
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            respond(200, [("etag", '"e1"')]),
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdefg")
+        self.assertEqual(body.written, 7)
+        body.fail()
+        error = self.failed_upload(forwarder, body, putting)
+        self.assertIs(error, body.error)
+        self.assertEqual(forwarder.uploads, [b"abcd"])
+
+    def test_body_fails_while_sending(self) -> None:
+        """
+        A body that fails while a part is sent cancels that part; the upload
+        is aborted.
+        """
+        cancelled: list[str] = []
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            pending(cancelled),  # type: ignore[arg-type]
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        body.fail()
+        self.assertEqual(cancelled, ["x"])
+        error = self.failed_upload(forwarder, body, putting)
+        self.assertIs(error, body.error)
+
+    def test_body_fails_while_creating(self) -> None:
+        """
+        A body that fails while the upload is created: the upload is
+        aborted once created.
+        """
+        create: Deferred[object] = pending()
+        forwarder = self.multipart(create, respond(204))  # type: ignore[arg-type]
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        body.fail()
+        self.assertNoResult(putting)
+        create.callback(respond(200, body=initiate_result("up1")))
+        error = self.failed_upload(forwarder, body, putting)
+        self.assertIs(error, body.error)
+        self.assertEqual(describe(forwarder.requests)[:1], THREE_PARTS[:1])
+        self.assertEqual(len(forwarder.requests), 2)
+
+    def test_backend_fails(self) -> None:
+        """
+        A part or a completion the backend refuses fails the put with the
+        mapped error; the body is stopped and the upload aborted.
+        """
+        for failing, code in (
+            (respond(500, body=error_document("InternalError")), "ServiceUnavailable"),
+            (respond(404), "NoSuchUpload"),
+            (respond(200), "ServiceUnavailable"),  # no ETag
+        ):
+            forwarder = self.multipart(
+                respond(200, body=initiate_result("up1")),
+                respond(200, [("etag", '"e1"')]),
+                failing,
+                respond(204),
+            )
+            body = SteppedBody()
+            putting = self.put(forwarder, body)
+            body.send(b"abcdefghijk")
+            error = self.failed_upload(forwarder, body, putting)
+            assert isinstance(error, S3Error)
+            self.assertEqual(error.code, code)
+            self.assert_no_backend_detail(error)
+            self.assertEqual(body.calls[-1], "stop")
+            self.assert_settled(forwarder)
+        for failing, code in (
+            (respond(412), "PreconditionFailed"),
+            (respond(200, body=error_document("InternalError")), "ServiceUnavailable"),
+        ):
+            forwarder = self.multipart(
+                respond(200, body=initiate_result("up1")),
+                respond(200, [("etag", '"e1"')]),
+                respond(200, [("etag", '"e2"')]),
+                failing,
+                respond(204),
+            )
+            body = SteppedBody()
+            putting = self.put(forwarder, body)
+            body.send(b"abcdefg")
+            body.finish()
+            error = self.failed_upload(forwarder, body, putting, completing=True)
+            assert isinstance(error, S3Error)
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+    def test_create_fails(self) -> None:
+        """
+        An upload the backend will not create fails the put, with nothing
+        to abort; the body is stopped.
+        """
+        forwarder = self.multipart(respond(403))
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        self.assertEqual(self.error_of(putting).code, "AccessDenied")
+        self.assertEqual(len(forwarder.requests), 1)
+        self.assertEqual(body.calls, ["pause", "stop"])
+
+    def test_abort_fails(self) -> None:
+        """
+        An abort that fails is logged; the put still fails with the body's
+        own failure.
+        """
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            respond(200, [("etag", '"e1"')]),
+            respond(500),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        body.fail()
+        self.assertIs(self.failed_upload(forwarder, body, putting), body.error)
+        self.assertEqual(len(self.flushLoggedErrors(S3Error)), 1)
+
+    def test_abort_outlives_cancel(self) -> None:
+        """
+        A put cancelled while its upload is being aborted (as when a client
+        goes away: its body fails, then its request is cancelled) stops
+        waiting, but the abort goes on; its failure is logged.
+        """
+        for answer, logged in ((respond(204), 0), (respond(500), 1)):
+            cancelled: list[str] = []
+            abort = pending(cancelled)
+            forwarder = self.multipart(
+                respond(200, body=initiate_result("up1")),
+                respond(200, [("etag", '"e1"')]),
+                abort,  # type: ignore[arg-type]
+            )
+            body = SteppedBody()
+            putting = self.put(forwarder, body)
+            body.send(b"abcdef")
+            body.fail()
+            self.assertNoResult(putting)
+            putting.cancel()
+            self.assertEqual(cancelled, [])
+            self.assertIs(self.failed_upload(forwarder, body, putting), body.error)
+            abort.callback(answer)
+            self.assertEqual(len(self.flushLoggedErrors(S3Error)), logged)
+            self.assertEqual(forwarder.bodies[-1].uses, ["discard"])
+
+    def test_too_many_parts(self) -> None:
+        """
+        A body of more than ``MAX_PARTS`` parts is ``EntityTooLarge``; the
+        upload is aborted.
+        """
+        self.patch(s3_module, "MAX_PARTS", 2)
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            respond(200, [("etag", '"e1"')]),
+            respond(200, [("etag", '"e2"')]),
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdefghijklm")
+        error = self.failed_upload(forwarder, body, putting)
+        assert isinstance(error, S3Error)
+        self.assertEqual(error.code, "EntityTooLarge")
+        self.assertEqual(error.extra, (("MaxSizeAllowed", "8"),))
+        self.assertEqual(forwarder.uploads, [b"abcd", b"efgh"])
+
+    def test_cancel_while_sending(self) -> None:
+        """
+        Cancelling the put while a part is sent cancels the part, stops the
+        body and aborts the upload.
+        """
+        cancelled: list[str] = []
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            pending(cancelled),  # type: ignore[arg-type]
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        putting.cancel()
+        self.assertEqual(cancelled, ["x"])
+        self.assertIsInstance(
+            self.failed_upload(forwarder, body, putting), CancelledError
+        )
+        self.assertEqual(body.calls[-1], "stop")
+
+    def test_cancel_while_filling(self) -> None:
+        """
+        Cancelling the put while a part fills stops the body and aborts the
+        upload.
+        """
+        forwarder = self.multipart(
+            respond(200, body=initiate_result("up1")),
+            respond(200, [("etag", '"e1"')]),
+            respond(204),
+        )
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        putting.cancel()
+        self.assertIsInstance(
+            self.failed_upload(forwarder, body, putting), CancelledError
+        )
+        self.assertEqual(body.calls[-1], "stop")
+
+    def test_cancel_while_creating(self) -> None:
+        """
+        Cancelling the put while the upload is created stops the body, and
+        the upload is aborted once created.
+        """
+        create: Deferred[object] = pending()
+        forwarder = self.multipart(create, respond(204))  # type: ignore[arg-type]
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"abcdef")
+        putting.cancel()
+        self.assertEqual(body.calls, ["pause", "stop"])
+        create.callback(respond(200, body=initiate_result("up1")))
+        self.assertIsInstance(
+            self.failed_upload(forwarder, body, putting), CancelledError
+        )
+        self.assertEqual(len(forwarder.requests), 2)
+
+    def test_cancel_before_a_part(self) -> None:
+        """
+        Cancelling the put before a part is full stops the body; nothing is
+        sent.
+        """
+        forwarder = FakeForwarder()
+        body = SteppedBody()
+        putting = self.put(forwarder, body)
+        body.send(b"ab")
+        putting.cancel()
+        self.failureResultOf(putting, CancelledError)
+        self.assertEqual((body.calls, forwarder.requests), (["stop"], []))
+
+    def test_part_size(self) -> None:
+        """
+        Parts are 8 MiB: above the 5 MiB S3 asks of every part but the last.
+        """
+        self.assertEqual(s3_module.PART_SIZE, 4)  # patched for these tests
+        self.assertEqual(PART_SIZE, 8 * 1024 * 1024)
+        self.assertEqual(MAX_UNKNOWN_PART, 64 * 1024 * 1024)
+
+
+class UnknownLengthPartTests(StoreTestCase):
+    """
+    L{S3Store.upload_part} with a body of unknown length: read into memory
+    and sent with its length once it has ended.
+    """
+
+    def test_buffered(self) -> None:
+        """
+        Nothing is sent until the body has ended; then one PUT with the
+        part's length and headers.
+        """
+        forwarder = FakeForwarder(respond(200, [("etag", '"p"')]), read_bodies=True)
+        body = SteppedBody()
+        headers = [("content-md5", "abc="), ("x-amz-meta-no", "x")]
+        uploading = signed_store(forwarder).upload_part(
+            unknown_write(body, headers), "up1", 3
+        )
+        body.send(b"part ", b"data")
+        self.assertEqual(forwarder.requests, [])
+        body.finish()
+        response = self.successResultOf(uploading)
+        self.assertEqual(response.headers, HeaderList([("etag", '"p"')]))
+        request = forwarder.request
+        self.assertEqual(describe([request]), [("PUT", "partNumber=3&uploadId=up1")])
+        assert request.body is not None
+        self.assertEqual(request.body.length, 9)
+        self.assertEqual(forwarder.uploads, [b"part data"])
+        self.assertEqual(request.headers.get("content-md5"), "abc=")
+        self.assertNotIn("x-amz-meta-no", request.headers)
+        self.assert_verifies(request, payload_hash="UNSIGNED-PAYLOAD")
+
+    def test_empty(self) -> None:
+        """
+        An empty part is sent without a body.
+        """
+        forwarder = FakeForwarder(respond(200, [("etag", '"p"')]))
+        write = unknown_write(MemoryBody(length=UNKNOWN_LENGTH))
+        self.successResultOf(make_store(forwarder).upload_part(write, "u", 1))
+        self.assertIsNone(forwarder.request.body)
+
+    def test_too_large(self) -> None:
+        """
+        A part longer than ``MAX_UNKNOWN_PART`` is ``EntityTooLarge``: the
+        body is stopped and nothing is sent.
+        """
+        self.patch(s3_module, "MAX_UNKNOWN_PART", 4)
+        forwarder = FakeForwarder()
+        body = SteppedBody()
+        uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
+        body.send(b"abcd")
+        self.assertNoResult(uploading)
+        body.send(b"e")
+        error = self.error_of(uploading)
+        self.assertEqual((error.code, error.status), ("EntityTooLarge", 400))
+        self.assertEqual(body.calls, ["pause", "stop"])
+        self.assertEqual(forwarder.requests, [])
+
+    def test_fails(self) -> None:
+        """
+        A part that fails fails with its own failure; nothing is sent.
+        """
+        forwarder = FakeForwarder()
+        body = SteppedBody()
+        uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
+        body.send(b"abc")
+        body.fail()
+        self.assertIs(self.failureResultOf(uploading, BodyFailed).value, body.error)
+        self.assertEqual(forwarder.requests, [])
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the upload of a part being read stops the body.
+        """
+        forwarder = FakeForwarder()
+        body = SteppedBody()
+        uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
+        uploading.cancel()
+        self.failureResultOf(uploading, CancelledError)
+        self.assertEqual(body.calls, ["stop"])
 
 
 class ListUploadsTests(StoreTestCase):

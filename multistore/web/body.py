@@ -21,6 +21,8 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
+from multistore.s3.errors import S3Error
+
 #: How much of a body is held before a consumer starts reading it.
 PENDING_LIMIT: Final = 256 * 1024
 
@@ -109,10 +111,18 @@ class RequestBody:
         """
         if self._complete or self._failure is not None:
             return
-        self._failure = reason
+        # Whoever reads the body sees an S3 error, not a network one: a
+        # client that leaves is a normal end, not an internal failure.
+        self._failure = Failure(
+            S3Error(
+                "IncompleteBody",
+                "The connection was closed before the whole body arrived "
+                f"({self.received} bytes received).",
+            )
+        )
         if self._done is not None and not self._discarding:
             done, self._done = self._done, None
-            done.errback(reason)
+            done.errback(self._failure)
 
     def discard(self) -> None:
         """

@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface.verify import verifyObject
 
+from multistore.s3.errors import S3Error
 from multistore.web.body import PENDING_LIMIT, RequestBody
 
 
@@ -114,7 +115,8 @@ class RequestBodyTests(SynchronousTestCase):
         done = self.body.startProducing(Consumer(self.body))
         self.body.write(b"abc")
         self.body.lost(Failure(ConnectionLost()))
-        self.failureResultOf(done, ConnectionLost)
+        failure = self.failureResultOf(done, S3Error)
+        self.assertEqual(failure.value.code, "IncompleteBody")
         # Once complete, a later loss changes nothing.
         body = RequestBody(1, self.transport)
         finished = body.startProducing(Consumer(body))

@@ -101,7 +101,7 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
         start = _number(first)
         if last:
             end = _number(last)
-            if end < start:
+            if _magnitude(last) < _magnitude(first):
                 return None
         else:
             end = size - 1
@@ -118,3 +118,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
 
 def _number(digits: str) -> int:
     return _HUGE if len(digits) > 20 else int(digits)
+
+
+def _magnitude(digits: str) -> tuple[int, str]:
+    # Orders decimal strings by value without reading them as numbers.
+    significant = digits.lstrip("0")
+    return (len(significant), significant)

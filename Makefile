@@ -14,6 +14,8 @@ CONSTRAINTS := ci/constraints.txt
 SOURCES := $(shell find multistore twisted -name '*.py') pyproject.toml
 LISTEN ?= tcp:8080:interface=127.0.0.1
 CONFIG ?= etc/multistore/multistore.toml
+# Repeatable property tests in CI; unset it to explore new examples.
+export HYPOTHESIS_PROFILE ?= ci
 
 .PHONY: run test lint typecheck unit integration debian-unit install clean
 

@@ -1,0 +1,18 @@
+"""
+Settings shared by every test.
+
+Hypothesis runs without per-example deadlines (a loaded two-core CI machine
+is slow, not wrong). Under ``HYPOTHESIS_PROFILE=ci`` (what ``make test``
+sets) its examples are derandomized, so a CI run is repeatable; run without
+it to explore new examples.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import settings
+
+settings.register_profile("default", deadline=None)
+settings.register_profile("ci", deadline=None, derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

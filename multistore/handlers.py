@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from attrs import evolve, frozen
+from attrs import evolve, field, frozen
+from twisted.internet.interfaces import IReactorTime
 
 from multistore.headers import HeaderList
 from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
@@ -31,7 +32,7 @@ from multistore.s3.xml import (
     list_objects_document,
     location_document,
 )
-from multistore.writes import WRITE_HANDLERS, bucket_marker
+from multistore.writes import WRITE_HANDLERS, bucket_marker, marker_exists
 
 _XML: Final = ("content-type", "application/xml")
 
@@ -84,6 +85,15 @@ def _check_header_value(header: str, value: str) -> None:
         )
 
 
+#: Operations that decide for themselves whether a bucket exists.
+BUCKET_LIFECYCLE: Final = frozenset(
+    {"CreateBucket", "DeleteBucket", "HeadBucket", "ListBuckets", "GetBucketLocation"}
+)
+
+#: Seconds a shared-prefix bucket found to exist is taken for granted.
+KNOWN_BUCKET_SECONDS: Final = 10.0
+
+
 @frozen
 class Dispatcher:
     """
@@ -95,6 +105,9 @@ class Dispatcher:
     :ivar token_secret: see L{multistore.s3.tokens}.
     :ivar max_object_size: the largest object or part accepted.
     :ivar max_xml_body_size: the largest XML request body accepted.
+    :ivar clock: the time, for remembering which shared-prefix buckets
+        exist (without one, every request checks).
+    :ivar known_buckets: markers seen recently, and when.
     """
 
     stores: IStoreFactory
@@ -103,6 +116,8 @@ class Dispatcher:
     token_secret: bytes = b""
     max_object_size: int = 5 * 1024**4
     max_xml_body_size: int = 2 * 1024 * 1024
+    clock: IReactorTime | None = None
+    known_buckets: dict[tuple[str, str], float] = field(factory=dict, eq=False)
 
     async def dispatch(self, context: DispatchContext) -> Response:
         """
@@ -111,13 +126,49 @@ class Dispatcher:
         :raise S3Error: on failure, including ``NotImplemented`` for
             operations this version does not carry out.
         """
-        handler = HANDLERS.get(context.operation.name)
+        name = context.operation.name
+        handler = HANDLERS.get(name)
         if handler is None:
             raise S3Error(
                 "NotImplemented",
-                f"{context.operation.name} is not implemented by this gateway.",
+                f"{name} is not implemented by this gateway.",
             )
+        if context.bucket is not None and name not in BUCKET_LIFECYCLE:
+            await self.require_bucket(context)
         return await handler(self, context)
+
+    async def require_bucket(self, context: DispatchContext) -> None:
+        """
+        A bucket that a pattern makes a prefix of a shared backend bucket
+        exists only while its marker does (see
+        L{multistore.writes.bucket_marker}); answer ``NoSuchBucket`` for one
+        that was never created or was deleted, as S3 would. A bucket found
+        is remembered for L{KNOWN_BUCKET_SECONDS}.
+        """
+        marker = bucket_marker(context)
+        if marker is None:
+            return
+        assert context.bucket is not None
+        key = (context.bucket.name, marker)
+        now = self.clock.seconds() if self.clock is not None else None
+        seen = self.known_buckets.get(key)
+        if now is not None and seen is not None and now - seen < KNOWN_BUCKET_SECONDS:
+            return
+        store, _ = self.store(context)
+        if not await marker_exists(store, marker):
+            self.known_buckets.pop(key, None)
+            raise S3Error("NoSuchBucket", extra=(("BucketName", context.bucket.name),))
+        if now is not None:
+            self.known_buckets[key] = now
+
+    def forget_bucket(self, context: DispatchContext) -> None:
+        """
+        A shared-prefix bucket was deleted: stop taking it for granted.
+        """
+        assert context.bucket is not None
+        marker = bucket_marker(context)
+        if marker is not None:
+            self.known_buckets.pop((context.bucket.name, marker), None)
 
     def store(self, context: DispatchContext) -> tuple[IObjectStore, str]:
         """
@@ -165,13 +216,8 @@ async def head_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Respo
     marker = bucket_marker(context)
     if marker is None:
         await store.head_bucket()
-    else:
-        try:
-            await store.get_object(ObjectRead(key=marker, head=True))
-        except S3Error as error:
-            if error.code != "NoSuchKey":
-                raise
-            raise S3Error("NoSuchBucket") from None
+    elif not await marker_exists(store, marker):
+        raise S3Error("NoSuchBucket")
     return Response(200, HeaderList([("x-amz-bucket-region", dispatcher.region)]))
 
 

@@ -187,6 +187,7 @@ def build_service(
             token_secret=server.token_secret.encode("utf-8"),
             max_object_size=server.max_object_size,
             max_xml_body_size=server.max_xml_body_size,
+            clock=reactor,
         ),
         clock=reactor,
         domains=tuple(dict.fromkeys([*server.domains, *domains])),

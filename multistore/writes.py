@@ -794,6 +794,19 @@ def bucket_marker(context: DispatchContext) -> str | None:
     return to_backend(bucket.config.backend_prefix, "")
 
 
+async def marker_exists(store: IObjectStore, marker: str) -> bool:
+    """
+    Whether a shared bucket's marker (see L{bucket_marker}) is in ``store``.
+
+    A listing says, not a HEAD of the marker: SeaweedFS answers a HEAD of
+    ``prefix/`` with 200 for the directory that any key below it made, and
+    keeps that directory after the key and the marker are deleted. The
+    marker is the first key of a listing of its own prefix.
+    """
+    page = await store.list_objects(ListRequest(prefix=marker, max_keys=1))
+    return any(o.key == marker for o in page.objects)
+
+
 async def create_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
     """
     CreateBucket, for buckets a pattern stands for: a bucket (or directory)
@@ -814,9 +827,13 @@ async def create_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Res
         except S3Error as error:
             if error.code != "PreconditionFailed":
                 raise
-            raise S3Error(
-                "BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),)
-            ) from None
+            if await marker_exists(store, marker):
+                raise S3Error(
+                    "BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),)
+                ) from None
+            # Only a directory left behind by deleted keys (SeaweedFS) stood
+            # in the condition's way.
+            await store.put_object(ObjectWrite(marker, BytesProducer(b"")))
     return Response(200, HeaderList([("location", f"/{bucket.name}")]))
 
 
@@ -843,6 +860,7 @@ async def delete_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Res
     if marker not in keys:
         raise S3Error("NoSuchBucket", extra=(("BucketName", bucket.name),))
     await store.delete_object(marker, None)
+    dispatcher.forget_bucket(context)
     return Response(204)
 
 

@@ -892,7 +892,10 @@ def parse_initiate_result(body: bytes) -> str:
         ``InitiateMultipartUploadResult`` with an upload id.
     """
     what = "multipart upload"
-    root = _result_root(body, ("InitiateMultipartUploadResult",), what)
+    # rclone (serve s3) names the root InitiateMultipartUpload.
+    root = _result_root(
+        body, ("InitiateMultipartUploadResult", "InitiateMultipartUpload"), what
+    )
     upload_id = (_text(root, "UploadId") or "").strip()
     if not upload_id:
         raise _invalid(what)

@@ -212,6 +212,10 @@ class AccessScope:
 #: name of the bucket matched.
 TEMPLATE: Final = "{bucket}"
 
+#: The backend options that may carry the placeholder (endpoints, regions and
+#: credentials may not).
+TEMPLATED_OPTIONS: Final = frozenset({"bucket_name", "root"})
+
 
 @frozen
 class BucketConfig:
@@ -782,6 +786,13 @@ def _bucket(entry: _Table) -> BucketConfig:
         entry.error("backend_prefix", "must not contain '.' or '..' segments")
     options = _backend_options(entry, kind)
     _check_backend(entry, kind, options)
+    for option, value in options.items():
+        if TEMPLATE in value and option not in TEMPLATED_OPTIONS:
+            entry.error(
+                f"backend_options.{option}",
+                f"{TEMPLATE} may be used only in backend_prefix, "
+                + ", ".join(sorted(TEMPLATED_OPTIONS)),
+            )
     templated = TEMPLATE in prefix or any(TEMPLATE in v for v in options.values())
     if "*" in name and not templated:
         entry.error(

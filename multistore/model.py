@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from attrs import field, frozen
 
@@ -57,6 +57,10 @@ class IncomingRequest:
         return self.headers.get("host", "") or ""
 
 
+#: Operations whose ``prefix`` parameter is what they concern.
+LISTINGS: Final = frozenset({"ListObjects", "ListObjectsV2", "ListMultipartUploads"})
+
+
 @frozen
 class Operation:
     """
@@ -86,7 +90,11 @@ class Operation:
         """
         if self.key is not None:
             return self.key
-        return self.params.get("prefix", "")
+        if self.name in LISTINGS:
+            return self.params.get("prefix", "")
+        # Other bucket-level operations concern the whole bucket: only a
+        # scope without prefixes covers them.
+        return ""
 
 
 @frozen

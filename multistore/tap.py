@@ -23,6 +23,7 @@ from multistore.config import Config, ConfigError, load_config
 from multistore.gateway import Gateway
 from multistore.handlers import Dispatcher
 from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.s3.checksums import ALGORITHMS, library_for
 from multistore.web.site import make_site
 
 #: Where the daemon listens when neither the command line nor ``[server]``
@@ -151,6 +152,14 @@ class _WarningsService(Service):
         )
         for warning in self._config.warnings:
             self.log.warn("config: {warning}", warning=warning)
+        for algorithm in ALGORITHMS:
+            if library_for(algorithm) is None:
+                self.log.warn(
+                    "no library computes {algorithm} here: uploads carrying "
+                    "{algorithm} checksums will be refused (install crcmod with "
+                    "its C extension)",
+                    algorithm=algorithm,
+                )
 
 
 def build_service(

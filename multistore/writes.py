@@ -50,6 +50,7 @@ from multistore.s3.checksums import (
     algorithm_of,
     check_checksum_value,
     check_content_md5,
+    new_checksum,
 )
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import check_key, from_backend, to_backend
@@ -184,6 +185,19 @@ def _checksum_header(headers: HeaderList) -> tuple[str, str] | None:
     return checksum
 
 
+def _computable(algorithm: str) -> None:
+    """
+    Refuse a checksum this gateway cannot compute (its library is missing):
+    taking it unverified would store a claim nobody checked.
+    """
+    if new_checksum(algorithm) is None:
+        raise S3Error(
+            "InvalidRequest",
+            f"This gateway cannot verify {algorithm} checksums; use CRC32, SHA1 or "
+            "SHA256.",
+        )
+
+
 async def verified_body(context: DispatchContext, max_size: int) -> IBodyProducer:
     """
     The request body, decoded (``aws-chunked``) and verified as it streams:
@@ -199,6 +213,12 @@ async def verified_body(context: DispatchContext, max_size: int) -> IBodyProduce
     declared = _decimal(headers.get("content-length"), "Content-Length")
     content_sha = headers.get("x-amz-content-sha256")
     checksum = _checksum_header(headers)
+    for algorithm in [checksum[0]] if checksum else []:
+        _computable(algorithm)
+    for name in _trailer(headers):
+        trailing = algorithm_of(name)
+        if trailing is not None:
+            _computable(trailing)
     md5 = headers.get("content-md5")
     if md5 is not None:
         check_content_md5(md5)
@@ -310,10 +330,19 @@ def _key(context: DispatchContext) -> str:
     return key
 
 
-def _part(params: Mapping[str, str]) -> tuple[str, int]:
+def _upload_id(params: Mapping[str, str]) -> str:
     upload_id = params.get("uploadId", "")
     if not upload_id:
-        raise S3Error("InvalidArgument", "uploadId must not be empty.")
+        raise S3Error(
+            "InvalidArgument",
+            "uploadId must not be empty.",
+            extra=(("ArgumentName", "uploadId"),),
+        )
+    return upload_id
+
+
+def _part(params: Mapping[str, str]) -> tuple[str, int]:
+    upload_id = _upload_id(params)
     raw = params.get("partNumber", "")
     if not (
         raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= 10000
@@ -428,7 +457,7 @@ def _read_of(source: CopySource) -> ObjectRead:
 
 async def _streamed_source(
     dispatcher: Dispatcher, source: CopySource
-) -> tuple[IBodyProducer, HeaderList]:
+) -> tuple[BodyAsProducer, HeaderList]:
     """
     Open a copy's source on another service, to stream it.
 
@@ -501,7 +530,9 @@ async def _copy_through(
     replace: bool,
 ) -> CopyResult:
     """
-    Copy between services: stream the source into a write.
+    Copy between services: stream the source into a write. The write keeps
+    the request's conditions; the request's own digests describe no body,
+    so they are not passed on.
     """
     body, source_headers = await _streamed_source(dispatcher, source)
     if replace:
@@ -511,8 +542,18 @@ async def _copy_through(
             (n, v)
             for n, v in source_headers
             if n in _COPIED_FROM_SOURCE or n.startswith("x-amz-meta-")
-        )
-    answer = await store.put_object(ObjectWrite(destination, body, kept))
+        ).plus((n, v) for n, v in headers if n in {"if-match", "if-none-match"})
+    kept = HeaderList(
+        (n, v)
+        for n, v in kept
+        if n != "content-md5"
+        and not n.startswith("x-amz-checksum-")
+        and n != "x-amz-sdk-checksum-algorithm"
+    )
+    try:
+        answer = await store.put_object(ObjectWrite(destination, body, kept))
+    finally:
+        body.release()
     return CopyResult(
         etag=answer.headers.get("etag") or "",
         last_modified=datetime.now(UTC),
@@ -539,9 +580,12 @@ async def upload_part_copy(
         if error.code != "NotImplemented":
             raise
         body, _ = await _streamed_source(dispatcher, source)
-        answer = await store.upload_part(
-            ObjectWrite(destination, body), upload_id, part_number
-        )
+        try:
+            answer = await store.upload_part(
+                ObjectWrite(destination, body), upload_id, part_number
+            )
+        finally:
+            body.release()
         result = CopyResult(
             etag=answer.headers.get("etag") or "", last_modified=datetime.now(UTC)
         )
@@ -637,7 +681,7 @@ async def complete_multipart_upload(
     CompleteMultipartUpload.
     """
     key = _key(context)
-    upload_id = context.operation.params.get("uploadId", "")
+    upload_id = _upload_id(context.operation.params)
     parts = parse_complete_request(await _xml_body(dispatcher, context))
     store, prefix = dispatcher.store(context)
     conditions = HeaderList(
@@ -685,7 +729,7 @@ async def abort_multipart_upload(
     key = _key(context)
     store, prefix = dispatcher.store(context)
     await store.abort_multipart_upload(
-        to_backend(prefix, key), context.operation.params.get("uploadId", "")
+        to_backend(prefix, key), _upload_id(context.operation.params)
     )
     return Response(204)
 
@@ -701,7 +745,7 @@ async def list_parts(dispatcher: Dispatcher, context: DispatchContext) -> Respon
     """
     key = _key(context)
     params = context.operation.params
-    upload_id = params.get("uploadId", "")
+    upload_id = _upload_id(params)
     max_parts = _count(params, "max-parts", 1000, 1000)
     marker = _count(params, "part-number-marker", 0, 10000)
     store, prefix = dispatcher.store(context)

@@ -915,6 +915,8 @@ class BodyAsProducer:
         self._consumer: IConsumer | None = None
         self._producer: IPushProducer | None = None
         self._delivery: Deferred[int] | None = None
+        self._started = False
+        self._stopped = False
 
     # The consumer side, for the body.
     def registerProducer(self, producer: IProducer, streaming: bool) -> None:
@@ -925,18 +927,26 @@ class BodyAsProducer:
         self._producer = None
 
     def write(self, data: bytes) -> None:
-        assert self._consumer is not None
-        self._consumer.write(data)
+        if self._consumer is not None and not self._stopped:
+            self._consumer.write(data)
 
     # The producer side, for the request.
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
+        self._started = True
         self._consumer = consumer
-        self._delivery = self._body.deliver(self)
         done: Deferred[None] = Deferred(lambda _: self.stopProducing())
-        self._delivery.addCallbacks(
-            lambda _: None if done.called else done.callback(None),
-            lambda f: None if done.called else done.errback(f),
-        )
+
+        def settle(result: object) -> None:
+            # After stopProducing the Deferred must never fire.
+            if self._stopped or done.called:
+                return
+            if isinstance(result, Failure):
+                done.errback(result)
+            else:
+                done.callback(None)
+
+        self._delivery = self._body.deliver(self)
+        self._delivery.addBoth(settle)
         return done
 
     def pauseProducing(self) -> None:
@@ -948,10 +958,19 @@ class BodyAsProducer:
             self._producer.resumeProducing()
 
     def stopProducing(self) -> None:
+        self._stopped = True
         delivery, self._delivery = self._delivery, None
         if delivery is not None and not delivery.called:
-            delivery.addErrback(lambda _: None)
             delivery.cancel()
+
+    def release(self) -> None:
+        """
+        Let the body go if it was never read (the write failed before it
+        started), so its backend connection is not held open.
+        """
+        if not self._started:
+            self._started = True
+            self._body.discard()
 
 
 _read_body_log = Logger(namespace="multistore.backends.forwarder.read_body")

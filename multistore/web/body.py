@@ -150,7 +150,8 @@ class RequestBody:
             if self._discarding:
                 return done
         if self._failure is not None:
-            self.lost(self._failure)
+            self._done = None
+            done.errback(self._failure)
         elif self._complete:
             self._done.callback(None)
         elif not self._paused_by_consumer:

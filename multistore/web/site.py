@@ -109,6 +109,11 @@ class MultistoreSite(server.Site):
     requestFactory = MultistoreRequest
     displayTracebacks = False
 
+    def acceptableProtocols(self) -> list[bytes]:
+        # Request bodies stream through HTTP/1.1's channel; HTTP/2 (offered
+        # over TLS when h2 is installed) is not supported.
+        return [b"http/1.1"]
+
     def log(self, request: object) -> None:
         pass
 

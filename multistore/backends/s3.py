@@ -112,10 +112,6 @@ MAX_RESULT_DOCUMENT: Final = 1024 * 1024
 #: memory while it fills (above the 5 MiB S3 asks of a part).
 PART_SIZE: Final = 8 * 1024 * 1024
 
-#: Largest part of unknown length L{S3Store.upload_part} holds in memory to
-#: learn its length.
-MAX_UNKNOWN_PART: Final = 64 * 1024 * 1024
-
 #: Most parts in one upload (S3's limit): a body of unknown length may be
 #: up to C{MAX_PARTS * PART_SIZE} bytes.
 MAX_PARTS: Final = 10_000
@@ -855,27 +851,6 @@ def _shielded(work: Deferred[_T]) -> Deferred[_T]:
     return shield
 
 
-async def _read_part(body: IBodyProducer, limit: int) -> list[bytes]:
-    """
-    Read a body of unknown length into memory, to its end.
-
-    :return: its chunks.
-    :raise S3Error: ``EntityTooLarge`` if it is longer than ``limit`` (the
-        body is stopped); or the body's own failure.
-    """
-    buffer = PartBuffer(body, limit)
-    buffer.start()
-    try:
-        await buffer.fill()
-    except BaseException:
-        buffer.stop()
-        raise
-    if not buffer.holds_rest:
-        buffer.stop()
-        raise S3Error("EntityTooLarge", extra=(("MaxSizeAllowed", str(limit)),))
-    return buffer.take()
-
-
 def _content_md5(data: bytes) -> str:
     """
     :return: the ``Content-MD5`` of ``data`` (S3 requires one on
@@ -1180,18 +1155,16 @@ class S3Store:
         statuses: Mapping[int, str],
     ) -> ObjectResponse:
         """
-        PUT a body (an object or a part): streamed if its length is known,
-        from memory once it has ended if not.
+        PUT a body of known length (an object or a part), streamed.
 
-        :raise S3Error: ``EntityTooLarge`` for a body of unknown length
-            longer than L{MAX_UNKNOWN_PART}.
+        :raise S3Error: ``MissingContentLength`` for a body of unknown
+            length, as S3 answers an UploadPart without one.
         """
         length = write.body.length
         body: IBodyProducer | None
         if not isinstance(length, int):
-            chunks = await _read_part(write.body, MAX_UNKNOWN_PART)
-            body = _Chunks(chunks) if chunks else None
-        elif length == 0:
+            raise S3Error("MissingContentLength")
+        if length == 0:
             await _read_empty(write.body)
             body = None
         else:
@@ -1403,13 +1376,11 @@ class S3Store:
         self, write: ObjectWrite, upload_id: str, part_number: int
     ) -> Deferred[ObjectResponse]:
         """
-        PUT one part, streaming its body as L{put_object} does; a part of
-        unknown length is read into memory (at most L{MAX_UNKNOWN_PART}
-        bytes) and sent with its length once it has ended.
+        PUT one part, streaming its body as L{put_object} does.
 
-        :raise S3Error: ``EntityTooLarge`` for a part of unknown length
-            longer than L{MAX_UNKNOWN_PART}, without sending it; the body's
-            own failure if it fails.
+        :raise S3Error: ``MissingContentLength`` for a part of unknown length
+            (as S3 answers), without reading it; the body's own failure if it
+            fails.
         """
         query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
         return Deferred.fromCoroutine(

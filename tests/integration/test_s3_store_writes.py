@@ -611,31 +611,24 @@ class _WriteTests:
     @inline
     async def test_unknown_length_part(self) -> None:
         """
-        A part of unknown length is stored whole and completes an upload.
+        A part of unknown length is refused with 411, as S3 does, and the
+        upload is untouched.
         """
         store = self.store()
         upload_id = await store.create_multipart_upload("chunked-part", HeaderList())
-        first, second = os.urandom(5 * MiB), os.urandom(100)
-        etags = []
-        for number, data in ((1, first), (2, second)):
-            response = await store.upload_part(
+        with self.assertRaises(S3Error) as raised:
+            await store.upload_part(
                 ObjectWrite(
                     key="chunked-part",
-                    body=StreamedBody(data, unknown_length=True),
-                    headers=HeaderList([("content-md5", md5_header(data))]),
+                    body=StreamedBody(b"x" * 100, unknown_length=True),
                 ),
                 upload_id,
-                number,
+                1,
             )
-            etags.append(response.headers.get("etag") or "")
-        self.assertEqual(etags[0], f'"{hashlib.md5(first).hexdigest()}"')
-        await store.complete_multipart_upload(
-            "chunked-part",
-            upload_id,
-            [CompletedPart(1, etags[0]), CompletedPart(2, etags[1])],
-            HeaderList(),
-        )
-        self.assertEqual(self.read("chunked-part"), first + second)
+        self.assertEqual(raised.exception.code, "MissingContentLength")
+        page = await store.list_parts("chunked-part", upload_id, 1000, 0)
+        self.assertEqual(page.parts, ())
+        await store.abort_multipart_upload("chunked-part", upload_id)
 
     # --- multipart ------------------------------------------------------------
 

@@ -45,7 +45,6 @@ from multistore.backends.forwarder import BytesBody
 from multistore.backends.s3 import (
     MAX_ERROR_DOCUMENT,
     MAX_RESULT_DOCUMENT,
-    MAX_UNKNOWN_PART,
     PART_SIZE,
     LastByteHeld,
     PartBuffer,
@@ -3386,88 +3385,25 @@ class UnknownLengthPutTests(StoreTestCase):
         """
         self.assertEqual(s3_module.PART_SIZE, 4)  # patched for these tests
         self.assertEqual(PART_SIZE, 8 * 1024 * 1024)
-        self.assertEqual(MAX_UNKNOWN_PART, 64 * 1024 * 1024)
 
 
 class UnknownLengthPartTests(StoreTestCase):
     """
-    L{S3Store.upload_part} with a body of unknown length: read into memory
-    and sent with its length once it has ended.
+    L{S3Store.upload_part} with a body of unknown length.
     """
 
-    def test_buffered(self) -> None:
+    def test_refused(self) -> None:
         """
-        Nothing is sent until the body has ended; then one PUT with the
-        part's length and headers.
+        A part of unknown length is ``MissingContentLength`` (411), as S3
+        answers: nothing is read and nothing is sent.
         """
-        forwarder = FakeForwarder(respond(200, [("etag", '"p"')]), read_bodies=True)
-        body = SteppedBody()
-        headers = [("content-md5", "abc="), ("x-amz-meta-no", "x")]
-        uploading = signed_store(forwarder).upload_part(
-            unknown_write(body, headers), "up1", 3
-        )
-        body.send(b"part ", b"data")
-        self.assertEqual(forwarder.requests, [])
-        body.finish()
-        response = self.successResultOf(uploading)
-        self.assertEqual(response.headers, HeaderList([("etag", '"p"')]))
-        request = forwarder.request
-        self.assertEqual(describe([request]), [("PUT", "partNumber=3&uploadId=up1")])
-        assert request.body is not None
-        self.assertEqual(request.body.length, 9)
-        self.assertEqual(forwarder.uploads, [b"part data"])
-        self.assertEqual(request.headers.get("content-md5"), "abc=")
-        self.assertNotIn("x-amz-meta-no", request.headers)
-        self.assert_verifies(request, payload_hash="UNSIGNED-PAYLOAD")
-
-    def test_empty(self) -> None:
-        """
-        An empty part is sent without a body.
-        """
-        forwarder = FakeForwarder(respond(200, [("etag", '"p"')]))
-        write = unknown_write(MemoryBody(length=UNKNOWN_LENGTH))
-        self.successResultOf(make_store(forwarder).upload_part(write, "u", 1))
-        self.assertIsNone(forwarder.request.body)
-
-    def test_too_large(self) -> None:
-        """
-        A part longer than ``MAX_UNKNOWN_PART`` is ``EntityTooLarge``: the
-        body is stopped and nothing is sent.
-        """
-        self.patch(s3_module, "MAX_UNKNOWN_PART", 4)
         forwarder = FakeForwarder()
         body = SteppedBody()
         uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
-        body.send(b"abcd")
-        self.assertNoResult(uploading)
-        body.send(b"e")
         error = self.error_of(uploading)
-        self.assertEqual((error.code, error.status), ("EntityTooLarge", 400))
-        self.assertEqual(body.calls, ["pause", "stop"])
+        self.assertEqual((error.code, error.status), ("MissingContentLength", 411))
+        self.assertEqual(body.calls, [])
         self.assertEqual(forwarder.requests, [])
-
-    def test_fails(self) -> None:
-        """
-        A part that fails fails with its own failure; nothing is sent.
-        """
-        forwarder = FakeForwarder()
-        body = SteppedBody()
-        uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
-        body.send(b"abc")
-        body.fail()
-        self.assertIs(self.failureResultOf(uploading, BodyFailed).value, body.error)
-        self.assertEqual(forwarder.requests, [])
-
-    def test_cancel(self) -> None:
-        """
-        Cancelling the upload of a part being read stops the body.
-        """
-        forwarder = FakeForwarder()
-        body = SteppedBody()
-        uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
-        uploading.cancel()
-        self.failureResultOf(uploading, CancelledError)
-        self.assertEqual(body.calls, ["stop"])
 
 
 class ListUploadsTests(StoreTestCase):

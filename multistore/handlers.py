@@ -13,8 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from attrs import evolve, field, frozen
-from twisted.internet.interfaces import IReactorTime
 
+from multistore.buckets import BucketPresence, create_bucket, delete_bucket, head_bucket
 from multistore.headers import HeaderList
 from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
 from multistore.model import DispatchContext, ObjectRead, Response
@@ -32,7 +32,7 @@ from multistore.s3.xml import (
     list_objects_document,
     location_document,
 )
-from multistore.writes import WRITE_HANDLERS, bucket_marker, marker_exists
+from multistore.writes import WRITE_HANDLERS
 
 _XML: Final = ("content-type", "application/xml")
 
@@ -90,9 +90,6 @@ BUCKET_LIFECYCLE: Final = frozenset(
     {"CreateBucket", "DeleteBucket", "HeadBucket", "ListBuckets", "GetBucketLocation"}
 )
 
-#: Seconds a shared-prefix bucket found to exist is taken for granted.
-KNOWN_BUCKET_SECONDS: Final = 10.0
-
 
 @frozen
 class Dispatcher:
@@ -105,9 +102,7 @@ class Dispatcher:
     :ivar token_secret: see L{multistore.s3.tokens}.
     :ivar max_object_size: the largest object or part accepted.
     :ivar max_xml_body_size: the largest XML request body accepted.
-    :ivar clock: the time, for remembering which shared-prefix buckets
-        exist (without one, every request checks).
-    :ivar known_buckets: markers seen recently, and when.
+    :ivar presence: which shared-prefix buckets exist.
     """
 
     stores: IStoreFactory
@@ -116,8 +111,7 @@ class Dispatcher:
     token_secret: bytes = b""
     max_object_size: int = 5 * 1024**4
     max_xml_body_size: int = 2 * 1024 * 1024
-    clock: IReactorTime | None = None
-    known_buckets: dict[tuple[str, str], float] = field(factory=dict, eq=False)
+    presence: BucketPresence = field(factory=BucketPresence)
 
     async def dispatch(self, context: DispatchContext) -> Response:
         """
@@ -134,41 +128,9 @@ class Dispatcher:
                 f"{name} is not implemented by this gateway.",
             )
         if context.bucket is not None and name not in BUCKET_LIFECYCLE:
-            await self.require_bucket(context)
+            store, _ = self.store(context)
+            await self.presence.require(context.bucket, store)
         return await handler(self, context)
-
-    async def require_bucket(self, context: DispatchContext) -> None:
-        """
-        A bucket that a pattern makes a prefix of a shared backend bucket
-        exists only while its marker does (see
-        L{multistore.writes.bucket_marker}); answer ``NoSuchBucket`` for one
-        that was never created or was deleted, as S3 would. A bucket found
-        is remembered for L{KNOWN_BUCKET_SECONDS}.
-        """
-        marker = bucket_marker(context)
-        if marker is None:
-            return
-        assert context.bucket is not None
-        key = (context.bucket.name, marker)
-        now = self.clock.seconds() if self.clock is not None else None
-        seen = self.known_buckets.get(key)
-        if now is not None and seen is not None and now - seen < KNOWN_BUCKET_SECONDS:
-            return
-        store, _ = self.store(context)
-        if not await marker_exists(store, marker):
-            self.known_buckets.pop(key, None)
-            raise S3Error("NoSuchBucket", extra=(("BucketName", context.bucket.name),))
-        if now is not None:
-            self.known_buckets[key] = now
-
-    def forget_bucket(self, context: DispatchContext) -> None:
-        """
-        A shared-prefix bucket was deleted: stop taking it for granted.
-        """
-        assert context.bucket is not None
-        marker = bucket_marker(context)
-        if marker is not None:
-            self.known_buckets.pop((context.bucket.name, marker), None)
 
     def store(self, context: DispatchContext) -> tuple[IObjectStore, str]:
         """
@@ -206,19 +168,6 @@ async def get_bucket_location(
     GetBucketLocation: the gateway's region.
     """
     return Response(200, HeaderList([_XML]), location_document(dispatcher.region))
-
-
-async def head_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    HeadBucket: 200 if the bucket's store is there.
-    """
-    store, _ = dispatcher.store(context)
-    marker = bucket_marker(context)
-    if marker is None:
-        await store.head_bucket()
-    elif not await marker_exists(store, marker):
-        raise S3Error("NoSuchBucket")
-    return Response(200, HeaderList([("x-amz-bucket-region", dispatcher.region)]))
 
 
 async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Response:
@@ -332,6 +281,8 @@ HANDLERS: Final[Mapping[str, Handler]] = {
     "ListBuckets": list_buckets,
     "GetBucketLocation": get_bucket_location,
     "HeadBucket": head_bucket,
+    "CreateBucket": create_bucket,
+    "DeleteBucket": delete_bucket,
     "ListObjects": list_objects,
     "ListObjectsV2": list_objects,
     "GetObject": get_object,

@@ -19,6 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from multistore import __version__
 from multistore.backends.factory import StoreFactory
 from multistore.backends.forwarder import AgentForwarder
+from multistore.buckets import BucketPresence
 from multistore.config import Config, ConfigError, load_config
 from multistore.gateway import Gateway
 from multistore.handlers import Dispatcher
@@ -196,7 +197,7 @@ def build_service(
             token_secret=server.token_secret.encode("utf-8"),
             max_object_size=server.max_object_size,
             max_xml_body_size=server.max_xml_body_size,
-            clock=reactor,
+            presence=BucketPresence(reactor),
         ),
         clock=reactor,
         domains=tuple(dict.fromkeys([*server.domains, *domains])),

@@ -33,7 +33,6 @@ from multistore.model import (
     CopySource,
     DeleteOutcome,
     DispatchContext,
-    ListRequest,
     ObjectRead,
     ObjectWrite,
     Operation,
@@ -410,6 +409,9 @@ async def _copy_source(
         key=key,
     )
     source = await dispatcher.buckets.resolve(bucket_name, context.identity, read)
+    await dispatcher.presence.require(
+        source, dispatcher.stores.store_for(source.config)
+    )
     conditions = HeaderList(
         (name, value)
         for name, value in headers
@@ -612,8 +614,17 @@ async def _xml_body(dispatcher: Dispatcher, context: DispatchContext) -> bytes:
     """
     Read a small XML request body, verified like an upload's.
     """
-    body = await verified_body(context, dispatcher.max_xml_body_size)
-    return await collect(body, dispatcher.max_xml_body_size)
+    limit = dispatcher.max_xml_body_size
+    try:
+        body = await verified_body(context, limit)
+        return await collect(body, limit)
+    except S3Error as error:
+        if error.code != "EntityTooLarge":
+            raise
+        raise S3Error(
+            "MaxMessageLengthExceeded",
+            f"Your request was too big: XML bodies may have {limit} bytes at most.",
+        ) from None
 
 
 async def delete_objects(dispatcher: Dispatcher, context: DispatchContext) -> Response:
@@ -794,18 +805,37 @@ async def list_multipart_uploads(
         max_uploads,
     )
 
+    bucket = context.bucket
+    assert bucket is not None
+
     def virtual(key: str | None) -> str | None:
         return None if key is None else from_backend(backend_prefix, key)
 
+    def visible(key: str) -> bool:
+        # Like a listing: each key and common prefix is checked on its own.
+        return dispatcher.buckets.authorize_key(
+            bucket, context.identity, "create_multipart_upload", key
+        )
+
+    uploads = tuple(
+        evolve(u, key=v)
+        for u in page.uploads
+        if (v := virtual(u.key)) is not None and visible(v)
+    )
+    next_key_marker = virtual(page.next_key_marker)
+    if page.truncated and next_key_marker is None and page.uploads:
+        # The store's marker lies outside the prefix: resume after the last
+        # upload it returned.
+        next_key_marker = virtual(page.uploads[-1].key)
     page = evolve(
         page,
-        uploads=tuple(
-            evolve(u, key=v) for u in page.uploads if (v := virtual(u.key)) is not None
-        ),
+        uploads=uploads,
         common_prefixes=tuple(
-            v for p in page.common_prefixes if (v := virtual(p)) is not None
+            v
+            for p in page.common_prefixes
+            if (v := virtual(p)) is not None and visible(v)
         ),
-        next_key_marker=virtual(page.next_key_marker),
+        next_key_marker=next_key_marker,
     )
     assert context.bucket is not None
     return Response(
@@ -825,92 +855,7 @@ async def list_multipart_uploads(
     )
 
 
-def bucket_marker(context: DispatchContext) -> str | None:
-    """
-    For a bucket that a pattern makes a prefix of a shared backend bucket:
-    the key of the marker object whose presence means the bucket exists.
-    ``None`` for other buckets.
-    """
-    bucket = context.bucket
-    assert bucket is not None
-    if bucket.pattern is None or not bucket.pattern.shares_backend_bucket:
-        return None
-    return to_backend(bucket.config.backend_prefix, "")
-
-
-async def marker_exists(store: IObjectStore, marker: str) -> bool:
-    """
-    Whether a shared bucket's marker (see L{bucket_marker}) is in ``store``.
-
-    A listing says, not a HEAD of the marker: SeaweedFS answers a HEAD of
-    ``prefix/`` with 200 for the directory that any key below it made, and
-    keeps that directory after the key and the marker are deleted. The
-    marker is the first key of a listing of its own prefix.
-    """
-    page = await store.list_objects(ListRequest(prefix=marker, max_keys=1))
-    return any(o.key == marker for o in page.objects)
-
-
-async def create_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    CreateBucket, for buckets a pattern stands for: a bucket (or directory)
-    of the store's own, or a marker at the bucket's prefix of a shared one.
-    """
-    bucket = context.bucket
-    assert bucket is not None
-    if bucket.pattern is None:
-        raise S3Error("BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),))
-    store, _ = dispatcher.store(context)
-    marker = bucket_marker(context)
-    if marker is None:
-        await store.create_bucket()
-    else:
-        exists_not = HeaderList([("if-none-match", "*")])
-        try:
-            await store.put_object(ObjectWrite(marker, BytesProducer(b""), exists_not))
-        except S3Error as error:
-            if error.code != "PreconditionFailed":
-                raise
-            if await marker_exists(store, marker):
-                raise S3Error(
-                    "BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),)
-                ) from None
-            # Only a directory left behind by deleted keys (SeaweedFS) stood
-            # in the condition's way.
-            await store.put_object(ObjectWrite(marker, BytesProducer(b"")))
-    return Response(200, HeaderList([("location", f"/{bucket.name}")]))
-
-
-async def delete_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    DeleteBucket, for buckets a pattern stands for; configured buckets stay.
-    """
-    bucket = context.bucket
-    assert bucket is not None
-    if bucket.pattern is None:
-        raise S3Error(
-            "MethodNotAllowed",
-            "A bucket named in the configuration cannot be deleted through S3.",
-        )
-    store, _ = dispatcher.store(context)
-    marker = bucket_marker(context)
-    if marker is None:
-        await store.delete_bucket()
-        return Response(204)
-    page = await store.list_objects(ListRequest(prefix=marker, max_keys=2))
-    keys = {o.key for o in page.objects}
-    if keys - {marker} or page.common_prefixes:
-        raise S3Error("BucketNotEmpty", extra=(("BucketName", bucket.name),))
-    if marker not in keys:
-        raise S3Error("NoSuchBucket", extra=(("BucketName", bucket.name),))
-    await store.delete_object(marker, None)
-    dispatcher.forget_bucket(context)
-    return Response(204)
-
-
 WRITE_HANDLERS: Final = {
-    "CreateBucket": create_bucket,
-    "DeleteBucket": delete_bucket,
     "PutObject": put_object,
     "CopyObject": copy_object,
     "DeleteObject": delete_object,

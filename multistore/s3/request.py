@@ -163,7 +163,8 @@ def _bucket_operation(method: str, params: Mapping[str, str]) -> tuple[str, str 
         if "location" in params:
             return "GetBucketLocation", None
         if "uploads" in params:
-            return "ListMultipartUploads", "list_bucket"
+            # Whoever may start uploads may see them (those in scope).
+            return "ListMultipartUploads", "create_multipart_upload"
         if params.get("list-type") == "2":
             return "ListObjectsV2", "list_bucket"
         return "ListObjects", "list_bucket"

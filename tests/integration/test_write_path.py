@@ -2016,7 +2016,8 @@ class SizeLimitTests(SynchronousTestCase):
     def test_xml_body_too_large(self) -> None:
         """
         A DeleteObjects body over C{max_xml_body_size} is refused with 400
-        EntityTooLarge and deletes nothing; a small one is carried out.
+        MaxMessageLengthExceeded and deletes nothing; a small one is carried
+        out.
         """
         place = self.limited.places["sw"]
         keys = [f"{self.base}k{n:03d}" for n in range(60)]
@@ -2028,7 +2029,7 @@ class SizeLimitTests(SynchronousTestCase):
                 Bucket="sw", Delete={"Objects": [{"Key": k} for k in keys]}
             ),
             400,
-            "EntityTooLarge",
+            "MaxMessageLengthExceeded",
         )
         self.assertEqual(place.stored_keys(self.base), keys[:2])
         self.client.delete_objects(

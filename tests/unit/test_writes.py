@@ -1576,11 +1576,10 @@ class DeleteTests(WriteTestCase):
         """
         body = delete_body([f"key-{n:04d}" for n in range(100)])
         self.assertGreater(len(body), 2048)
-        status, _ = error_of(self.handle(self.post_delete(body)))
-        self.assertEqual(status, 400)
+        too_big = (400, "MaxMessageLengthExceeded")
+        self.assertEqual(error_of(self.handle(self.post_delete(body))), too_big)
         request = evolve(self.post_delete(body), body=pieces(body, 100, length=False))
-        status, _ = error_of(self.handle(request))
-        self.assertEqual(status, 400)
+        self.assertEqual(error_of(self.handle(request)), too_big)
         self.assertEqual(self.near.calls, [])
 
 

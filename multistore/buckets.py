@@ -1,0 +1,182 @@
+# -*- test-case-name: tests.unit.test_buckets -*-
+"""
+Whether a bucket exists, and the operations that make and end buckets.
+
+Configured buckets always exist. A bucket a pattern stands for either has a
+backend bucket (or directory) of its own, which the store creates and
+deletes, or is a prefix of a shared backend bucket: such a bucket exists
+while a zero-byte marker object at its prefix does. Every operation on one
+checks the marker (remembered for L{KNOWN_BUCKET_SECONDS}), so a bucket that
+was never created, or was deleted, answers ``NoSuchBucket`` as S3 would.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from attrs import define, field
+from twisted.internet.interfaces import IReactorTime
+
+from multistore.backends.forwarder import BytesProducer
+from multistore.headers import HeaderList
+from multistore.interfaces import IObjectStore
+from multistore.model import (
+    DispatchContext,
+    ListRequest,
+    ObjectWrite,
+    ResolvedBucket,
+    Response,
+)
+from multistore.s3.errors import S3Error
+from multistore.s3.keys import to_backend
+
+if TYPE_CHECKING:
+    from multistore.handlers import Dispatcher
+
+#: Seconds a shared-prefix bucket found to exist is taken for granted (so
+#: another instance may take this long to notice a deletion).
+KNOWN_BUCKET_SECONDS: Final = 10.0
+
+
+def bucket_marker(bucket: ResolvedBucket) -> str | None:
+    """
+    For a bucket that a pattern makes a prefix of a shared backend bucket:
+    the key of the marker object whose presence means the bucket exists.
+    ``None`` for other buckets.
+    """
+    if bucket.pattern is None or not bucket.pattern.shares_backend_bucket:
+        return None
+    return to_backend(bucket.config.backend_prefix, "")
+
+
+async def marker_exists(store: IObjectStore, marker: str) -> bool:
+    """
+    Whether a shared bucket's marker (see L{bucket_marker}) is in ``store``.
+
+    A listing says, not a HEAD of the marker: SeaweedFS answers a HEAD of
+    ``prefix/`` with 200 for the directory that any key below it made, and
+    keeps that directory after the key and the marker are deleted. The
+    marker is the first key of a listing of its own prefix.
+    """
+    page = await store.list_objects(ListRequest(prefix=marker, max_keys=1))
+    return any(o.key == marker for o in page.objects)
+
+
+@define
+class BucketPresence:
+    """
+    Remembers which shared-prefix buckets were recently found to exist.
+
+    :ivar _clock: the time; without one every check asks the store.
+    """
+
+    _clock: IReactorTime | None = None
+    _known: dict[tuple[str, str], float] = field(factory=dict)
+
+    async def require(self, bucket: ResolvedBucket, store: IObjectStore) -> None:
+        """
+        :raise S3Error: ``NoSuchBucket`` if ``bucket`` is a shared-prefix
+            bucket whose marker is not there.
+        """
+        marker = bucket_marker(bucket)
+        if marker is None:
+            return
+        key = (bucket.name, marker)
+        now = self._clock.seconds() if self._clock is not None else None
+        seen = self._known.get(key)
+        if now is not None and seen is not None and now - seen < KNOWN_BUCKET_SECONDS:
+            return
+        if not await marker_exists(store, marker):
+            self._known.pop(key, None)
+            raise S3Error("NoSuchBucket", extra=(("BucketName", bucket.name),))
+        if now is not None:
+            self._known[key] = now
+
+    def forget(self, bucket: ResolvedBucket) -> None:
+        """
+        A shared-prefix bucket was deleted: stop taking it for granted.
+        """
+        marker = bucket_marker(bucket)
+        if marker is not None:
+            self._known.pop((bucket.name, marker), None)
+
+
+def _bucket(context: DispatchContext) -> ResolvedBucket:
+    assert context.bucket is not None
+    return context.bucket
+
+
+async def head_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    HeadBucket: 200 if the bucket's store (or marker) is there.
+    """
+    bucket = _bucket(context)
+    store, _ = dispatcher.store(context)
+    marker = bucket_marker(bucket)
+    if marker is None:
+        await store.head_bucket()
+    elif not await marker_exists(store, marker):
+        raise S3Error("NoSuchBucket", extra=(("BucketName", bucket.name),))
+    return Response(200, HeaderList([("x-amz-bucket-region", dispatcher.region)]))
+
+
+async def create_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    CreateBucket, for buckets a pattern stands for: a bucket (or directory)
+    of the store's own, or a marker at the bucket's prefix of a shared one.
+    """
+    bucket = _bucket(context)
+    if bucket.pattern is None:
+        raise S3Error("BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),))
+    store, _ = dispatcher.store(context)
+    marker = bucket_marker(bucket)
+    if marker is None:
+        await store.create_bucket()
+    else:
+        exists_not = HeaderList([("if-none-match", "*")])
+        try:
+            await store.put_object(ObjectWrite(marker, BytesProducer(b""), exists_not))
+        except S3Error as error:
+            if error.code != "PreconditionFailed":
+                raise
+            if await marker_exists(store, marker):
+                raise S3Error(
+                    "BucketAlreadyOwnedByYou", extra=(("BucketName", bucket.name),)
+                ) from None
+            # Only a directory left behind by deleted keys (SeaweedFS) stood
+            # in the condition's way.
+            await store.put_object(ObjectWrite(marker, BytesProducer(b"")))
+    return Response(200, HeaderList([("location", f"/{bucket.name}")]))
+
+
+async def delete_bucket(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    DeleteBucket, for buckets a pattern stands for; configured buckets stay.
+    A shared-prefix bucket must hold nothing but its marker: no objects and
+    no uploads in progress (which whoever creates the name next could
+    otherwise complete).
+    """
+    bucket = _bucket(context)
+    if bucket.pattern is None:
+        raise S3Error(
+            "MethodNotAllowed",
+            "A bucket named in the configuration cannot be deleted through S3.",
+        )
+    store, _ = dispatcher.store(context)
+    marker = bucket_marker(bucket)
+    if marker is None:
+        await store.delete_bucket()
+        return Response(204)
+    not_empty = S3Error("BucketNotEmpty", extra=(("BucketName", bucket.name),))
+    page = await store.list_objects(ListRequest(prefix=marker, max_keys=2))
+    keys = {o.key for o in page.objects}
+    if keys - {marker} or page.common_prefixes:
+        raise not_empty
+    if marker not in keys:
+        raise S3Error("NoSuchBucket", extra=(("BucketName", bucket.name),))
+    uploads = await store.list_multipart_uploads(marker, None, None, None, 1)
+    if uploads.uploads:
+        raise not_empty
+    await store.delete_object(marker, None)
+    dispatcher.presence.forget(bucket)
+    return Response(204)

@@ -31,6 +31,11 @@ from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
 from multistore.web.body import RequestBody
 
+#: How much of a refused request's body is read (and dropped) so it can be
+#: answered in order; with more to come, the answer goes out at once and the
+#: connection is closed.
+DRAIN_LIMIT = 1024 * 1024
+
 #: The ``Server`` header of every response.
 SERVER_NAME = b"multistore"
 
@@ -260,33 +265,42 @@ class _Exchange:
         if self._attached:
             return self._respond(response)
         self._pending = None
-        if response.status >= 400 and self._refuse_before_continue(response):
+        if response.status >= 400 and self._refuse_early(response):
             return None
         self._ready = response
         return None
 
-    def _refuse_before_continue(self, response: Response) -> bool:
+    def _refuse_early(self, response: Response) -> bool:
         """
-        If the client waits for ``100 Continue`` before sending its body,
-        answer now and close, rather than have it send a body nobody reads.
+        Answer a refusal now and close, rather than read a body nobody
+        wants: when the client waits for ``100 Continue`` before sending it,
+        or when more than L{DRAIN_LIMIT} of it (or an unknown amount) is
+        still to come.
         """
         request = self._request
-        expect = request.requestHeaders.getRawHeaders(b"expect") or []
-        if not any(v.lower() == b"100-continue" for v in expect):
-            return False
         if getattr(request.channel, "_command", None) is None:
             return False  # the request has been read already
+        expect = request.requestHeaders.getRawHeaders(b"expect") or []
+        waiting = any(v.lower() == b"100-continue" for v in expect)
+        body = self._incoming.body
+        if not waiting and isinstance(body, RequestBody):
+            length = body.length
+            remaining = length - body.received if isinstance(length, int) else None
+            if remaining is not None and remaining <= DRAIN_LIMIT:
+                return False
+        elif not waiting:
+            return False
         # twisted.web sends 100 Continue after gotLength unless the header
         # is gone.
         request.requestHeaders.removeHeader(b"expect")
         _discard(response.body)
-        body = response.body if isinstance(response.body, bytes) else b""
+        document = response.body if isinstance(response.body, bytes) else b""
         self._status = response.status
         transport = request.channel.transport
         assert transport is not None
-        transport.write(self._raw_response(response, body))
+        transport.write(self._raw_response(response, document))
         transport.loseConnection()
-        self._report(complete=True, bytes_out=len(body))
+        self._report(complete=True, bytes_out=len(document))
         return True
 
     def _raw_response(self, response: Response, body: bytes) -> bytes:

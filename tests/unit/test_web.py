@@ -289,3 +289,23 @@ class WebTests(TestCase):
         )
         yield client.lost
         self.assertIn(b"200 OK", client.received.split(b"\r\n", 1)[0])
+
+    @inlineCallbacks
+    def test_refusal_not_drained(self) -> Any:
+        """
+        A refused upload with more than a little of its body still to come
+        is answered at once and the connection closed, without reading the
+        rest; one waiting for 100 Continue is answered instead of continued.
+        """
+        for extra in (b"", b"Expect: 100-continue\r\n"):
+            client = self.raw(
+                b"PUT /b/k HTTP/1.1\r\nHost: x\r\nContent-Length: 5242880\r\n"
+                + extra
+                + b"\r\n"
+                + b"z" * 1000
+            )
+            yield client.lost
+            head = client.received.split(b"\r\n", 1)[0]
+            self.assertEqual(head, b"HTTP/1.1 403 Forbidden", client.received[:200])
+            self.assertIn(b"<Code>AccessDenied</Code>", client.received)
+            self.assertNotIn(b"100 Continue", client.received)

@@ -58,6 +58,13 @@ class RequestBody:
         return self._complete
 
     @property
+    def gone(self) -> bool:
+        """
+        Whether the connection was lost before the whole body arrived.
+        """
+        return self._failure is not None
+
+    @property
     def started(self) -> bool:
         """
         Whether a consumer has started reading (or the body was discarded).

@@ -280,9 +280,11 @@ class _Exchange:
         request = self._request
         if getattr(request.channel, "_command", None) is None:
             return False  # the request has been read already
+        body = self._incoming.body
+        if isinstance(body, RequestBody) and body.gone:
+            return False  # nobody to answer
         expect = request.requestHeaders.getRawHeaders(b"expect") or []
         waiting = any(v.lower() == b"100-continue" for v in expect)
-        body = self._incoming.body
         if not waiting and isinstance(body, RequestBody):
             length = body.length
             remaining = length - body.received if isinstance(length, int) else None

@@ -19,6 +19,8 @@ resolved against the directory holding the config file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -314,6 +316,12 @@ class StoredCredential:
     enabled: bool = True
 
 
+def _read_only_globs(
+    mapping: Mapping[str, tuple[str, ...]],
+) -> Mapping[str, tuple[str, ...]]:
+    return MappingProxyType(dict(mapping))
+
+
 @frozen
 class RoleConfig:
     """
@@ -326,7 +334,13 @@ class RoleConfig:
     :ivar subject_conditions: globs the token subject must match (any, if
         empty).
     :ivar allowed_scopes: scope templates granted to sessions.
-    :ivar max_session_duration_secs: the longest session issued.
+    :ivar max_session_duration_secs: the longest session issued (at least
+        900 seconds, the shortest).
+    :ivar allow_any_audience: whether a role without ``required_audiences``
+        is meant to accept tokens of any audience (it must say so).
+    :ivar claim_conditions: further claims the token must carry, each
+        matching one of its globs (``repository_owner = "myorg"``,
+        ``environment = ["prod", "staging-*"]``).
     """
 
     role_id: str
@@ -336,6 +350,59 @@ class RoleConfig:
     subject_conditions: tuple[str, ...] = ()
     allowed_scopes: tuple[AccessScope, ...] = ()
     max_session_duration_secs: int = 3600
+    allow_any_audience: bool = False
+    claim_conditions: Mapping[str, tuple[str, ...]] = field(
+        factory=dict, converter=_read_only_globs
+    )
+
+
+#: The shortest session STS issues, in seconds (as AWS).
+MIN_SESSION_SECONDS: Final = 900
+
+
+@frozen
+class SessionKey:
+    """
+    A key sealing STS session tokens.
+
+    :ivar key_id: names the key inside the tokens it seals.
+    :ivar key: the 32 bytes of an AES-256 key.
+    """
+
+    key_id: str
+    key: bytes = field(repr=_secret_repr)
+
+
+@frozen
+class StsConfig:
+    """
+    Settings from ``[sts]``.
+
+    :ivar keys: the keys sealing session tokens; the first seals new ones,
+        every one opens (so keys can be rotated without ending live
+        sessions). Empty: STS is off.
+    :ivar jwks_cache_seconds: how long an issuer's keys are kept when its
+        JWKS response does not say.
+    :ivar jwks_refetch_interval: the least seconds between two fetches of an
+        issuer's keys for a token naming a key id not seen yet.
+    :ivar jwks_failure_seconds: how long an issuer that could not be reached
+        is not asked again.
+    :ivar http_timeout: seconds to wait for an issuer's discovery document
+        or keys.
+    :ivar leeway_seconds: clock leeway for ``exp``, ``nbf`` and ``iat``.
+    :ivar max_token_bytes: the longest web identity token accepted.
+    :ivar insecure_issuers: issuers allowed over plain HTTP although not on
+        the loopback interface (for tests and closed networks only).
+    """
+
+    keys: tuple[SessionKey, ...] = ()
+    jwks_cache_seconds: int = 900
+    jwks_refetch_interval: int = 30
+    jwks_failure_seconds: int = 30
+    http_timeout: float = 5.0
+    leeway_seconds: int = 60
+    max_token_bytes: int = 16384
+    insecure_issuers: tuple[str, ...] = ()
 
 
 @frozen
@@ -403,6 +470,7 @@ class Config:
     roles: tuple[RoleConfig, ...] = ()
     credentials: tuple[StoredCredential, ...] = ()
     server: ServerConfig = ServerConfig()
+    sts: StsConfig = StsConfig()
     logging: LoggingConfig = LoggingConfig()
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()
@@ -418,6 +486,7 @@ _TOP_LEVEL = frozenset(
         "roles",
         "credentials",
         "server",
+        "sts",
         "logging",
     }
 )
@@ -871,6 +940,28 @@ def _role(entry: _Table) -> RoleConfig:
     audiences = entry.strings("required_audiences", allow_single=True) or entry.strings(
         "required_audience", allow_single=True
     )
+    allow_any = entry.boolean("allow_any_audience", False)
+    if not audiences and not allow_any:
+        entry.error(
+            "required_audiences",
+            "a role must name the audiences it accepts (any token of a trusted "
+            "issuer could otherwise be exchanged); set allow_any_audience = true "
+            "if that is really meant",
+        )
+    maximum = entry.number("max_session_duration_secs", 3600, minimum=1, integer=True)
+    if maximum < MIN_SESSION_SECONDS:
+        entry.error(
+            "max_session_duration_secs",
+            f"must be at least {MIN_SESSION_SECONDS} (the shortest session), "
+            f"not {maximum}",
+        )
+    conditions: dict[str, tuple[str, ...]] = {}
+    table = entry.table("claim_conditions")
+    for claim in table.mapping():
+        globs = table.strings(claim, allow_single=True)
+        if not globs:
+            table.error(claim, "must name at least one value (a string or a list)")
+        conditions[claim] = globs
     role = RoleConfig(
         role_id=role_id,
         name=entry.string("name", role_id),
@@ -878,9 +969,9 @@ def _role(entry: _Table) -> RoleConfig:
         required_audiences=audiences,
         subject_conditions=entry.strings("subject_conditions"),
         allowed_scopes=_scopes(entry, "allowed_scopes"),
-        max_session_duration_secs=entry.number(
-            "max_session_duration_secs", 3600, minimum=1, integer=True
-        ),
+        max_session_duration_secs=maximum,
+        allow_any_audience=allow_any,
+        claim_conditions=conditions,
     )
     entry.unknown(
         {
@@ -892,9 +983,80 @@ def _role(entry: _Table) -> RoleConfig:
             "subject_conditions",
             "allowed_scopes",
             "max_session_duration_secs",
+            "allow_any_audience",
+            "claim_conditions",
         }
     )
     return role
+
+
+def _session_key(
+    table: _Table, name: str, value: str, key_id: str
+) -> SessionKey | None:
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        table.error(name, "must be the standard base64 of 32 bytes")
+        return None
+    if len(raw) != 32:
+        table.error(name, f"must be 32 bytes (AES-256), not {len(raw)}")
+        return None
+    return SessionKey(key_id=key_id, key=raw)
+
+
+def _sts(table: _Table) -> StsConfig:
+    keys: list[SessionKey] = []
+    ids: list[str] = []
+    for entry in table.tables("keys", "id"):
+        key_id = entry.string("id")
+        ids.append(key_id)
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", key_id):
+            entry.error("id", "must be 1 to 64 letters, digits, '.', '_' or '-'")
+        value = entry.string("key", secret=True)
+        key = _session_key(entry, "key", value, key_id)
+        if key is not None:
+            keys.append(key)
+        entry.unknown({"id", "key"})
+    if not table.has("keys") and os.environ.get("SESSION_TOKEN_KEY"):
+        # The Rust system's way: one key, from the environment.
+        key = _session_key(
+            table, "SESSION_TOKEN_KEY", os.environ["SESSION_TOKEN_KEY"], "default"
+        )
+        if key is not None:
+            keys.append(key)
+    if len(set(ids)) != len(ids):
+        table.error("keys", "key ids must be different")
+    sts = StsConfig(
+        keys=tuple(keys),
+        jwks_cache_seconds=table.number(
+            "jwks_cache_seconds", 900, minimum=1, integer=True
+        ),
+        jwks_refetch_interval=table.number(
+            "jwks_refetch_interval", 30, minimum=0, integer=True
+        ),
+        jwks_failure_seconds=table.number(
+            "jwks_failure_seconds", 30, minimum=0, integer=True
+        ),
+        http_timeout=table.number("http_timeout", 5.0, minimum=0.1),
+        leeway_seconds=table.number("leeway_seconds", 60, minimum=0, integer=True),
+        max_token_bytes=table.number(
+            "max_token_bytes", 16384, minimum=1024, integer=True
+        ),
+        insecure_issuers=table.strings("insecure_issuers"),
+    )
+    table.unknown(
+        {
+            "keys",
+            "jwks_cache_seconds",
+            "jwks_refetch_interval",
+            "jwks_failure_seconds",
+            "http_timeout",
+            "leeway_seconds",
+            "max_token_bytes",
+            "insecure_issuers",
+        }
+    )
+    return sts
 
 
 def _server(table: _Table) -> ServerConfig:
@@ -968,6 +1130,7 @@ def config_from_mapping(
         _credential(t) for t in top.tables("credentials", "access_key_id")
     )
     server = _server(top.table("server"))
+    sts = _sts(top.table("sts"))
     logging = _logging(top.table("logging"))
     for key in data:
         if key not in _TOP_LEVEL:
@@ -981,6 +1144,12 @@ def config_from_mapping(
     _unique(
         problems, "credentials", "access_key_id", [c.access_key_id for c in credentials]
     )
+    if roles and not sts.keys:
+        problems.warn(
+            "[sts]",
+            "roles are configured but no session token key is ([[sts.keys]] or "
+            "SESSION_TOKEN_KEY): STS is off",
+        )
     role_ids = {r.role_id for r in roles}
     for bucket in buckets:
         for role in bucket.allowed_roles:
@@ -998,6 +1167,7 @@ def config_from_mapping(
         roles=roles,
         credentials=credentials,
         server=server,
+        sts=sts,
         logging=logging,
         source=source,
         warnings=tuple(problems.warnings),

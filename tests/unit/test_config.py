@@ -351,3 +351,114 @@ class ValidationTests(SynchronousTestCase):
         )
         self.assertIn("needs {bucket}", problems)
         self.assertIn("only meaningful for a pattern", problems)
+
+
+KEY_A = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="  # 32 bytes
+
+
+class StsConfigTests(SynchronousTestCase):
+    """
+    Tests for ``[sts]`` and the trust rules of ``[[roles]]``.
+    """
+
+    def problems(self, data: dict[str, object]) -> str:
+        with self.assertRaises(ConfigError) as e:
+            config_from_mapping(data, "test.toml")
+        return "\n".join(e.exception.problems)
+
+    def role(self, **fields: object) -> dict[str, object]:
+        role: dict[str, object] = {
+            "role_id": "r",
+            "trusted_oidc_issuers": ["https://issuer.example"],
+            "required_audiences": ["multistore"],
+            "max_session_duration_secs": 3600,
+        }
+        role.update(fields)
+        return role
+
+    def test_keys(self) -> None:
+        """
+        Keys come inline, from files or the environment, in order; the
+        Rust system's SESSION_TOKEN_KEY works when no key is configured.
+        """
+        path = scratch(self) / "key"
+        path.write_text(KEY_A + "\n")
+        config = config_from_mapping(
+            {
+                "sts": {
+                    "keys": [
+                        {"id": "new", "key": KEY_A},
+                        {"id": "old", "key_file": str(path)},
+                    ]
+                }
+            }
+        )
+        self.assertEqual([k.key_id for k in config.sts.keys], ["new", "old"])
+        self.assertEqual(config.sts.keys[1].key, b"0123456789abcdef" * 2)
+        self.assertNotIn(KEY_A, repr(config))
+        os.environ["SESSION_TOKEN_KEY"] = KEY_A
+        self.addCleanup(os.environ.pop, "SESSION_TOKEN_KEY")
+        self.assertEqual(
+            [k.key_id for k in config_from_mapping({}).sts.keys], ["default"]
+        )
+
+    def test_bad_keys(self) -> None:
+        """
+        A key that is not base64 of 32 bytes, or a repeated id, is an error.
+        """
+        problems = self.problems(
+            {
+                "sts": {
+                    "keys": [{"id": "a", "key": "c2hvcnQ="}, {"id": "a", "key": "!!"}]
+                }
+            }
+        )
+        self.assertIn("must be 32 bytes (AES-256), not 5", problems)
+        self.assertIn("must be the standard base64 of 32 bytes", problems)
+        self.assertIn("key ids must be different", problems)
+
+    def test_no_key_warns(self) -> None:
+        """
+        Roles without a session token key load, with STS off and a warning.
+        """
+        config = config_from_mapping({"roles": [self.role()]})
+        self.assertTrue(any("STS is off" in w for w in config.warnings))
+
+    def test_audience_required(self) -> None:
+        """
+        A role must restrict audiences unless it says it accepts any.
+        """
+        problems = self.problems({"roles": [self.role(required_audiences=[])]})
+        self.assertIn("a role must name the audiences it accepts", problems)
+        config = config_from_mapping(
+            {"roles": [self.role(required_audiences=[], allow_any_audience=True)]}
+        )
+        self.assertTrue(config.roles[0].allow_any_audience)
+
+    def test_duration_floor(self) -> None:
+        """
+        A role whose longest session is under 900 seconds is an error.
+        """
+        problems = self.problems({"roles": [self.role(max_session_duration_secs=600)]})
+        self.assertIn("must be at least 900", problems)
+
+    def test_claim_conditions(self) -> None:
+        """
+        Claim conditions are globs, one or several per claim.
+        """
+        config = config_from_mapping(
+            {
+                "roles": [
+                    self.role(
+                        claim_conditions={
+                            "repository_owner": "org",
+                            "environment": ["prod", "stage-*"],
+                        }
+                    )
+                ]
+            }
+        )
+        self.assertEqual(
+            dict(config.roles[0].claim_conditions),
+            {"repository_owner": ("org",), "environment": ("prod", "stage-*")},
+        )

@@ -114,7 +114,11 @@ def xml_safe(text: str) -> str:
     return _NOT_XML.sub(lambda match: url_encode(match.group()), text)
 
 
-def _root(tag: str, namespace: str | None) -> etree._Element:
+def root_element(tag: str, namespace: str | None) -> etree._Element:
+    """
+    :return: a document's root element, in ``namespace`` as its default
+        namespace (or none).
+    """
     if namespace is None:
         return etree.Element(tag)
     # The stubs refuse the default namespace's None prefix, which lxml takes.
@@ -161,7 +165,7 @@ def error_document(
         after ``Message``.
     :return: the document's bytes.
     """
-    root = _root("Error", None)
+    root = root_element("Error", None)
     _add(root, "Code", code)
     _add(root, "Message", message)
     for name, text in extra:
@@ -182,7 +186,7 @@ def list_buckets_document(
     :param buckets: the buckets to show, in order.
     :return: the document's bytes.
     """
-    root = _root("ListAllMyBucketsResult", S3_NAMESPACE)
+    root = root_element("ListAllMyBucketsResult", S3_NAMESPACE)
     owner = _add(root, "Owner")
     _add(owner, "ID", owner_id)
     _add(owner, "DisplayName", owner_display_name)
@@ -202,7 +206,7 @@ def location_document(region: str) -> bytes:
         as AWS does.
     :return: the document's bytes.
     """
-    root = _root("LocationConstraint", S3_NAMESPACE)
+    root = root_element("LocationConstraint", S3_NAMESPACE)
     if region and region != "us-east-1":
         root.text = xml_safe(region)
     return _serialise(root)
@@ -229,7 +233,7 @@ def list_objects_document(result: ListResult) -> bytes:
     :param result: the listing.
     :return: the document's bytes.
     """
-    root = _root("ListBucketResult", S3_NAMESPACE)
+    root = root_element("ListBucketResult", S3_NAMESPACE)
     _add(root, "Name", result.name)
     _add(root, "Prefix", result.prefix)
     if result.version == 1:
@@ -437,7 +441,7 @@ def initiate_multipart_document(bucket: str, key: str, upload_id: str) -> bytes:
     :param upload_id: the upload's id.
     :return: the document's bytes.
     """
-    root = _root("InitiateMultipartUploadResult", S3_NAMESPACE)
+    root = root_element("InitiateMultipartUploadResult", S3_NAMESPACE)
     _add(root, "Bucket", bucket)
     _add(root, "Key", key)
     _add(root, "UploadId", upload_id)
@@ -466,7 +470,7 @@ def complete_multipart_document(
     :return: the document's bytes.
     :raise ValueError: for a checksum name that is neither.
     """
-    root = _root("CompleteMultipartUploadResult", S3_NAMESPACE)
+    root = root_element("CompleteMultipartUploadResult", S3_NAMESPACE)
     _add(root, "Location", location)
     _add(root, "Bucket", bucket)
     _add(root, "Key", key)
@@ -488,7 +492,7 @@ def copy_object_document(
     :return: the document's bytes.
     :raise ValueError: for an unknown checksum name.
     """
-    root = _root("CopyObjectResult", S3_NAMESPACE)
+    root = root_element("CopyObjectResult", S3_NAMESPACE)
     _add(root, "ETag", etag)
     _add(root, "LastModified", format_iso8601(last_modified))
     _checksum_elements(root, checksums)
@@ -503,7 +507,7 @@ def copy_part_document(etag: str, last_modified: datetime) -> bytes:
     :param last_modified: its time.
     :return: the document's bytes.
     """
-    root = _root("CopyPartResult", S3_NAMESPACE)
+    root = root_element("CopyPartResult", S3_NAMESPACE)
     _add(root, "ETag", etag)
     _add(root, "LastModified", format_iso8601(last_modified))
     return _serialise(root)
@@ -524,7 +528,7 @@ def delete_result_document(outcomes: Sequence[DeleteOutcome], quiet: bool) -> by
     :param quiet: whether the client asked for ``Quiet``.
     :return: the document's bytes.
     """
-    root = _root("DeleteResult", S3_NAMESPACE)
+    root = root_element("DeleteResult", S3_NAMESPACE)
     for outcome in outcomes:
         if outcome.error is None:
             if quiet:
@@ -573,7 +577,7 @@ def list_parts_document(
         or else the last part's number (as S3 sends it); it is left out for
         an empty page without one.
     """
-    root = _root("ListPartsResult", S3_NAMESPACE)
+    root = root_element("ListPartsResult", S3_NAMESPACE)
     _add(root, "Bucket", bucket)
     _add(root, "Key", key)
     _add(root, "UploadId", upload_id)
@@ -635,7 +639,7 @@ def list_uploads_document(
     def key_text(value: str) -> str:
         return url_encode(value) if encoded else value
 
-    root = _root("ListMultipartUploadsResult", S3_NAMESPACE)
+    root = root_element("ListMultipartUploadsResult", S3_NAMESPACE)
     _add(root, "Bucket", bucket)
     _add(root, "KeyMarker", key_text(key_marker or ""))
     _add(root, "UploadIdMarker", upload_id_marker or "")
@@ -772,7 +776,7 @@ def complete_request_document(parts: Sequence[CompletedPart]) -> bytes:
     :return: the document's bytes.
     :raise ValueError: for an unknown checksum algorithm.
     """
-    root = _root("CompleteMultipartUpload", S3_NAMESPACE)
+    root = root_element("CompleteMultipartUpload", S3_NAMESPACE)
     for part in parts:
         element = _add(root, "Part")
         _add(element, "PartNumber", str(part.part_number))
@@ -795,7 +799,7 @@ def delete_request_document(
         cannot carry (see L{xml_can_carry}): it cannot be named in XML
         without naming another key.
     """
-    root = _root("Delete", S3_NAMESPACE)
+    root = root_element("Delete", S3_NAMESPACE)
     _add(root, "Quiet", _boolean(quiet))
     for key, version_id in keys:
         element = _add(root, "Object")
@@ -817,7 +821,7 @@ def create_bucket_document(region: str) -> bytes:
         without a body).
     :return: the document's bytes.
     """
-    root = _root("CreateBucketConfiguration", S3_NAMESPACE)
+    root = root_element("CreateBucketConfiguration", S3_NAMESPACE)
     _add(root, "LocationConstraint", region)
     return _serialise(root)
 

@@ -381,8 +381,6 @@ class StsConfig:
     :ivar keys: the keys sealing session tokens; the first seals new ones,
         every one opens (so keys can be rotated without ending live
         sessions). Empty: STS is off.
-    :ivar jwks_cache_seconds: how long an issuer's keys are kept when its
-        JWKS response does not say.
     :ivar jwks_refetch_interval: the least seconds between two fetches of an
         issuer's keys for a token naming a key id not seen yet.
     :ivar jwks_failure_seconds: how long an issuer that could not be reached
@@ -396,7 +394,6 @@ class StsConfig:
     """
 
     keys: tuple[SessionKey, ...] = ()
-    jwks_cache_seconds: int = 900
     jwks_refetch_interval: int = 30
     jwks_failure_seconds: int = 30
     http_timeout: float = 5.0
@@ -1028,9 +1025,6 @@ def _sts(table: _Table) -> StsConfig:
         table.error("keys", "key ids must be different")
     sts = StsConfig(
         keys=tuple(keys),
-        jwks_cache_seconds=table.number(
-            "jwks_cache_seconds", 900, minimum=1, integer=True
-        ),
         jwks_refetch_interval=table.number(
             "jwks_refetch_interval", 30, minimum=0, integer=True
         ),
@@ -1047,7 +1041,6 @@ def _sts(table: _Table) -> StsConfig:
     table.unknown(
         {
             "keys",
-            "jwks_cache_seconds",
             "jwks_refetch_interval",
             "jwks_failure_seconds",
             "http_timeout",

@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from attrs import define, field
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from multistore.auth import sigv2, sigv4
-from multistore.auth.identity import detect_scheme, identity_for_credential
+from multistore.authentication import Authenticator
 from multistore.handlers import Dispatcher
 from multistore.headers import HeaderList
 from multistore.interfaces import (
@@ -32,7 +30,6 @@ from multistore.interfaces import (
     IRouteHandler,
 )
 from multistore.model import (
-    ANONYMOUS,
     CompletedRequest,
     DispatchContext,
     Identity,
@@ -41,8 +38,9 @@ from multistore.model import (
     Response,
 )
 from multistore.s3.errors import S3Error
-from multistore.s3.request import host_bucket, parse_operation, parse_query, split_path
+from multistore.s3.request import host_bucket, parse_operation, split_path
 from multistore.s3.xml import error_document
+from multistore.sts.tokens import SessionKeys
 
 
 def new_request_id() -> str:
@@ -67,10 +65,6 @@ class Trace:
     forwarded: bool = False
 
 
-def _utcnow(clock: IReactorTime) -> datetime:
-    return datetime.fromtimestamp(clock.seconds(), UTC)
-
-
 @define
 class Gateway:
     """
@@ -79,6 +73,7 @@ class Gateway:
     :ivar _dispatcher: carries out authorized operations.
     :ivar _domains: domains for virtual-hosted-style addressing.
     :ivar _max_clock_skew: seconds a signed request's time may be off.
+    :ivar _sessions: the keys that open STS session tokens, if STS is on.
     :ivar _debug_errors: whether internal errors show their detail.
     """
 
@@ -90,10 +85,21 @@ class Gateway:
     _clock: IReactorTime
     _domains: tuple[str, ...] = ()
     _max_clock_skew: int = 900
-    _middleware: Sequence[IMiddleware] = field(default=(), converter=tuple)
-    _routes: Sequence[IRouteHandler] = field(default=(), converter=tuple)
+    _middleware: Sequence[IMiddleware] = ()
+    _routes: Sequence[IRouteHandler] = ()
     _debug_errors: bool = False
     _access_log: bool = True
+    _sessions: SessionKeys | None = None
+    _authenticator: Authenticator = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._authenticator = Authenticator(
+            credentials=self._credentials,
+            clock=self._clock,
+            sessions=self._sessions,
+            domains=self._domains,
+            max_clock_skew=self._max_clock_skew,
+        )
 
     def start(self, request_id: str | None = None) -> Trace:
         """
@@ -121,7 +127,7 @@ class Gateway:
                     response = await answer
                     if response is not None:
                         return response
-            identity, signature = await self._authenticate(request)
+            identity, signature = await self._authenticator.authenticate(request)
             trace.identity = identity
             operation = parse_operation(request, self._domains)
             trace.operation = operation
@@ -167,88 +173,6 @@ class Gateway:
         return self._middleware[index].handle(
             context, lambda next_context: self._chain(index + 1, next_context, trace)
         )
-
-    async def _authenticate(
-        self, request: IncomingRequest
-    ) -> tuple[Identity, sigv4.VerifiedSignature | None]:
-        """
-        :return: who is calling, and for SigV4 what the signature
-            established (the write path verifies chunk signatures with it).
-        """
-        query = parse_query(request.raw_query)
-        scheme = detect_scheme(request.headers, query)
-        if scheme.scheme == "anonymous":
-            return ANONYMOUS, None
-        if "x-amz-security-token" in request.headers or any(
-            name == "X-Amz-Security-Token" for name, _ in query
-        ):
-            raise S3Error(
-                "InvalidToken", "Session tokens are not accepted by this gateway."
-            )
-        now = _utcnow(self._clock)
-        if scheme.scheme == "sigv4-header":
-            assert scheme.authorization is not None
-            auth = sigv4.parse_authorization(scheme.authorization)
-            self._check_service(auth.service)
-            identity, secret = await self._static(auth.access_key_id, now)
-            verified = sigv4.verify_header_auth(
-                request, auth, secret, now, self._max_clock_skew
-            )
-            return identity, verified
-        if scheme.scheme == "sigv4-query":
-            presigned = sigv4.parse_presigned(query)
-            if presigned is None:
-                raise S3Error(
-                    "AuthorizationQueryParametersError",
-                    "Query-string authentication requires the X-Amz-Algorithm parameter.",
-                )
-            self._check_service(presigned.service)
-            identity, secret = await self._static(presigned.access_key_id, now)
-            verified = sigv4.verify_presigned(
-                request, presigned, secret, now, self._max_clock_skew
-            )
-            return identity, verified
-        if scheme.scheme == "sigv2-header":
-            assert scheme.authorization is not None
-            v2 = sigv2.parse_authorization_v2(scheme.authorization)
-        else:
-            v2 = sigv2.parse_presigned_v2(query)
-        if v2 is None:
-            raise S3Error(
-                "AccessDenied", "The request's SigV2 authentication is incomplete."
-            )
-        identity, secret = await self._static(v2.access_key_id, now)
-        virtual = host_bucket(request.host, self._domains)
-        sigv2.verify_v2_request(
-            request,
-            v2,
-            secret,
-            now,
-            resource_path=None
-            if virtual is None
-            else f"/{virtual}{request.raw_path.decode('latin-1')}",
-            max_skew=self._max_clock_skew,
-        )
-        return identity, None
-
-    async def _static(self, access_key_id: str, now: datetime) -> tuple[Identity, str]:
-        """
-        :return: the identity of a static access key, and its secret.
-        :raise S3Error: for an unknown, disabled or expired key.
-        """
-        credential = await self._credentials.get_credential(access_key_id)
-        identity = identity_for_credential(credential, access_key_id, now)
-        assert credential is not None
-        return identity, credential.secret_access_key
-
-    @staticmethod
-    def _check_service(service: str) -> None:
-        if service != "s3":
-            raise S3Error(
-                "AuthorizationHeaderMalformed",
-                f"The authorization header is malformed; incorrect service '{service}'. "
-                "This endpoint belongs to 's3'.",
-            )
 
     def error_response(
         self, error: S3Error, request: IncomingRequest, request_id: str

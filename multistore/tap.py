@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from treq.client import HTTPClient
 from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
@@ -15,16 +16,22 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
+from twisted.web.client import Agent, HTTPConnectionPool
 
 from multistore import __version__
+from multistore.authentication import Authenticator
 from multistore.backends.factory import StoreFactory
 from multistore.backends.forwarder import AgentForwarder
 from multistore.buckets import BucketPresence
 from multistore.config import Config, ConfigError, load_config
 from multistore.gateway import Gateway
 from multistore.handlers import Dispatcher
+from multistore.interfaces import IRouteHandler
 from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.s3.checksums import ALGORITHMS, library_for
+from multistore.sts.jwks import JwksCache
+from multistore.sts.service import StsRoute
+from multistore.sts.tokens import SessionKeys
 from multistore.web.site import make_site
 
 #: Where the daemon listens when neither the command line nor ``[server]``
@@ -163,6 +170,46 @@ class _WarningsService(Service):
                 )
 
 
+def _sts(
+    config: Config, credentials: StaticCredentialRegistry, reactor: Any
+) -> tuple[SessionKeys | None, tuple[IRouteHandler, ...]]:
+    """
+    The STS endpoint and the keys that open its session tokens, if STS is on
+    (a session token key is configured).
+    """
+    sts = config.sts
+    if not sts.keys:
+        return None, ()
+    keys = SessionKeys.from_config(sts.keys)
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    http = HTTPClient(Agent(reactor, pool=pool, connectTimeout=sts.http_timeout))
+    jwks = JwksCache(
+        clock=reactor,
+        http=http,
+        insecure_issuers=sts.insecure_issuers,
+        timeout=sts.http_timeout,
+        refetch_interval=sts.jwks_refetch_interval,
+        failure_ttl=sts.jwks_failure_seconds,
+    )
+    authenticator = Authenticator(
+        credentials=credentials,
+        clock=reactor,
+        sessions=keys,
+        domains=config.server.domains,
+        max_clock_skew=config.server.max_clock_skew,
+    )
+    route = StsRoute(
+        credentials=credentials,
+        keys=keys,
+        jwks=jwks,
+        authenticator=authenticator,
+        clock=reactor,
+        leeway=sts.leeway_seconds,
+        max_token_bytes=sts.max_token_bytes,
+    )
+    return keys, (route,)
+
+
 def build_service(
     config: Config, listen: list[str], domains: list[str], reactor: Any
 ) -> MultiService:
@@ -187,9 +234,13 @@ def build_service(
     files = _ThreadPoolService(ThreadPool(0, FILE_THREADS, "multistore-files"))
     files.setServiceParent(top)
     stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
+    credentials = StaticCredentialRegistry.from_config(config)
+    sessions, routes = _sts(config, credentials, reactor)
     gateway = Gateway(
         buckets=buckets,
-        credentials=StaticCredentialRegistry.from_config(config),
+        credentials=credentials,
+        sessions=sessions,
+        routes=routes,
         dispatcher=Dispatcher(
             stores=stores,
             buckets=buckets,

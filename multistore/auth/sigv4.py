@@ -909,12 +909,15 @@ def verify_header_auth(
     secret: str,
     now: datetime,
     max_skew: int = DEFAULT_MAX_SKEW,
+    *,
+    payload_hash: str | None = None,
 ) -> VerifiedSignature:
     """
     Verify a request signed in its ``Authorization`` header.
 
-    The payload hash is taken from ``x-amz-content-sha256`` as sent; it is
-    not checked against the body here.
+    For S3, the payload hash is taken from ``x-amz-content-sha256`` as sent;
+    it is not checked against the body here. Other services (STS) sign the
+    hash of the body without sending it: the caller passes it.
 
     :param request: the request as received.
     :param auth: its parsed ``Authorization`` header.
@@ -922,6 +925,8 @@ def verify_header_auth(
     :param now: the current time, aware.
     :param max_skew: the largest difference allowed between the request time
         and ``now``, in seconds.
+    :param payload_hash: the hex SHA-256 of the body, for services whose
+        requests do not carry ``x-amz-content-sha256``.
     :raise S3Error: ``AuthorizationHeaderMalformed`` (``host`` not signed,
         scope date not the request date), ``InvalidRequest`` (no
         ``x-amz-content-sha256``), ``InvalidArgument`` (a malformed one),
@@ -930,13 +935,14 @@ def verify_header_auth(
     """
     if "host" not in auth.signed_headers:
         raise S3Error("AuthorizationHeaderMalformed", "The host header must be signed.")
-    payload_hash = request.headers.get("x-amz-content-sha256")
     if payload_hash is None:
-        raise S3Error(
-            "InvalidRequest",
-            "Missing required header for this request: x-amz-content-sha256",
-        )
-    payload_hash = payload_hash.strip()
+        payload_hash = request.headers.get("x-amz-content-sha256")
+        if payload_hash is None:
+            raise S3Error(
+                "InvalidRequest",
+                "Missing required header for this request: x-amz-content-sha256",
+            )
+        payload_hash = payload_hash.strip()
     _check_payload_hash(payload_hash)
     sent, amz_date, when = _request_time(request.headers)
     if amz_date[:8] != auth.date:

@@ -4,6 +4,9 @@ Tests for L{multistore.backends.factory}.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -118,7 +121,9 @@ class StoreFactoryTests(SynchronousTestCase):
         A ``file`` bucket gets a L{LocalStore} over its root, using the
         factory's thread pool.
         """
-        root = self.mktemp()
+        scratch = tempfile.mkdtemp(prefix="multistore-test-")
+        self.addCleanup(shutil.rmtree, scratch, True)
+        root = os.path.join(scratch, "root")
         bucket = BucketConfig(
             name="b", backend_type="file", backend_options={"root": root}
         )

@@ -32,7 +32,6 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends import local
 from multistore.backends.local import (
     MAX_SEGMENT_BYTES,
     KeyLocks,
@@ -41,6 +40,7 @@ from multistore.backends.local import (
     synthetic_etag,
     write_key,
 )
+from multistore.backends.local.tree import _LOCKS
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
@@ -2198,7 +2198,7 @@ class RealPoolWriteTests(TestCase):
             self.assertEqual(
                 sorted(map(str, outcomes)), ["200"] + ["PreconditionFailed"] * 4
             )
-            self.assertEqual(len(local._LOCKS), 0)
+            self.assertEqual(len(_LOCKS), 0)
             self.assertEqual(
                 os.listdir(os.path.join(self.root, ".multistore", "tmp")), []
             )

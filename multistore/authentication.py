@@ -77,7 +77,14 @@ class Authenticator:
             return ANONYMOUS, None
         token = request.headers.get("x-amz-security-token")
         if token is None:
-            token = next((v for n, v in query if n == "X-Amz-Security-Token"), None)
+            # A SigV2 presigned URL carries its x-amz-* headers, the token
+            # among them, in the query under their header names.
+            name = (
+                "x-amz-security-token"
+                if scheme.scheme == "sigv2-query"
+                else "X-Amz-Security-Token"
+            )
+            token = next((v for n, v in query if n == name), None)
         now = utcnow(self._clock)
         if scheme.scheme == "sigv4-header":
             assert scheme.authorization is not None

@@ -11,8 +11,6 @@ or ``python -m twisted multistore``.
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import sys
 from collections.abc import Sequence
 from typing import TextIO
@@ -52,7 +50,9 @@ def keygen(kind: str, out: TextIO) -> int:
     :return: the exit status.
     """
     if kind == "session-token":
-        out.write(base64.b64encode(os.urandom(32)).decode("ascii") + "\n")
+        from multistore.sts.tokens import generate_key
+
+        out.write(generate_key() + "\n")
         return 0
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa

@@ -26,6 +26,7 @@ from multistore.s3.listing import (
     parse_list_params,
     store_request,
 )
+from multistore.s3.request import parse_part_number
 from multistore.s3.tokens import open_store_token, seal_store_token
 from multistore.s3.xml import (
     list_buckets_document,
@@ -51,17 +52,7 @@ Handler = Callable[["Dispatcher", DispatchContext], Awaitable[Response]]
 
 def _part_number(params: Mapping[str, str]) -> int | None:
     raw = params.get("partNumber")
-    if raw is None:
-        return None
-    if not (
-        raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= 10000
-    ):
-        raise S3Error(
-            "InvalidArgument",
-            "Part number must be an integer between 1 and 10000, inclusive",
-            extra=(("ArgumentName", "partNumber"), ("ArgumentValue", raw)),
-        )
-    return int(raw)
+    return None if raw is None else parse_part_number(raw)
 
 
 def _check_header_value(header: str, value: str) -> None:

@@ -53,6 +53,7 @@ from multistore.s3.checksums import (
 )
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import check_key, from_backend, to_backend
+from multistore.s3.request import parse_part_number
 from multistore.s3.xml import (
     complete_multipart_document,
     copy_object_document,
@@ -341,17 +342,7 @@ def _upload_id(params: Mapping[str, str]) -> str:
 
 
 def _part(params: Mapping[str, str]) -> tuple[str, int]:
-    upload_id = _upload_id(params)
-    raw = params.get("partNumber", "")
-    if not (
-        raw.isascii() and raw.isdigit() and len(raw) <= 5 and 1 <= int(raw) <= 10000
-    ):
-        raise S3Error(
-            "InvalidArgument",
-            "Part number must be an integer between 1 and 10000, inclusive",
-            extra=(("ArgumentName", "partNumber"), ("ArgumentValue", raw[:16])),
-        )
-    return upload_id, int(raw)
+    return _upload_id(params), parse_part_number(params.get("partNumber", ""))
 
 
 def parse_copy_source(value: str) -> tuple[str, str, str | None]:

@@ -251,3 +251,28 @@ def parse_operation(request: IncomingRequest, domains: Sequence[str] = ()) -> Op
         params=params,
         virtual_host=virtual is not None,
     )
+
+
+#: The highest part number S3 allows.
+MAX_PART_NUMBER: Final = 10000
+
+
+def parse_part_number(raw: str) -> int:
+    """
+    Read a ``partNumber`` query parameter.
+
+    :raise S3Error: ``InvalidArgument`` unless it is a whole number from 1 to
+        10000.
+    """
+    if not (
+        raw.isascii()
+        and raw.isdigit()
+        and len(raw) <= 5
+        and 1 <= int(raw) <= MAX_PART_NUMBER
+    ):
+        raise S3Error(
+            "InvalidArgument",
+            f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive",
+            extra=(("ArgumentName", "partNumber"), ("ArgumentValue", raw[:16])),
+        )
+    return int(raw)

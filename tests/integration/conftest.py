@@ -18,6 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.emulators import (
+    AzureServer,
+    GcsServer,
+    emulating,
+    start_azurite,
+    start_fake_gcs,
+)
 from tests.integration.servers import (
     DaemonFactory,
     S3Server,
@@ -87,6 +94,30 @@ def rclone_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server
     :return: how to reach it; L{S3Server.root} is the directory.
     """
     with running(start_rclone(tmp_path_factory.mktemp("rclone"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AzureServer]:
+    """
+    Azurite's blob service, verifying SharedKey and SAS, for the whole
+    session.
+
+    :return: how to reach it.
+    """
+    with emulating(start_azurite(tmp_path_factory.mktemp("azurite"))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GcsServer]:
+    """
+    fake-gcs-server (JSON and XML APIs, no authentication), for the whole
+    session.
+
+    :return: how to reach it.
+    """
+    with emulating(start_fake_gcs(tmp_path_factory.mktemp("fake-gcs"))) as server:
         yield server
 
 

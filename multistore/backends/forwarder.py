@@ -17,7 +17,7 @@ memory (error documents, listings, request bodies the gateway builds).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import cast
 
 from attrs import define, field
@@ -184,6 +184,21 @@ def end_to_end_headers(
     )
 
 
+class WireHeaders(Headers):
+    """
+    Request headers whose ``x-*`` names go out in lower case, as given,
+    rather than in twisted.web's canonical case: Azure keeps the names of
+    ``x-ms-meta-*`` headers as sent, and every other client of the store
+    would see ``Owner`` where an S3 client wrote ``owner``.
+    """
+
+    def getAllRawHeaders(self) -> Iterator[tuple[bytes, Sequence[bytes]]]:
+        for name, values in super().getAllRawHeaders():
+            if name[:2].lower() == b"x-":
+                name = name.lower()
+            yield name, values
+
+
 def outgoing_headers(headers: HeaderList, user_agent: str) -> Headers:
     """
     Turn a request's header fields into Twisted's C{Headers}.
@@ -195,7 +210,7 @@ def outgoing_headers(headers: HeaderList, user_agent: str) -> Headers:
         ``Connection``...), which the transport writes itself. ``Host`` is
         kept if given (it may be signed); the L{Agent} adds it otherwise.
     """
-    result = Headers()
+    result = WireHeaders()
     for name, value in headers:
         if name in _TRANSPORT_REQUEST_HEADERS:
             continue

@@ -26,6 +26,7 @@ and accepts the request if any of them carries the signature:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -449,10 +450,12 @@ def string_to_sign(
     return f"{ALGORITHM}\n{amz_date}\n{scope.text}\n{digest}"
 
 
+@functools.lru_cache(maxsize=256)
 def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     """
-    Derive the signing key for a scope. It depends on nothing else, so
-    callers may cache it per secret and scope.
+    Derive the signing key for a scope. It depends on nothing else, so it is
+    cached: four HMACs per request, on both the verifying and the signing
+    side, were a measurable share of a small GET.
 
     :param secret: the secret access key.
     :param date: the scope's day, ``YYYYMMDD``.

@@ -69,8 +69,6 @@ BACKEND_TYPES: Final = MappingProxyType(
     }
 )
 
-#: Store kinds this version can serve; the others load, warn, and answer 501.
-IMPLEMENTED_BACKENDS: Final = frozenset({"s3", "file"})
 
 #: ``backend_options`` keys understood per store kind. Aliases accepted by
 #: the Rust system (from its object_store backend) are mapped to one name.
@@ -128,6 +126,8 @@ _GCS_OPTIONS: Final = frozenset(
         "skip_signature",
         "access_key_id",
         "secret_access_key",
+        "region",
+        "project_id",
         "auth_type",
     }
 )
@@ -216,7 +216,7 @@ TEMPLATE: Final = "{bucket}"
 
 #: The backend options that may carry the placeholder (endpoints, regions and
 #: credentials may not).
-TEMPLATED_OPTIONS: Final = frozenset({"bucket_name", "root"})
+TEMPLATED_OPTIONS: Final = frozenset({"bucket_name", "container_name", "root"})
 
 
 @frozen
@@ -793,17 +793,21 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
     return options
 
 
+def _check_endpoint(bucket: _Table, options: dict[str, str]) -> None:
+    endpoint = options.get("endpoint")
+    if endpoint and not re.match(r"^https?://[^/]+", endpoint):
+        bucket.error(
+            "backend_options.endpoint",
+            f"must be an http:// or https:// URL, not {endpoint!r}",
+        )
+
+
 def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
     where = "backend_options."
     if kind == "s3":
         if not options.get("bucket_name"):
             bucket.error(where + "bucket_name", "required for s3 backends")
-        endpoint = options.get("endpoint")
-        if endpoint and not re.match(r"^https?://[^/]+", endpoint):
-            bucket.error(
-                where + "endpoint",
-                f"must be an http:// or https:// URL, not {endpoint!r}",
-            )
+        _check_endpoint(bucket, options)
         has_key = bool(options.get("access_key_id"))
         has_secret = bool(options.get("secret_access_key"))
         if has_key != has_secret:
@@ -811,6 +815,45 @@ def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
                 where + "secret_access_key",
                 "access_key_id and secret_access_key must be given together",
             )
+    elif kind == "azure":
+        if not options.get("container_name"):
+            bucket.error(where + "container_name", "required for azure backends")
+        if not options.get("account_name") and not options.get("endpoint"):
+            bucket.error(
+                where + "account_name",
+                "required for azure backends (or an endpoint naming the account)",
+            )
+        _check_endpoint(bucket, options)
+        if options.get("access_key"):
+            try:
+                base64.b64decode(options["access_key"], validate=True)
+            except binascii.Error:
+                bucket.error(where + "access_key", "must be the base64 account key")
+    elif kind == "gcs":
+        if not options.get("bucket_name"):
+            bucket.error(where + "bucket_name", "required for gcs backends")
+        _check_endpoint(bucket, options)
+        path = options.pop("service_account_path", None)
+        if path and not options.get("service_account_key"):
+            # Read once, here: a store must never read files on the reactor.
+            options["service_account_key"] = read_secret_file(
+                bucket, where + "service_account_path", path
+            )
+        key = options.get("service_account_key")
+        if key:
+            try:
+                parsed = json.loads(key)
+            except ValueError:
+                parsed = None
+            if not isinstance(parsed, dict) or not {
+                "client_email",
+                "private_key",
+            } <= set(parsed):
+                bucket.error(
+                    where + "service_account_key",
+                    "must be a service account key (JSON with client_email "
+                    "and private_key)",
+                )
     elif kind == "file":
         root = options.get("root")
         if not root:
@@ -840,12 +883,6 @@ def _bucket(entry: _Table) -> BucketConfig:
             "backend_type",
             f"unknown backend type {backend_type!r}; use one of "
             + ", ".join(sorted(BACKEND_TYPES)),
-        )
-    elif kind and kind not in IMPLEMENTED_BACKENDS:
-        entry.warn(
-            "backend_type",
-            f"'{backend_type}' stores are not supported by this version; "
-            "requests to this bucket will answer 501 NotImplemented",
         )
     prefix = entry.string("backend_prefix", "")
     if has_dot_segment(prefix):

@@ -11,6 +11,8 @@ from attrs import frozen
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
+from multistore.backends.azure import AzureStore
+from multistore.backends.gcs import GcsStore
 from multistore.backends.local import LocalStore
 from multistore.backends.s3 import S3Store
 from multistore.config import BucketConfig
@@ -22,9 +24,9 @@ from multistore.s3.errors import S3Error
 @frozen
 class StoreFactory:
     """
-    Makes S3 and local-directory stores.
+    Makes S3, Azure Blob, Google Cloud Storage and local-directory stores.
 
-    :ivar forwarder: the HTTP transport of S3 stores.
+    :ivar forwarder: the HTTP transport of the stores on HTTP services.
     :ivar reactor: the reactor (time, and threads for local stores).
     :ivar threadpool: where local stores do their file I/O.
     """
@@ -36,6 +38,10 @@ class StoreFactory:
     def store_for(self, bucket: BucketConfig) -> IObjectStore:
         if bucket.backend_type == "s3":
             return S3Store(bucket, self.forwarder, self.reactor)
+        if bucket.backend_type == "azure":
+            return AzureStore(bucket, self.forwarder, self.reactor)
+        if bucket.backend_type == "gcs":
+            return GcsStore(bucket, self.forwarder, self.reactor)
         if bucket.backend_type == "file":
             return LocalStore.for_bucket(
                 bucket, self.reactor, self.reactor, self.threadpool

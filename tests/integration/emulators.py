@@ -284,10 +284,10 @@ def start_fake_gcs(
     workdir: Path, *, timeout: float = BACKEND_START_TIMEOUT
 ) -> tuple[RunningEmulator, GcsServer]:
     """
-    Start fake-gcs-server over HTTP on 127.0.0.1, keeping objects in a
-    directory.
+    Start fake-gcs-server over HTTP on 127.0.0.1, keeping objects in
+    memory.
 
-    :param workdir: a directory for its data and log (C{fake-gcs.log}).
+    :param workdir: a directory for its log (C{fake-gcs.log}).
     :param timeout: seconds to wait until it answers.
     :return: the process and the service.
     :raise ServerStartError: if it does not come up, with its log tail.
@@ -308,10 +308,9 @@ def start_fake_gcs(
             LOCALHOST,
             "-port",
             str(port),
+            # In memory: its file system backend folds "a//b" into "a/b".
             "-backend",
-            "filesystem",
-            "-filesystem-root",
-            str(data),
+            "memory",
             "-external-url",
             url,
             "-public-host",
@@ -449,6 +448,31 @@ class AzureContainer:
         listed = self._container().list_blobs(name_starts_with=prefix or None)
         return sorted(blob.name for blob in listed)
 
+    def metadata(self, name: str) -> dict[str, str]:
+        """
+        :param name: a blob name.
+        :return: its metadata under the S3 names multistore gives them
+            (the encoded names of those that are not identifiers decoded).
+        """
+        from multistore.backends.azure.auth import decode_metadata_name
+
+        blob = self.get(name)
+        assert blob is not None, name
+        return {decode_metadata_name(k): v for k, v in blob.metadata.items()}
+
+
+def _gcs_parts(blob: Any) -> int:
+    """
+    :return: the components of a composed object. fake-gcs-server does not
+        count them, so the S3 multipart ETag multistore keeps in the
+        object's metadata (C{...-N}) says it there.
+    """
+    if blob.component_count:
+        return int(blob.component_count)
+    etag = (blob.metadata or {}).get("multistore-etag", "")
+    count = etag.strip('"').rpartition("-")[2]
+    return int(count) if "-" in etag and count.isdigit() else 0
+
 
 @frozen
 class GcsBucket:
@@ -490,7 +514,7 @@ class GcsBucket:
             data=data,
             content_type=blob.content_type,
             metadata=dict(blob.metadata or {}),
-            parts=int(blob.component_count or 0),
+            parts=_gcs_parts(blob),
         )
 
     def put(self, name: str, data: bytes, *, content_type: str | None = None) -> None:
@@ -513,3 +537,13 @@ class GcsBucket:
         """
         listed = self.server.client().list_blobs(self.name, prefix=prefix or None)
         return sorted(blob.name for blob in listed)
+
+    def metadata(self, name: str) -> dict[str, str]:
+        """
+        :param name: an object name.
+        :return: its custom metadata, but for the multipart ETag
+            multistore keeps there.
+        """
+        blob = self.get(name)
+        assert blob is not None, name
+        return {k: v for k, v in blob.metadata.items() if k != "multistore-etag"}

@@ -3,9 +3,9 @@
 Every real client, as a new user would set it up, listing and reading odd
 keys through the daemon: boto3, aws-cli, s3fs, obstore, rclone and minio-py.
 
-The keys are seeded straight into SeaweedFS and moto under a backend prefix,
-and every client must list exactly those keys and read each one back byte
-for byte. A last test puts C{rclone serve s3} behind the daemon instead.
+The keys are seeded straight into SeaweedFS, moto, Azurite and
+fake-gcs-server under a backend prefix, and every client must list exactly
+those keys and read each one back byte for byte. A last test puts C{rclone serve s3} behind the daemon instead.
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from typing import Final, TypeVar
 from uuid import uuid4
 
 import pytest
-from attrs import define
+from attrs import define, evolve
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.integration.emulators import (
+    AzureContainer,
+    AzureServer,
+    GcsBucket,
+    GcsServer,
+)
 from tests.integration.servers import (
     BIN_DIR,
     Daemon,
@@ -39,6 +45,7 @@ from tests.integration.test_read_path import (
     object_path,
     signed_request,
 )
+from tests.integration.test_write_path import Place
 
 #: The reader's static credential: every bucket, read actions.
 CLIENT_KEY: Final = ("AKCLIENTS00000000001", "clients-reader-secret")
@@ -66,38 +73,31 @@ class ClientSide:
     """
     A backend holding the odd keys, and the virtual bucket over it.
 
-    :ivar name: C{seaweedfs} or C{moto}.
-    :ivar server: the backend.
-    :ivar backend_bucket: the real bucket.
-    :ivar prefix: the virtual bucket's C{backend_prefix}.
-    :ivar bucket: the virtual bucket.
+    :ivar name: C{seaweedfs}, C{moto}, C{azure} or C{gcs}.
+    :ivar place: the virtual bucket (under a backend prefix) and its store.
     :ivar keys: the virtual keys under C{odd/}, sorted.
     :ivar double_slash: whether C{double/a//double} is stored too (only
         where the backend keeps empty segments).
     """
 
     name: str
-    server: S3Server
-    backend_bucket: str
-    prefix: str
-    bucket: str
+    place: Place
     keys: list[str]
     double_slash: bool
+
+    @property
+    def bucket(self) -> str:
+        """
+        The virtual bucket.
+        """
+        return self.place.bucket
 
     def backend_keys(self, prefix: str) -> list[str]:
         """
         :return: the backend's own listing under the backend prefix plus
             ``prefix``, as virtual keys.
         """
-        client = self.server.client()
-        head = self.prefix + "/"
-        keys = []
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.backend_bucket, Prefix=head + prefix
-        )
-        for page in pages:
-            keys.extend(o["Key"][len(head) :] for o in page.get("Contents", []))
-        return keys
+        return self.place.stored_keys(prefix)
 
 
 @define
@@ -110,30 +110,14 @@ class ClientWorld:
     sides: dict[str, ClientSide]
 
 
-def _client_side(name: str, server: S3Server, double_slash: bool) -> ClientSide:
-    backend_bucket = server.create_bucket(unique_bucket_name("clients"))
-    prefix = f"zc{uuid4().hex[:10]}/base"
-    client = server.client()
+def _client_side(name: str, place: Place, double_slash: bool) -> ClientSide:
     keys = sorted("odd/" + key for key in ODD_KEYS)
-    for key in keys:
-        client.put_object(
-            Bucket=backend_bucket, Key=f"{prefix}/{key}", Body=body_of(key)
-        )
-    if double_slash:
-        key = "double/" + DOUBLE_SLASH
-        client.put_object(
-            Bucket=backend_bucket, Key=f"{prefix}/{key}", Body=body_of(key)
-        )
-    client.put_object(Bucket=backend_bucket, Key="odd/outside.txt", Body=b"outside")
-    return ClientSide(
-        name=name,
-        server=server,
-        backend_bucket=backend_bucket,
-        prefix=prefix,
-        bucket=f"{name}-odd",
-        keys=keys,
-        double_slash=double_slash,
-    )
+    keys_stored = [*keys, "double/" + DOUBLE_SLASH] if double_slash else keys
+    for key in keys_stored:
+        place.put(key, body_of(key))
+    # The same key outside the backend prefix must never show.
+    evolve(place, prefix="").put("odd/outside.txt", b"outside")
+    return ClientSide(name=name, place=place, keys=keys, double_slash=double_slash)
 
 
 @pytest.fixture(scope="module")
@@ -141,25 +125,43 @@ def client_world(
     module_multistore_daemon: DaemonFactory,
     seaweedfs: S3Server,
     moto_server: S3Server,
+    azurite: AzureServer,
+    fake_gcs: GcsServer,
 ) -> ClientWorld:
     """
-    The odd keys on SeaweedFS and moto, and a daemon serving both.
+    The odd keys on SeaweedFS, moto, Azurite and fake-gcs-server, each under
+    a backend prefix, and a daemon serving them all.
     """
+
+    def prefix() -> str:
+        return f"zc{uuid4().hex[:10]}/base"
+
+    container = azurite.create_container(unique_bucket_name("clients"))
+    gcs_bucket = fake_gcs.create_bucket(unique_bucket_name("clients"))
     sides = {
-        # SeaweedFS folds empty key segments itself, so a//double only on moto.
-        "seaweedfs": _client_side("seaweedfs", seaweedfs, double_slash=False),
-        "moto": _client_side("moto", moto_server, double_slash=True),
+        # SeaweedFS folds empty key segments itself, so a//double only on
+        # the others.
+        "seaweedfs": _client_side(
+            "seaweedfs",
+            Place.on_s3("seaweedfs-odd", seaweedfs, prefix()),
+            double_slash=False,
+        ),
+        "moto": _client_side(
+            "moto", Place.on_s3("moto-odd", moto_server, prefix()), double_slash=True
+        ),
+        "azure": _client_side(
+            "azure",
+            Place.on_cloud("azure-odd", AzureContainer(azurite, container), prefix()),
+            double_slash=True,
+        ),
+        "gcs": _client_side(
+            "gcs",
+            Place.on_cloud("gcs-odd", GcsBucket(fake_gcs, gcs_bucket), prefix()),
+            double_slash=True,
+        ),
     }
     config = {
-        "buckets": [
-            {
-                "name": side.bucket,
-                "backend_type": "s3",
-                "backend_prefix": side.prefix,
-                "backend_options": side.server.backend_options(side.backend_bucket),
-            }
-            for side in sides.values()
-        ],
+        "buckets": [side.place.config() for side in sides.values()],
         "credentials": [
             {
                 "access_key_id": CLIENT_KEY[0],
@@ -522,6 +524,22 @@ class MotoClientTests(_ClientMixin, SynchronousTestCase):
     """
 
     side_name = "moto"
+
+
+class AzureClientTests(_ClientMixin, SynchronousTestCase):
+    """
+    Every client, through an Azure container (Azurite).
+    """
+
+    side_name = "azure"
+
+
+class GcsClientTests(_ClientMixin, SynchronousTestCase):
+    """
+    Every client, through a GCS bucket (fake-gcs-server).
+    """
+
+    side_name = "gcs"
 
 
 class RcloneBackendTests(SynchronousTestCase):

@@ -33,12 +33,19 @@ from attrs import define, field
 from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
 from twisted.trial.unittest import SynchronousTestCase
 
+from tests.integration.emulators import (
+    AzureContainer,
+    AzureServer,
+    GcsBucket,
+    GcsServer,
+)
 from tests.integration.servers import (
     BIN_DIR,
     Daemon,
     DaemonFactory,
     S3Server,
     s3_client,
+    unique_bucket_name,
 )
 from tests.integration.test_clients import client_environment, run
 from tests.integration.test_read_path import REGION
@@ -83,16 +90,24 @@ def write_client_world(
     module_multistore_daemon: DaemonFactory,
     seaweedfs: S3Server,
     moto_server: S3Server,
+    azurite: AzureServer,
+    fake_gcs: GcsServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> ClientWorld:
     """
-    A daemon over SeaweedFS, moto and a directory, with the writer's
-    credential, listening on HTTP and HTTPS.
+    A daemon over SeaweedFS, moto, a directory, Azurite and fake-gcs-server,
+    with the writer's credential, listening on HTTP and HTTPS.
     """
+    container = azurite.create_container(unique_bucket_name("clients"))
+    gcs_bucket = fake_gcs.create_bucket(unique_bucket_name("clients"))
     places = {
         "sw": Place.on_s3("seaweedfs", seaweedfs, f"clients{uuid4().hex[:6]}/writes"),
         "mo": Place.on_s3("moto", moto_server),
         "fi": Place.on_disk("files", tmp_path_factory.mktemp("client-writes")),
+        "az": Place.on_cloud(
+            "azure", AzureContainer(azurite, container), f"clients{uuid4().hex[:6]}"
+        ),
+        "gc": Place.on_cloud("gcs", GcsBucket(fake_gcs, gcs_bucket)),
     }
     daemon = module_multistore_daemon(
         {
@@ -233,9 +248,9 @@ class _ClientMixin:
             head = s3_client(self.daemon.url, *WRITER).head_object(
                 Bucket=self.place.bucket, Key=key
             )
+            self.assertTrue(head["ETag"].endswith(f'-{parts}"'), (key, head["ETag"]))
         else:
-            head = self.place.head(key)
-        self.assertTrue(head["ETag"].endswith(f'-{parts}"'), (key, head["ETag"]))
+            self.assertEqual(self.place.parts(key), parts, key)
 
     def boto3(self, **config: Any) -> Any:
         """
@@ -285,7 +300,7 @@ class _ClientMixin:
             self.assertEqual(payload_hash, _sha256(data))
         self.assert_stored(key, data)
         if not self.place.is_file:
-            self.assertEqual(self.place.head(key)["Metadata"], {"client": "boto3"})
+            self.assertEqual(self.place.metadata(key), {"client": "boto3"})
         got = client.get_object(Bucket=bucket, Key=key)
         self.assertEqual(
             (got["Body"].read(), got["Metadata"]), (data, {"client": "boto3"})
@@ -755,6 +770,25 @@ class SeaweedFSHTTPSTests(_ClientMixin, SynchronousTestCase):
     """
 
     place_name = "sw"
+    transport = "https"
+
+
+class AzureHTTPTests(_ClientMixin, SynchronousTestCase):
+    """
+    Every client, over plain HTTP, writing to an Azure container (Azurite),
+    under a backend prefix.
+    """
+
+    place_name = "az"
+    transport = "http"
+
+
+class GcsHTTPSTests(_ClientMixin, SynchronousTestCase):
+    """
+    Every client, over HTTPS, writing to a GCS bucket (fake-gcs-server).
+    """
+
+    place_name = "gc"
     transport = "https"
 
 

@@ -42,6 +42,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from multistore.auth.sigv4 import UNSIGNED_PAYLOAD, sign_request
 from multistore.headers import HeaderList
+from tests.integration.emulators import AzureContainer, GcsBucket
 from tests.integration.servers import (
     LOCALHOST,
     Daemon,
@@ -146,13 +147,15 @@ def writer_credential(keys: tuple[str, str] = WRITER) -> dict[str, Any]:
 class Place:
     """
     A virtual bucket and where its objects really are: a bucket (under a
-    prefix) of an S3 service, or a directory.
+    prefix) of an S3 service, a directory, or an Azure container or GCS
+    bucket (under a prefix).
 
     :ivar bucket: the virtual bucket.
     :ivar server: the S3 service, or None for a directory.
     :ivar backend_bucket: the real bucket, for an S3 service.
     :ivar prefix: the C{backend_prefix} (empty for none).
     :ivar root: the directory, for a C{file} bucket.
+    :ivar cloud: the container or bucket, for an Azure or GCS bucket.
     """
 
     bucket: str
@@ -160,6 +163,7 @@ class Place:
     backend_bucket: str = ""
     prefix: str = ""
     root: Path | None = None
+    cloud: AzureContainer | GcsBucket | None = None
     _client: Any = None
 
     @classmethod
@@ -178,6 +182,15 @@ class Place:
         root.mkdir(parents=True, exist_ok=True)
         return cls(bucket, root=root)
 
+    @classmethod
+    def on_cloud(
+        cls, bucket: str, cloud: AzureContainer | GcsBucket, prefix: str = ""
+    ) -> Place:
+        """
+        A bucket in an Azure container or a GCS bucket.
+        """
+        return cls(bucket, backend_bucket=cloud.name, prefix=prefix, cloud=cloud)
+
     @property
     def is_file(self) -> bool:
         """
@@ -195,6 +208,14 @@ class Place:
                 "backend_type": "file",
                 "backend_options": {"root": str(self.root)},
             }
+        elif self.cloud is not None:
+            entry = {
+                "name": self.bucket,
+                "backend_type": self.cloud.backend_type,
+                "backend_options": self.cloud.backend_options(),
+            }
+            if self.prefix:
+                entry["backend_prefix"] = self.prefix
         else:
             assert self.server is not None
             entry = {
@@ -238,6 +259,9 @@ class Place:
         if self.root is not None:
             path = self.path(key)
             return path.read_bytes() if path.is_file() else None
+        if self.cloud is not None:
+            blob = self.cloud.get(self.backend_key(key))
+            return None if blob is None else blob.data
         try:
             answer = self.backend().get_object(
                 Bucket=self.backend_bucket, Key=self.backend_key(key)
@@ -247,6 +271,26 @@ class Place:
                 return None
             raise
         return bytes(answer["Body"].read())
+
+    def parts(self, key: str) -> int:
+        """
+        :return: how many parts the store itself says ``key`` was assembled
+            from (0 if it was written in one piece).
+        """
+        if self.cloud is not None:
+            blob = self.cloud.get(self.backend_key(key))
+            assert blob is not None, key
+            return blob.parts
+        etag = str(self.head(key)["ETag"]).strip('"')
+        return int(etag.rpartition("-")[2]) if "-" in etag else 0
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """
+        :return: the user metadata the store itself holds for ``key``.
+        """
+        if self.cloud is not None:
+            return self.cloud.metadata(self.backend_key(key))
+        return dict(self.head(key)["Metadata"])
 
     def head(self, key: str) -> dict[str, Any]:
         """
@@ -269,6 +313,11 @@ class Place:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
             return
+        if self.cloud is not None:
+            self.cloud.put(
+                self.backend_key(key), data, content_type=extra.get("ContentType")
+            )
+            return
         self.backend().put_object(
             Bucket=self.backend_bucket, Key=self.backend_key(key), Body=data, **extra
         )
@@ -288,6 +337,8 @@ class Place:
                     found.append(relative)
             return sorted(found)
         head = f"{self.prefix}/" if self.prefix else ""
+        if self.cloud is not None:
+            return [n[len(head) :] for n in self.cloud.names(head + prefix)]
         keys = []
         pages = (
             self.backend()

@@ -18,7 +18,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.backends.azure import AzureStore
 from multistore.backends.factory import StoreFactory
+from multistore.backends.gcs import GcsStore
 from multistore.backends.local import LocalStore
 from multistore.backends.s3 import S3Store
 from multistore.config import BucketConfig
@@ -151,13 +153,30 @@ class StoreFactoryTests(SynchronousTestCase):
         assert isinstance(one, S3Store) and isinstance(two, S3Store)
         self.assertEqual((one.bucket, two.bucket), (first, second))
 
+    def test_cloud_stores(self) -> None:
+        """
+        Azure and GCS buckets get their stores, over the factory's forwarder.
+        """
+        azure = BucketConfig(
+            name="a",
+            backend_type="azure",
+            backend_options={"account_name": "acct", "container_name": "c"},
+        )
+        gcs = BucketConfig(
+            name="g", backend_type="gcs", backend_options={"bucket_name": "g"}
+        )
+        for bucket, kind in ((azure, AzureStore), (gcs, GcsStore)):
+            store = self.factory.store_for(bucket)
+            self.assertIsInstance(store, kind)
+            self.assertTrue(verifyObject(IObjectStore, store))
+            self.assertIs(store.forwarder, self.forwarder)
+
     def test_not_implemented(self) -> None:
         """
-        Azure and GCS buckets are ``NotImplemented`` (501), naming the
-        store kind; so is any kind the factory does not know.
+        A kind the factory does not know is ``NotImplemented`` (501), naming
+        the kind.
         """
-        for kind in ("azure", "gcs", "other"):
-            bucket = BucketConfig(name="b", backend_type=kind)
-            error = self.assertRaises(S3Error, self.factory.store_for, bucket)
-            self.assertEqual((error.code, error.status), ("NotImplemented", 501))
-            self.assertIn(kind, error.message)
+        bucket = BucketConfig(name="b", backend_type="other")
+        error = self.assertRaises(S3Error, self.factory.store_for, bucket)
+        self.assertEqual((error.code, error.status), ("NotImplemented", 501))
+        self.assertIn("other", error.message)

@@ -578,3 +578,46 @@ def test_azure_wrong_key(world: CloudWorld) -> None:
     container = world.places["azure"].cloud
     assert container is not None
     assert container.get(key) is None
+
+
+@pytest.mark.parametrize("name", PLACES)
+def test_upload_part_copy(world: CloudWorld, name: str) -> None:
+    """
+    UploadPartCopy, whole and ranged, from an object on another service and
+    from one on the same: the completed object is the parts' bytes.
+    """
+    client = world.client()
+    place = world.places[name]
+    other = world.places["gcs" if name == "s3" else "s3"]
+    first = bytes(range(256)) * (5 * 4096)
+    source_there = _key("part source")
+    client.put_object(Bucket=other.bucket, Key=source_there, Body=first)
+    source_here = _key("part source")
+    client.put_object(Bucket=place.bucket, Key=source_here, Body=b"0123456789")
+    key = _key("from copies")
+    upload_id = client.create_multipart_upload(Bucket=place.bucket, Key=key)["UploadId"]
+    parts = []
+    for number, source, extra in (
+        (1, {"Bucket": other.bucket, "Key": source_there}, {}),
+        (
+            2,
+            {"Bucket": place.bucket, "Key": source_here},
+            {"CopySourceRange": "bytes=2-5"},
+        ),
+    ):
+        answer = client.upload_part_copy(
+            Bucket=place.bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource=source,
+            **extra,
+        )
+        parts.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+    client.complete_multipart_upload(
+        Bucket=place.bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+    )
+    assert place.stored(key) == first + b"2345"

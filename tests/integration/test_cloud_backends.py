@@ -59,12 +59,14 @@ class CloudWorld:
     """
     The module's daemon and its buckets: C{s3}, C{azure} and C{gcs} (each
     under a backend prefix), and C{azure-sas}, the same container signed with
-    a SAS token instead of the account key.
+    a SAS token instead of the account key; C{azp-*} and C{gsp-*}, patterns
+    whose buckets are containers and GCS buckets of their own.
     """
 
     daemon: Daemon
     places: dict[str, Place]
     azure: AzureServer
+    gcs: GcsServer
 
     def client(self) -> Any:
         """
@@ -135,8 +137,20 @@ def cloud_world(
             container, access_key="d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk="
         ),
     }
-    daemon = module_multistore_daemon(_config(places, [sas, wrong_key]))
-    return CloudWorld(daemon, places, azurite)
+    patterns = [
+        {
+            "name": "azp-*",
+            "backend_type": "azure",
+            "backend_options": azurite.backend_options("{bucket}"),
+        },
+        {
+            "name": "gsp-*",
+            "backend_type": "gcs",
+            "backend_options": fake_gcs.backend_options("{bucket}"),
+        },
+    ]
+    daemon = module_multistore_daemon(_config(places, [sas, wrong_key, *patterns]))
+    return CloudWorld(daemon, places, azurite, fake_gcs)
 
 
 @pytest.fixture
@@ -621,3 +635,29 @@ def test_upload_part_copy(world: CloudWorld, name: str) -> None:
         MultipartUpload={"Parts": parts},
     )
     assert place.stored(key) == first + b"2345"
+
+
+@pytest.mark.parametrize("pattern", ["azp", "gsp"])
+def test_pattern_buckets(world: CloudWorld, pattern: str) -> None:
+    """
+    A pattern whose container (Azure) or bucket (GCS) name holds
+    C{{bucket}}: CreateBucket makes the container or bucket, objects go in
+    it, DeleteBucket refuses while it holds any and then removes it.
+    """
+    client = world.client()
+    name = f"{pattern}-{uuid4().hex[:10]}"
+    assert _error(client.head_bucket, Bucket=name)[0] == 404
+    client.create_bucket(Bucket=name)
+    client.head_bucket(Bucket=name)
+    client.put_object(Bucket=name, Key="k", Body=b"in a new bucket")
+    backend = (
+        AzureContainer(world.azure, name)
+        if pattern == "azp"
+        else GcsBucket(world.gcs, name)
+    )
+    stored = backend.get("k")
+    assert stored is not None and stored.data == b"in a new bucket"
+    assert _error(client.delete_bucket, Bucket=name) == (409, "BucketNotEmpty")
+    client.delete_object(Bucket=name, Key="k")
+    client.delete_bucket(Bucket=name)
+    assert _error(client.head_bucket, Bucket=name)[0] == 404

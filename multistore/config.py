@@ -833,11 +833,11 @@ def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
         if not options.get("bucket_name"):
             bucket.error(where + "bucket_name", "required for gcs backends")
         _check_endpoint(bucket, options)
-        path = options.pop("service_account_path", None)
-        if path and not options.get("service_account_key"):
+        key_path = options.pop("service_account_path", None)
+        if key_path and not options.get("service_account_key"):
             # Read once, here: a store must never read files on the reactor.
             options["service_account_key"] = read_secret_file(
-                bucket, where + "service_account_path", path
+                bucket, where + "service_account_path", key_path
             )
         key = options.get("service_account_key")
         if key:

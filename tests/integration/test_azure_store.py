@@ -33,6 +33,7 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.s3.listing import SENTINEL
 from tests.integration.emulators import AzureServer
 from tests.integration.servers import unique_bucket_name
 from tests.integration.test_s3_store_writes import StreamedBody, inline
@@ -690,3 +691,89 @@ class AzureStoreTests(TestCase):
         self.assertEqual(
             {k.lower(): v for k, v in properties.metadata.items()}, {"y": "2"}
         )
+
+    @inline
+    async def test_conditions_as_s3(self) -> None:
+        """
+        Dates S3 ignores are ignored (Azurite answers 304 and 412 for
+        them), ``If-None-Match: *`` is 304 for a blob that is there and
+        ``NoSuchKey`` for one that is not (Azurite refuses it on reads), and
+        a range of an empty blob is ``InvalidRange``.
+        """
+        await self.put("c", b"x")
+        await self.put("empty", b"")
+        store = self.store()
+        for head in (False, True):
+            for conditions in (
+                {"if_modified_since": "garbage"},
+                {"if_unmodified_since": "garbage"},
+                {"if_modified_since": "Fri, 01 Jan 2100 00:00:00 GMT"},
+            ):
+                response = await store.get_object(
+                    ObjectRead("c", head=head, **conditions)
+                )
+                self.assertEqual(response.status, 200, conditions)
+                if response.body is not None:
+                    self.assertEqual(await read_body(response.body, 100), b"x")
+            response = await store.get_object(
+                ObjectRead("c", head=head, if_none_match="*")
+            )
+            self.assertEqual(response.status, 304)
+            error = await self.error_of(
+                store.get_object(ObjectRead("nope", head=head, if_none_match="*"))
+            )
+            self.assertEqual(error.code, "NoSuchKey")
+        for header in ("bytes=0-", "bytes=0-5", "bytes=-1"):
+            error = await self.error_of(
+                store.get_object(ObjectRead("empty", range=header))
+            )
+            self.assertEqual(error.code, "InvalidRange", header)
+            self.assertIn(("content-range", "bytes */0"), error.headers)
+
+    @inline
+    async def test_head_with_range(self) -> None:
+        """
+        A HEAD with a range answers as the GET would, without a body.
+        """
+        await self.put("ranged", b"0123456789")
+        response = await self.store().get_object(
+            ObjectRead("ranged", head=True, range="bytes=2-4")
+        )
+        self.assertEqual(
+            (response.status, response.headers.get("content-range")),
+            (206, "bytes 2-4/10"),
+        )
+        self.assertEqual(response.headers.get("content-length"), "3")
+
+    @inline
+    async def test_listing_after_common_prefix(self) -> None:
+        """
+        Resuming after a common prefix (a V1 ``NextMarker`` that is one)
+        does not list it again.
+        """
+        for key in ("a/1", "a/2", "b/1", "c"):
+            await self.put(key, b"")
+        page = await self.store().list_objects(
+            ListRequest(delimiter="/", max_keys=10, start_after="a/" + SENTINEL)
+        )
+        self.assertEqual(page.common_prefixes, ("b/",))
+        self.assertEqual([o.key for o in page.objects], ["c"])
+
+    @inline
+    async def test_huge_range_numbers(self) -> None:
+        """
+        Range numbers too long to be integers are no internal error: a start
+        past any blob is ``InvalidRange``, a long end reads to the end.
+        """
+        await self.put("ranged", b"0123456789")
+        store = self.store()
+        huge = "9" * 5000
+        error = await self.error_of(
+            store.get_object(ObjectRead("ranged", range=f"bytes={huge}-"))
+        )
+        self.assertEqual(error.code, "InvalidRange")
+        self.assertIn(("content-range", "bytes */10"), error.headers)
+        response = await store.get_object(ObjectRead("ranged", range=f"bytes=7-{huge}"))
+        self.assertEqual(response.headers.get("content-range"), "bytes 7-9/10")
+        assert response.body is not None
+        self.assertEqual(await read_body(response.body, 100), b"789")

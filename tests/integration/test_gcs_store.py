@@ -551,3 +551,40 @@ class GcsStoreTests(TestCase):
         with self.assertRaises(S3Error) as caught:
             await store.head_bucket()
         self.assertEqual(caught.exception.code, "NoSuchBucket")
+
+    @inline
+    async def test_part_one(self) -> None:
+        """
+        ``partNumber=1`` of an object is the whole object as a range (206
+        with its Content-Range), for GET and HEAD alike.
+        """
+        await self.put("p", b"0123456789")
+        for head, expected in ((False, b"0123456789"), (True, b"")):
+            status, headers, body = await self.get("p", part_number=1, head=head)
+            self.assertEqual((status, body), (206, expected))
+            self.assertEqual(headers.get("content-range"), "bytes 0-9/10")
+            self.assertEqual(headers.get("content-length"), "10")
+
+    @inline
+    async def test_list_uploads_through_prefixes(self) -> None:
+        """
+        ListMultipartUploads with a delimiter, one entry a page, shows every
+        common prefix and upload once and ends.
+        """
+        store = self.store()
+        for key in ("a/x", "a/y", "b/y", "c"):
+            await store.create_multipart_upload(key, HeaderList())
+        seen: list[str] = []
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        for _ in range(10):
+            page = await store.list_multipart_uploads(
+                "", "/", key_marker, upload_id_marker, 1
+            )
+            seen.extend(page.common_prefixes)
+            seen.extend(u.key for u in page.uploads)
+            if not page.truncated:
+                break
+            key_marker = page.next_key_marker
+            upload_id_marker = page.next_upload_id_marker
+        self.assertEqual(seen, ["a/", "b/", "c"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import os
+import zlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -62,6 +63,7 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.s3.listing import SENTINEL
 from multistore.s3.xml import parse_untrusted
 from tests.unit.test_s3_store import (
     FakeForwarder,
@@ -379,6 +381,113 @@ class ReadTests(StoreTestCase):
         self.assertNotIn("if-unmodified-since", headers)
         self.assert_settled(forwarder)
 
+    def test_dates_checked(self) -> None:
+        """
+        Dates S3 ignores (not HTTP-dates, an If-Modified-Since in the
+        future) are not sent (Azurite answers 304 and 412 for them); others
+        are sent as IMF-fixdates.
+        """
+        for name, value, sent in (
+            ("if_modified_since", "garbage", None),
+            ("if_unmodified_since", "garbage", None),
+            ("if_modified_since", "Fri, 01 Jan 2100 00:00:00 GMT", None),
+            (
+                "if_unmodified_since",
+                "Fri, 01 Jan 2100 00:00:00 GMT",
+                "Fri, 01 Jan 2100 00:00:00 GMT",
+            ),
+            (
+                "if_modified_since",
+                "Sunday, 06-Nov-94 08:49:37 GMT",
+                "Sun, 06 Nov 1994 08:49:37 GMT",
+            ),
+        ):
+            forwarder = FakeForwarder(respond(200))
+            self.successResultOf(
+                make_store(forwarder).get_object(ObjectRead("k", **{name: value}))
+            )
+            header = name.replace("_", "-")
+            self.assertEqual(forwarder.request.headers.get(header), sent, value)
+
+    def test_if_none_match_wildcard(self) -> None:
+        """
+        ``If-None-Match: *`` (which Azure refuses on reads) reads the
+        blob's properties, with the other conditions: a blob that is there
+        is 304, one that is not ``NoSuchKey``, a failed ``If-Match`` 412.
+        """
+        forwarder = FakeForwarder(
+            respond(200, [("etag", '"0x1"'), ("content-length", "5")])
+        )
+        result = self.successResultOf(
+            make_store(forwarder).get_object(
+                ObjectRead("k", if_none_match="*", if_match='"0x1"', range="bytes=-1")
+            )
+        )
+        self.assertEqual(result.status, 304)
+        self.assertIsNone(result.body)
+        self.assertEqual(result.headers.get("etag"), '"0x1"')
+        self.assertEqual(forwarder.request.method, "HEAD")
+        self.assertNotIn("if-none-match", forwarder.request.headers)
+        self.assertEqual(forwarder.request.headers.get("if-match"), '"0x1"')
+        self.assertNotIn("x-ms-range", forwarder.request.headers)
+        self.assert_settled(forwarder)
+        for answer, code in (
+            (azure_error(404, "BlobNotFound", head=True), "NoSuchKey"),
+            (azure_error(412, "ConditionNotMet", head=True), "PreconditionFailed"),
+        ):
+            forwarder = FakeForwarder(answer)
+            error = self.error_of(
+                make_store(forwarder).get_object(ObjectRead("k", if_none_match="*"))
+            )
+            self.assertEqual(error.code, code)
+            self.assert_settled(forwarder)
+
+    def test_range_of_empty_blob(self) -> None:
+        """
+        A range of an empty blob is ``InvalidRange`` (Azurite answers it
+        with a 206 of ``bytes 0--1/0``).
+        """
+        for head in (False, True):
+            forwarder = FakeForwarder(
+                respond(
+                    206,
+                    [("content-range", "bytes 0--1/0"), ("content-length", "0")],
+                )
+            )
+            error = self.error_of(
+                make_store(forwarder).get_object(
+                    ObjectRead("k", range="bytes=0-", head=head)
+                )
+            )
+            self.assertEqual(error.code, "InvalidRange")
+            self.assertEqual(error.headers, (("content-range", "bytes */0"),))
+            self.assert_settled(forwarder)
+
+    def test_head_with_range(self) -> None:
+        """
+        A HEAD with a range (which Get Blob Properties ignores) answers as
+        the GET would: 206 with the range's length and ``Content-Range``, or
+        ``InvalidRange``.
+        """
+        forwarder = FakeForwarder(respond(200, [("content-length", "10")]))
+        result = self.successResultOf(
+            make_store(forwarder).get_object(
+                ObjectRead("k", head=True, range="bytes=2-4")
+            )
+        )
+        self.assertEqual(result.status, 206)
+        self.assertEqual(result.headers.get("content-length"), "3")
+        self.assertEqual(result.headers.get("content-range"), "bytes 2-4/10")
+        self.assert_settled(forwarder)
+        forwarder = FakeForwarder(respond(200, [("content-length", "0")]))
+        error = self.error_of(
+            make_store(forwarder).get_object(
+                ObjectRead("k", head=True, range="bytes=0-")
+            )
+        )
+        self.assertEqual(error.headers, (("content-range", "bytes */0"),))
+        self.assert_settled(forwarder)
+
     def test_range(self) -> None:
         """
         A single range is sent as ``x-ms-range``; one S3 ignores is not sent.
@@ -396,6 +505,38 @@ class ReadTests(StoreTestCase):
             )
             self.assertEqual(forwarder.request.headers.get("x-ms-range"), sent)
 
+    def test_huge_range_numbers(self) -> None:
+        """
+        Range numbers longer than Python reads as integers (4300 digits)
+        are no internal error: a start past any blob is sent for Azure to
+        refuse as unsatisfiable, an end past any blob reads to the end, and a
+        suffix longer than any blob is the whole blob.
+        """
+        huge = "9" * 5000
+        for header, answers, sent in (
+            (f"bytes={huge}-", [azure_error(416, "InvalidRange")], None),
+            (f"bytes=2-{huge}", [respond(206)], "bytes=2-"),
+            (
+                f"bytes=-{huge}",
+                [respond(200, [("content-length", "10")]), respond(206)],
+                "bytes=0-9",
+            ),
+        ):
+            forwarder = FakeForwarder(
+                *answers, respond(200, [("content-length", "10")])
+            )
+            d = make_store(forwarder).get_object(ObjectRead("k", range=header))
+            if sent is None:
+                error = self.error_of(d)
+                self.assertEqual(error.code, "InvalidRange")
+                self.assertEqual(error.headers, (("content-range", "bytes */10"),))
+            else:
+                self.successResultOf(d)
+                self.assertEqual(
+                    forwarder.requests[len(answers) - 1].headers.get("x-ms-range"),
+                    sent,
+                )
+
     def test_suffix_range(self) -> None:
         """
         A suffix range is resolved against the blob's size first.
@@ -409,6 +550,36 @@ class ReadTests(StoreTestCase):
         self.assertEqual(forwarder.requests[0].method, "HEAD")
         self.assertEqual(forwarder.requests[1].headers.get("x-ms-range"), "bytes=7-9")
         self.assert_settled(forwarder, forwarder.bodies[1])
+
+    def test_version_sizes(self) -> None:
+        """
+        A suffix range, or an unsatisfiable one, of a version is resolved
+        against that version's size, not the current blob's.
+        """
+        forwarder = FakeForwarder(
+            respond(200, [("content-length", "10")]),
+            respond(206),
+        )
+        self.successResultOf(
+            make_store(forwarder).get_object(
+                ObjectRead("k", range="bytes=-3", version_id="v1")
+            )
+        )
+        self.assertEqual(
+            [query_of(r).get("versionid") for r in forwarder.requests], ["v1", "v1"]
+        )
+        forwarder = FakeForwarder(
+            azure_error(416, "InvalidRange"), respond(200, [("content-length", "4")])
+        )
+        self.error_of(
+            make_store(forwarder).get_object(
+                ObjectRead("k", range="bytes=9-", version_id="v1")
+            )
+        )
+        self.assertEqual(
+            [query_of(r).get("versionid") for r in forwarder.requests], ["v1", "v1"]
+        )
+        self.assert_settled(forwarder)
 
     def test_unsatisfiable(self) -> None:
         """
@@ -543,6 +714,32 @@ class ListTests(StoreTestCase):
         self.assertEqual(
             [query_of(r)["maxresults"] for r in forwarder.requests], ["2", "2", "2"]
         )
+
+    def test_after_common_prefix(self) -> None:
+        """
+        Resuming after a rolled-up common prefix (the gateway's
+        ``prefix + SENTINEL``, as a V1 ``NextMarker`` that is a common
+        prefix asks) does not show that prefix again; a ``start_after``
+        inside a prefix still shows it.
+        """
+        forwarder = FakeForwarder(
+            respond(200, [], listing(["a"], ["b/", "c/"], "")),
+            respond(200, [], listing(["a"], ["b/", "c/"], "")),
+        )
+        store = make_store(forwarder)
+        page = self.successResultOf(
+            store.list_objects(
+                ListRequest(delimiter="/", max_keys=10, start_after="b/" + SENTINEL)
+            )
+        )
+        self.assertEqual(page.common_prefixes, ("c/",))
+        self.assertEqual(page.objects, ())
+        page = self.successResultOf(
+            store.list_objects(
+                ListRequest(delimiter="/", max_keys=10, start_after="b/x")
+            )
+        )
+        self.assertEqual(page.common_prefixes, ("b/", "c/"))
 
     def test_missing_container(self) -> None:
         """
@@ -799,6 +996,38 @@ class UploadIdTests(SynchronousTestCase):
         for text in ("", "az1.", "az1.!!!!", "other", "az1.bnVsbA"):
             error = self.assertRaises(S3Error, UploadId.decode, text, "k")
             self.assertEqual(error.code, "NoSuchUpload")
+
+    def test_garbled_documents(self) -> None:
+        """
+        An upload id whose document is well-formed deflated JSON but holds
+        what no id holds (an infinite or far-off time, arrays nested past
+        the recursion limit) is ``NoSuchUpload``, never an internal error.
+        """
+        key_hash = key_hash_of("k")
+        for document in (
+            f'["0123456789abcdef","{key_hash}",1e999,[]]',
+            f'["0123456789abcdef","{key_hash}",-1e999,[]]',
+            f'["0123456789abcdef","{key_hash}",{10**30},[]]',
+            f'["0123456789abcdef","{key_hash}",-5,[]]',
+            "[" * 40_000,
+            f'["0123456789abcdef","{key_hash}",1,' + "[" * 40_000,
+        ):
+            packed = zlib.compress(document.encode("ascii"))
+            text = "az1." + base64.urlsafe_b64encode(packed).decode().rstrip("=")
+            error = self.assertRaises(S3Error, UploadId.decode, text, "k")
+            self.assertEqual(error.code, "NoSuchUpload", document[:60])
+
+    def test_far_off_time_lists_no_parts(self) -> None:
+        """
+        ListParts with an id naming a time no date can hold is
+        ``NoSuchUpload``, without asking Azure.
+        """
+        upload = UploadId("0123456789abcdef", key_hash_of("k"), 10**15)
+        forwarder = FakeForwarder()
+        store = make_store(forwarder)
+        d = store.list_parts("k", upload.encode(), 10, 0)
+        self.assertEqual(self.failureResultOf(d, S3Error).value.code, "NoSuchUpload")
+        self.assertEqual(forwarder.requests, [])
 
     def test_too_long(self) -> None:
         """

@@ -389,6 +389,35 @@ class StoreTests(StoreTestCase):
         self.assertEqual(len(forwarder.requests), 1)
         self.assert_settled(forwarder)
 
+    def test_part_one(self) -> None:
+        """
+        ``partNumber=1`` is the whole object sent as a range (206 with its
+        Content-Range), as S3 answers for an object uploaded in one part;
+        another part is ``InvalidPartNumber``.
+        """
+
+        def handler(request: BackendRequest, data: bytes) -> BackendResponse:
+            if query_of(request).get("alt") == "media":
+                return answer(200, b"data")
+            return answer(200, resource("k", b"data"))
+
+        for head in (False, True):
+            store, forwarder = make_store(handler)
+            response = self.successResultOf(
+                store.get_object(ObjectRead("k", part_number=1, head=head))
+            )
+            self.assertEqual(response.status, 206)
+            self.assertEqual(response.headers.get("content-range"), "bytes 0-3/4")
+            self.assertEqual(response.headers.get("content-length"), "4")
+            if response.body is not None:
+                response.body.discard()
+            self.assert_settled(forwarder)
+        store, forwarder = make_store(handler)
+        failure = self.failureResultOf(
+            store.get_object(ObjectRead("k", part_number=2)), S3Error
+        )
+        self.assertEqual(failure.value.code, "InvalidPartNumber")
+
     def test_conditions(self) -> None:
         """
         If-None-Match with the ETag is 304, If-Match with another is 412,
@@ -881,6 +910,34 @@ class MultipartTests(StoreTestCase):
         self.assertEqual(content, b"".join(payloads))
         self.assertEqual(made["contentType"], "a/b")
         self.assertEqual(fake.composes, 3)
+        self.assert_settled(forwarder)
+
+    def test_list_uploads_pages_through_prefixes(self) -> None:
+        """
+        ListMultipartUploads with a delimiter pages through common prefixes
+        and uploads alike: a truncated page always says where the next one
+        starts (its last entry, a common prefix too), and no entry comes
+        twice.
+        """
+        fake = FakeGcs()
+        store, forwarder = make_store(fake)
+        for key in ("a/x", "a/y", "b/y", "c"):
+            self.successResultOf(store.create_multipart_upload(key, HeaderList()))
+        seen: list[str] = []
+        key_marker: str | None = None
+        upload_id_marker: str | None = None
+        for _ in range(10):
+            page = self.successResultOf(
+                store.list_multipart_uploads("", "/", key_marker, upload_id_marker, 1)
+            )
+            seen.extend(page.common_prefixes)
+            seen.extend(u.key for u in page.uploads)
+            if not page.truncated:
+                break
+            self.assertIsNotNone(page.next_key_marker)
+            key_marker = page.next_key_marker
+            upload_id_marker = page.next_upload_id_marker
+        self.assertEqual(seen, ["a/", "b/", "c"])
         self.assert_settled(forwarder)
 
     def test_wrong_key_or_id(self) -> None:

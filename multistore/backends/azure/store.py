@@ -52,8 +52,12 @@ go with the Put Blob or the Put Block List (Azure answers
 
 Reads pass their conditions on as S3 evaluates them (``If-Match`` decides
 over ``If-Unmodified-Since``, ``If-None-Match`` over
-``If-Modified-Since``), a single range as ``x-ms-range``, and a suffix
+``If-Modified-Since``; dates S3 ignores are left out, and
+``If-None-Match: *``, which Azure refuses on reads, is answered from the
+blob's properties), a single range as ``x-ms-range``, and a suffix
 range (which Azure does not take) resolved against the blob's size first.
+A HEAD's range is worked out from the blob's size (Get Blob Properties
+takes none).
 
 Multipart uploads
 =================
@@ -91,7 +95,7 @@ from datetime import UTC, datetime
 from typing import Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from attrs import frozen
+from attrs import evolve, frozen
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, succeed
 from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
 from twisted.internet.task import deferLater
@@ -118,7 +122,7 @@ from multistore.backends.azure.xml import (
 from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.backends.s3 import LastByteHeld, PartBuffer
 from multistore.config import BucketConfig
-from multistore.dates import parse_http_date
+from multistore.dates import format_http_date, parse_http_date
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
@@ -139,7 +143,9 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
+from multistore.s3.conditions import parse_entity_tags
 from multistore.s3.errors import S3Error
+from multistore.s3.listing import SENTINEL
 from multistore.s3.ranges import parse_range
 
 _T = TypeVar("_T")
@@ -176,6 +182,10 @@ _UPLOAD_PREFIX: Final = "az1."
 
 #: The most an upload id's document may inflate to.
 _MAX_UPLOAD_DOCUMENT: Final = 64 * 1024
+
+#: The latest creation time an upload id may carry (the end of year 9999,
+#: the last a date holds).
+_LATEST_CREATED: Final = 253_402_300_799
 
 #: S3 content headers and the blob properties that hold them.
 _CONTENT_PROPERTIES: Final = (
@@ -243,6 +253,17 @@ _REFUSALS: Final = frozenset(
 )
 
 _SINGLE_RANGE: Final = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII)
+
+#: Range numbers with more digits are not read as integers (Python refuses
+#: more than 4300); they are past the end of any blob.
+_LONGEST_NUMBER: Final = 20
+_BEYOND_ANY_BLOB: Final = 10**_LONGEST_NUMBER
+
+
+def _magnitude(digits: str) -> tuple[int, str]:
+    # Orders decimal strings by value without reading them as numbers.
+    significant = digits.lstrip("0")
+    return (len(significant), significant)
 
 
 def _quoted(etag: str) -> str:
@@ -382,14 +403,16 @@ class UploadId:
             if not isinstance(fields, list) or len(fields) not in (4, 5):
                 raise ValueError("not an upload id document")
             nonce, key_hash, created, headers = fields[:4]
+            if not isinstance(created, int) or not 0 <= created <= _LATEST_CREATED:
+                raise ValueError("not a time an upload was created at")
             upload = cls(
                 str(nonce),
                 str(key_hash),
-                int(created),
+                created,
                 HeaderList((str(n), str(v)) for n, v in headers),
                 listed=len(fields) == 5,
             )
-        except (ValueError, TypeError, binascii.Error, zlib.error):
+        except (ValueError, TypeError, RecursionError, binascii.Error, zlib.error):
             raise missing from None
         if upload.key_hash != key_hash_of(key) or not _NONCE.fullmatch(upload.nonce):
             raise missing
@@ -737,14 +760,17 @@ class AzureStore:
 
     # --- reads ----------------------------------------------------------------
 
-    async def _properties(self, key: str) -> BackendResponse | None:
+    async def _properties(
+        self, key: str, version_id: str | None = None
+    ) -> BackendResponse | None:
         """
-        Get Blob Properties.
+        Get Blob Properties (of a version, if given).
 
         :return: the answer (its body discarded), or ``None`` if there is no
             such blob.
         """
-        response = await self._send("HEAD", key)
+        query = [] if version_id is None else [("versionid", version_id)]
+        response = await self._send("HEAD", key, query)
         if response.status == 404:
             error = await self._error(response)
             if error.code == "NoSuchBucket":
@@ -770,12 +796,17 @@ class AzureStore:
             return None
         first, last = match.groups()
         if first:
-            if last and int(last) < int(first):
+            if last and _magnitude(last) < _magnitude(first):
                 return None
-            return f"bytes={int(first)}-{int(last)}" if last else f"bytes={first}-"
+            if len(first) > _LONGEST_NUMBER:
+                # Past the end of any blob: Azure refuses it as unsatisfiable.
+                return f"bytes={_BEYOND_ANY_BLOB}-"
+            if last and len(last) <= _LONGEST_NUMBER:
+                return f"bytes={int(first)}-{int(last)}"
+            return f"bytes={int(first)}-"
         if not last:
             return None
-        properties = await self._properties(read.key)
+        properties = await self._properties(read.key, read.version_id)
         if properties is None:
             raise S3Error("NoSuchKey")
         size = int(properties.headers.get("content-length") or "0")
@@ -784,11 +815,11 @@ class AzureStore:
             return None
         return f"bytes={chosen.start}-{chosen.end}"
 
-    async def _unsatisfiable(self, key: str) -> S3Error:
+    async def _unsatisfiable(self, key: str, version_id: str | None) -> S3Error:
         """
         :return: ``InvalidRange`` with the blob's size in ``Content-Range``.
         """
-        properties = await self._properties(key)
+        properties = await self._properties(key, version_id)
         if properties is None:
             return S3Error("InvalidRange")
         size = properties.headers.get("content-length") or "0"
@@ -797,24 +828,59 @@ class AzureStore:
     async def _get(self, read: ObjectRead) -> ObjectResponse:
         if read.part_number is not None and read.part_number != 1:
             raise S3Error("InvalidPartNumber")
+        if read.if_none_match is not None and (False, "*") in parse_entity_tags(
+            read.if_none_match
+        ):
+            # Azure refuses If-None-Match: * on reads. A blob that is there
+            # (and meets the other conditions) is not modified.
+            found = await self._get(
+                evolve(
+                    read,
+                    head=True,
+                    range=None,
+                    part_number=None,
+                    if_none_match=None,
+                    if_modified_since=None,
+                )
+            )
+            return ObjectResponse(
+                304,
+                HeaderList(
+                    (n, v) for n, v in found.headers if n in ("etag", "last-modified")
+                ),
+            )
         headers: list[tuple[str, str]] = []
         range_header = None if read.part_number else await self._range_header(read)
         if range_header is not None:
             headers.append(("x-ms-range", range_header))
         # As S3 does: If-Match decides over If-Unmodified-Since, If-None-Match
-        # over If-Modified-Since.
+        # over If-Modified-Since. Dates that S3 ignores (not dates, an
+        # If-Modified-Since in the future) are not sent.
+        now = self._now()
         for name, value, overruled in (
             ("if-match", read.if_match, None),
             ("if-none-match", read.if_none_match, None),
             ("if-modified-since", read.if_modified_since, read.if_none_match),
             ("if-unmodified-since", read.if_unmodified_since, read.if_match),
         ):
-            if value is not None and overruled is None:
-                headers.append((name, value))
+            if value is None or overruled is not None:
+                continue
+            if name.endswith("-since"):
+                date = parse_http_date(value, now)
+                if date is None or (name == "if-modified-since" and date > now):
+                    continue
+                value = format_http_date(date)
+            headers.append((name, value))
         query = [] if read.version_id is None else [("versionid", read.version_id)]
         method = "HEAD" if read.head else "GET"
         response = await self._send(method, read.key, query, HeaderList(headers))
         if response.status in (200, 206):
+            if range_header is not None and (
+                response.headers.get("content-range") or ""
+            ).endswith("/0"):
+                # Azurite answers a range of an empty blob with 206.
+                response.body.discard()
+                raise S3Error("InvalidRange", headers=(("content-range", "bytes */0"),))
             body = None if read.head else response.body
             if body is None:
                 response.body.discard()
@@ -825,13 +891,22 @@ class AzureStore:
                 if size:
                     status = 206
                     out = out.with_("content-range", f"bytes 0-{size - 1}/{size}")
+            elif read.head and range_header is not None and status == 200:
+                # Get Blob Properties takes no range: answer as the GET would.
+                size = int(response.headers.get("content-length") or "0")
+                wanted = parse_range(read.range, size)
+                if wanted is not None:
+                    status = 206
+                    out = out.with_("content-length", str(wanted.length)).with_(
+                        "content-range", wanted.content_range
+                    )
             return ObjectResponse(status, out, body)
         if response.status == 304:
             response.body.discard()
             return ObjectResponse(304, s3_object_headers(response.headers))
         error = await self._error(response)
         if error.code == "InvalidRange":
-            raise await self._unsatisfiable(read.key)
+            raise await self._unsatisfiable(read.key, read.version_id)
         raise error
 
     def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
@@ -894,8 +969,13 @@ class AzureStore:
                         )
                     )
             for prefix in listing.prefixes:
+                # Shown if a name under it may follow start_after: not if
+                # start_after is the prefix itself, or the gateway's
+                # "after all of it" (the prefix and SENTINEL).
                 if prefix > start_after or (
-                    start_after.startswith(prefix) and start_after != prefix
+                    start_after.startswith(prefix)
+                    and start_after != prefix
+                    and start_after < prefix + SENTINEL
                 ):
                     prefixes.append(prefix)
             marker = listing.next_marker

@@ -108,7 +108,7 @@ from multistore.model import (
 )
 from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.errors import S3Error
-from multistore.s3.ranges import parse_range
+from multistore.s3.ranges import ByteRange, parse_range
 
 #: The API root when the bucket names no endpoint.
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
@@ -632,7 +632,13 @@ class GcsStore:
         if read.part_number is not None and read.part_number != 1:
             raise S3Error("InvalidPartNumber")
         size = _size(resource)
-        wanted = parse_range(read.range, size)
+        wanted: ByteRange | None
+        if read.part_number == 1:
+            # The only part is the whole object, sent as a range, as S3 does
+            # (an empty object has no byte to put in one).
+            wanted = ByteRange(0, size - 1, size) if size > 0 else None
+        else:
+            wanted = parse_range(read.range, size)
         if wanted is not None:
             headers = headers.with_("content-length", str(wanted.length)).with_(
                 "content-range", wanted.content_range
@@ -1286,27 +1292,35 @@ class GcsStore:
         uploads: list[UploadInfo] = []
         common: list[str] = []
         truncated = False
+        # The page's last entry, where the next page starts: an upload's key
+        # and id, or a common prefix (a key marker after all of it).
+        last: tuple[str, str | None] | None = None
         for upload in entries:
             at = upload.key.find(delimiter, len(prefix)) if delimiter else -1
             rolled = (
                 upload.key[: at + len(delimiter)] if delimiter and at >= 0 else None
             )
-            if rolled is not None and common and common[-1] == rolled:
+            if rolled is not None and (
+                rolled == key_marker or (common and common[-1] == rolled)
+            ):
                 continue
             if len(uploads) + len(common) >= max_uploads:
                 truncated = True
                 break
             if rolled is not None:
                 common.append(rolled)
+                last = (rolled, None)
             else:
                 uploads.append(upload)
-        last = uploads[-1] if truncated and uploads else None
+                last = (upload.key, upload.upload_id)
+        if not truncated:
+            last = None
         return UploadsPage(
             tuple(uploads),
             tuple(common),
             truncated,
-            last.key if last else None,
-            last.upload_id if last else None,
+            last[0] if last else None,
+            last[1] if last else None,
         )
 
     def list_multipart_uploads(

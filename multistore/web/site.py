@@ -24,6 +24,7 @@ from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
 from multistore.backends.forwarder import SMALL_BODY, BytesBody, DeliveryStopped
+from multistore.connections import enlarge_buffers
 from multistore.gateway import Gateway, Trace
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody
@@ -77,6 +78,7 @@ class MultistoreRequest(server.Request):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.responseHeaders = S3ResponseHeaders()
+        enlarge_buffers(getattr(self.channel, "transport", None))
 
     def gotLength(self, length: int | None) -> None:
         channel = self.channel

@@ -22,23 +22,32 @@ from twisted.internet.defer import (
     CancelledError,
     Deferred,
     gatherResults,
+    succeed,
 )
 from twisted.internet.error import ConnectionLost, ConnectionRefusedError
-from twisted.internet.interfaces import IConsumer, IProducer, IPushProducer
+from twisted.internet.interfaces import (
+    IConsumer,
+    IProducer,
+    IPushProducer,
+    IStreamClientEndpoint,
+)
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from twisted.web.client import (
+    URI,
+    BrowserLikePolicyForHTTPS,
     HTTPConnectionPool,
     RequestGenerationFailed,
     ResponseDone,
     ResponseFailed,
     ResponseNeverReceived,
 )
+from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgent, IBodyProducer
@@ -53,13 +62,16 @@ from multistore.backends.forwarder import (
     SMALL_BODY,
     AgentBody,
     AgentForwarder,
+    BackendEndpoints,
     BytesBody,
     BytesProducer,
     DeliveryStopped,
+    _LargeBufferEndpoint,
     end_to_end_headers,
     outgoing_headers,
     read_body,
 )
+from multistore.connections import CONNECTION_BUFFER
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IForwarder
 from multistore.model import BackendRequest, BackendResponse
@@ -1776,3 +1788,73 @@ class LoopbackTests(TestCase):
         # The server notices the connection is gone once it reads again.
         tracking.resume_reading()
         await tracking.closed[0]
+
+
+class BackendEndpointsTests(SynchronousTestCase):
+    """
+    Tests for L{BackendEndpoints}.
+    """
+
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+        self.endpoints = BackendEndpoints(
+            self.reactor, BrowserLikePolicyForHTTPS(), connect_timeout=3.0
+        )
+
+    def test_one_endpoint_per_origin(self) -> None:
+        """
+        Requests to one scheme, host and port share an endpoint; another
+        port, host or scheme gets its own.
+        """
+        first = self.endpoints.endpointForURI(URI.fromBytes(b"http://h:1/a"))
+        again = self.endpoints.endpointForURI(URI.fromBytes(b"http://h:1/b?x"))
+        self.assertIs(first, again)
+        others = {
+            id(self.endpoints.endpointForURI(URI.fromBytes(uri)))
+            for uri in (b"http://h:2/a", b"http://g:1/a", b"https://h:1/a")
+        }
+        self.assertEqual(len(others | {id(first)}), 4)
+
+    def test_unsupported_scheme(self) -> None:
+        """
+        Only HTTP and HTTPS backends are reached.
+        """
+        self.assertRaises(
+            SchemeNotSupported,
+            self.endpoints.endpointForURI,
+            URI.fromBytes(b"ftp://h:21/a"),
+        )
+
+    def test_connections_get_large_buffers(self) -> None:
+        """
+        A connection made through an endpoint of L{BackendEndpoints} reads
+        and queues L{CONNECTION_BUFFER} bytes at a time.
+        """
+        endpoint = self.endpoints.endpointForURI(URI.fromBytes(b"http://h:9/a"))
+        self.assertIsInstance(endpoint, _LargeBufferEndpoint)
+        transport = StringTransport()
+        transport.bufferSize = 65536  # type: ignore[attr-defined]
+        endpoint = _LargeBufferEndpoint(
+            _ConnectedEndpoint(transport), CONNECTION_BUFFER
+        )
+        protocol = self.successResultOf(endpoint.connect(Factory.forProtocol(Protocol)))
+        self.assertIs(protocol.transport, transport)
+        self.assertEqual(transport.bufferSize, CONNECTION_BUFFER)  # type: ignore[attr-defined]
+
+
+@implementer(IStreamClientEndpoint)
+class _ConnectedEndpoint:
+    """
+    An endpoint that connects at once, over a given transport.
+    """
+
+    def __init__(self, transport: StringTransport) -> None:
+        self.transport = transport
+
+    def connect(self, factory: Any) -> Deferred[Any]:
+        """
+        :return: the connected protocol.
+        """
+        protocol = factory.buildProtocol(None)
+        protocol.makeConnection(self.transport)
+        return succeed(protocol)

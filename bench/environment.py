@@ -11,6 +11,7 @@ benchmark configuration.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pwd
 import shutil
@@ -392,54 +393,55 @@ def environment(workdir: Path) -> Iterator[Environment]:
         yield Environment(workdir, static_root, places, daemon, config, seaweed)
 
 
-def workers_argv(config_path: Path, port: int, workers: int) -> list[str]:
-    """
-    The command line of L{bench.workers} serving ``config_path`` with
-    ``workers`` processes on one port.
-    """
-    return [
-        sys.executable,
-        "-m",
-        "bench.workers",
-        "--workers",
-        str(workers),
-        "--port",
-        str(port),
-        "--",
-        "--config",
-        str(config_path),
-    ]
+def _listening(process: ServerProcess) -> bool:
+    return "Site starting on" in process.log_text()
 
 
 @contextlib.contextmanager
 def worker_pool(
     workdir: Path, config: Mapping[str, Any], workers: int
-) -> Iterator[tuple[str, ServerProcess]]:
+) -> Iterator[tuple[str, list[ServerProcess]]]:
     """
-    Run ``workers`` multistore processes sharing one listening socket (see
-    L{bench.workers}); yield its URL and the launcher process.
+    Run ``workers`` multistore daemons on one port, each with its own
+    C{--listen reuseport:PORT} socket (see L{multistore.endpoints}); yield
+    the port's URL and the daemons.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     config_path = workdir / "config.json"
     write_config(config_path, config)
     (port,) = free_ports(1)
-    env = daemon_environment()
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env["PYTHONPATH"]])
-    process = ServerProcess(
-        f"multistore x{workers}",
-        workers_argv(config_path, port, workers),
-        workdir / "workers.log",
-        REPO_ROOT,
-        env,
-    )
-    process.start()
-    try:
-        process.wait_until(
-            lambda: port_accepts(port),
-            what=f"accepting connections on {port}",
-            timeout=30.0,
-            interval=0.05,
+    argv = [
+        sys.executable,
+        "-m",
+        "twisted",
+        "--log-format=text",
+        "multistore",
+        "--config",
+        str(config_path),
+        "--listen",
+        f"reuseport:{port}:interface={LOCALHOST}",
+    ]
+    processes = [
+        ServerProcess(
+            f"multistore worker {n}",
+            argv,
+            workdir / f"worker-{n}.log",
+            REPO_ROOT,
+            daemon_environment(),
         )
-        yield f"http://{LOCALHOST}:{port}", process
+        for n in range(workers)
+    ]
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.wait_until(
+                functools.partial(_listening, process),
+                what=f"listening on {port}",
+                timeout=30.0,
+                interval=0.05,
+            )
+        yield f"http://{LOCALHOST}:{port}", processes
     finally:
-        process.stop()
+        for process in processes:
+            process.stop()

@@ -16,6 +16,7 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -29,7 +30,15 @@ from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
 from bench.environment import WAYS, Environment, Place, worker_pool
-from tests.integration.servers import BIN_DIR, DEFAULT_REGION, s3_client
+from tests.integration.servers import (
+    BIN_DIR,
+    DEFAULT_REGION,
+    REPO_ROOT,
+    ServerProcess,
+    free_port,
+    port_accepts,
+    s3_client,
+)
 
 KIB: Final = 1024
 MIB: Final = 1024 * KIB
@@ -768,49 +777,34 @@ def peak_rss(ctx: Context) -> list[Measurement]:
 # --- several processes -------------------------------------------------------
 
 
-def _wait_workers(
-    url: str, log: Callable[[], str], workers: int, timeout: float = 30.0
-) -> None:
+def _cpu_seconds(pids: Sequence[int]) -> list[float]:
     """
-    Wait until every worker has started listening (each logs it) and a GET
-    succeeds.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log().count("Site starting on") >= workers and curl(url, timeout=5).ok:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"{workers} workers did not start:\n{log()[-2000:]}")
-
-
-def _cpu_seconds(launcher: int) -> list[float]:
-    """
-    :return: CPU seconds (user and system) used so far by each child of
-        the process ``launcher``.
+    :return: CPU seconds (user and system) used so far by each process.
     """
     ticks = os.sysconf("SC_CLK_TCK")
-    out = []
-    children = Path(f"/proc/{launcher}/task/{launcher}/children").read_text().split()
-    for child in children:
-        fields = Path(f"/proc/{child}/stat").read_text().rpartition(")")[2].split()
-        out.append((int(fields[11]) + int(fields[12])) / ticks)
-    return out
+    seconds = []
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        seconds.append((int(fields[11]) + int(fields[12])) / ticks)
+    return seconds
 
 
 def workers(ctx: Context) -> list[Measurement]:
     """
     1 KiB anonymous GETs (at concurrency 16 and 64) through 1 and 2 multistore
-    processes sharing one listening socket (L{bench.workers}).
+    processes serving one port (C{--listen reuseport:PORT}).
     """
     key = ctx.static_object("small", KIB)
     out = []
     for n in ctx.settings.worker_counts:
         with worker_pool(ctx.scratch / f"workers-{n}", ctx.env.config, n) as (
             url,
-            process,
+            processes,
         ):
             target = f"{url}/{ctx.env.place('static', 'multistore').bucket}/{key}"
-            _wait_workers(target, process.log_text, n)
+            if not curl(target, timeout=5).ok:
+                raise RuntimeError(f"{n} workers do not serve {target}")
+            pids = [p.pid for p in processes]
             for c in ctx.settings.worker_concurrencies:
                 place = Place(
                     f"multistore x{n}",
@@ -818,7 +812,7 @@ def workers(ctx: Context) -> list[Measurement]:
                     ctx.env.place("static", "multistore").bucket,
                 )
                 results = []
-                cpu_before = _cpu_seconds(process.pid)
+                cpu_before = _cpu_seconds(pids)
                 for _ in range(ctx.settings.repeats):
                     if ctx.settings.warmup > 0:
                         run_wrk(ctx, place.url(key), c, ctx.settings.warmup)
@@ -839,13 +833,44 @@ def workers(ctx: Context) -> list[Measurement]:
                     + ", ".join(
                         f"{after - before:.1f}"
                         for before, after in zip(
-                            cpu_before, _cpu_seconds(process.pid), strict=False
+                            cpu_before, _cpu_seconds(pids), strict=False
                         )
                     ),
                 )
                 ctx.say(f"  {m.workload:24} {m.rate:10.0f} req/s  p50 {m.p50:.2f} ms")
                 out.append(m)
     return out
+
+
+def floor(ctx: Context) -> list[Measurement]:
+    """
+    1 KiB anonymous GETs of the static backend through L{bench.floor}, the
+    least a Twisted gateway does per request, at each concurrency: what
+    multistore could reach if everything it does beyond relaying cost
+    nothing. Reported in the multistore column, as C{get1k-floor-cN}.
+    """
+    key = ctx.static_object("small", KIB)
+    static = ctx.env.place("static", "direct")
+    port = free_port()
+    process = ServerProcess(
+        "bare Twisted proxy",
+        [sys.executable, "-m", "bench.floor", str(port), static.endpoint],
+        ctx.scratch / "floor" / "floor.log",
+        REPO_ROOT,
+        {**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+    )
+    process.start()
+    try:
+        process.wait_until(
+            lambda: port_accepts(port), what="accepting connections", timeout=20
+        )
+        place = Place("multistore", f"http://127.0.0.1:{port}", static.bucket)
+        out = []
+        for c in ctx.settings.concurrencies:
+            out += _wrk_workload(ctx, f"get1k-floor-c{c}", [place], key, c, _anonymous)
+        return out
+    finally:
+        process.stop()
 
 
 # --- py-spy ------------------------------------------------------------------
@@ -943,6 +968,7 @@ WORKLOADS: Final[dict[str, Callable[[Context], list[Measurement]]]] = {
     "list1000": listing,
     "rss": peak_rss,
     "workers": workers,
+    "floor": floor,
 }
 
 

@@ -1,6 +1,12 @@
-"""twistd plugin: ``twistd multistore``; the daemon itself is in L{multistore.tap}."""
+"""
+twistd plugins: ``twistd multistore`` (the daemon itself is in
+L{multistore.tap}), and the ``reuseport:`` listening endpoint several
+daemons can share (L{multistore.endpoints}).
+"""
 
 from twisted.application.service import ServiceMaker
+
+from multistore.endpoints import ReusePortParser
 
 multistore = ServiceMaker(
     "multistore",
@@ -8,3 +14,5 @@ multistore = ServiceMaker(
     "An S3-compatible gateway in front of many stores.",
     "multistore",
 )
+
+reuseport = ReusePortParser()

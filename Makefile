@@ -74,8 +74,12 @@ debian-unit:
 	bash ci/install-debian-deps
 	env -u PYTHONPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit
 
-test: lint typecheck debian-unit $(AZURITE)
+# The suite, then the benchmark harness once in its smallest form: proof that
+# it still runs, never a timed check.
+test: lint typecheck debian-unit $(AZURITE) $(VENV)/.installed-bench
 	$(BIN)/python -m pytest -q tests
+	bash ci/install-bench-deps
+	$(BIN)/python -m bench --tiny
 
 # `make bench` runs everything; `make bench BENCH=tiny` every workload in its
 # smallest form (proves the harness works, measures nothing). BENCH_ARGS

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final
 
-from attrs import define, field, frozen
+from attrs import define, evolve, field, frozen
 from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
@@ -384,6 +384,7 @@ def _wrk_workload(
     """
     s = ctx.settings
     runs: dict[str, list[WrkResult]] = {p.way: [] for p in places}
+    daemon_cpu = 0.0
     for repeat in range(s.repeats):
         for place in places:
             url, headers = request(place, key)
@@ -396,6 +397,8 @@ def _wrk_workload(
                     headers=headers,
                     range_read=range_read,
                 )
+            measured = _is_daemon(ctx, place)
+            before = _cpu_seconds([ctx.env.daemon.pid])[0] if measured else 0.0
             with profiling(ctx, workload, place.way, first=repeat == 0):
                 result = run_wrk(
                     ctx,
@@ -405,6 +408,8 @@ def _wrk_workload(
                     headers=headers,
                     range_read=range_read,
                 )
+            if measured:
+                daemon_cpu += _cpu_seconds([ctx.env.daemon.pid])[0] - before
             runs[place.way].append(result)
     out = []
     for way, results in runs.items():
@@ -419,12 +424,27 @@ def _wrk_workload(
                 statistics.median(r.p99 for r in results),
                 samples=sum(r.requests for r in results),
                 errors=sum(r.errors for r in results),
+                note=_cpu_note(daemon_cpu, sum(r.requests for r in results))
+                if way == "multistore" and daemon_cpu
+                else "",
             )
         )
         ctx.say(
             f"  {workload:24} {way:10} {out[-1].rate:10.0f} req/s  p50 {out[-1].p50:.2f} ms"
         )
     return out
+
+
+def _is_daemon(ctx: Context, place: Place) -> bool:
+    return place.way == "multistore" and place.endpoint == ctx.env.daemon.url
+
+
+def _cpu_note(seconds: float, requests: int) -> str:
+    """
+    The daemon's CPU time per request: steadier than rates on a shared
+    machine, since it does not count time spent waiting for a core.
+    """
+    return f"daemon CPU {1e6 * seconds / max(requests, 1):.0f} µs per request"
 
 
 def _anonymous(place: Place, key: str) -> tuple[str, dict[str, str]]:
@@ -546,11 +566,15 @@ def big_get(ctx: Context) -> list[Measurement]:
     places = [ctx.env.place("static", way) for way in WAYS]
     runs: dict[str, list[Transfer]] = {p.way: [] for p in places}
     workload = f"get{_size(s.big_size)}"
+    cpu: list[float] = []
     for i in range(s.big_count):
         for place in places:
-            with profiling(ctx, workload, place.way, first=i == 0):
+            with (
+                profiling(ctx, workload, place.way, first=i == 0),
+                _daemon_cpu(ctx, place, cpu),
+            ):
                 runs[place.way].append(curl(place.url(key)))
-    return _report_transfers(ctx, workload, runs, s.big_size)
+    return _report_transfers(ctx, workload, runs, s.big_size, cpu)
 
 
 def big_put(ctx: Context) -> list[Measurement]:
@@ -563,6 +587,7 @@ def big_put(ctx: Context) -> list[Measurement]:
     places = [ctx.env.place("static", way) for way in WAYS]
     runs: dict[str, list[Transfer]] = {p.way: [] for p in places}
     workload = f"put{_size(s.big_size)}"
+    cpu: list[float] = []
     for i in range(s.big_count):
         for place in places:
             key = f"put-{place.way}-{i}"
@@ -571,17 +596,43 @@ def big_put(ctx: Context) -> list[Measurement]:
                 if place.way == "multistore"
                 else place.url(key)
             )
-            with profiling(ctx, workload, place.way, first=i == 0):
+            with (
+                profiling(ctx, workload, place.way, first=i == 0),
+                _daemon_cpu(ctx, place, cpu),
+            ):
                 runs[place.way].append(curl(url, upload=source))
-    return _report_transfers(ctx, workload, runs, s.big_size)
+    return _report_transfers(ctx, workload, runs, s.big_size, cpu)
+
+
+@contextlib.contextmanager
+def _daemon_cpu(ctx: Context, place: Place, into: list[float]) -> Iterator[None]:
+    """
+    Add the daemon's CPU seconds during the block to ``into``, if ``place``
+    is the daemon.
+    """
+    if not _is_daemon(ctx, place):
+        yield
+        return
+    before = _cpu_seconds([ctx.env.daemon.pid])[0]
+    yield
+    into.append(_cpu_seconds([ctx.env.daemon.pid])[0] - before)
 
 
 def _report_transfers(
-    ctx: Context, workload: str, runs: dict[str, list[Transfer]], size: int
+    ctx: Context,
+    workload: str,
+    runs: dict[str, list[Transfer]],
+    size: int,
+    daemon_cpu: Sequence[float] = (),
 ) -> list[Measurement]:
     out = []
     for way, transfers in runs.items():
         m = _transfer_measurement(workload, way, transfers, size)
+        if way == "multistore" and daemon_cpu:
+            m = evolve(
+                m,
+                note=f"daemon CPU {statistics.median(daemon_cpu):.2f} s per transfer",
+            )
         ctx.say(f"  {workload:24} {way:10} {m.rate:10.1f} MiB/s  errors {m.errors}")
         out.append(m)
     return out

@@ -575,7 +575,7 @@ class _Counter:
         pass
 
 
-async def _read_empty(body: IBodyProducer) -> None:
+async def read_empty(body: IBodyProducer) -> None:
     """
     Read an empty body to its end, so that it is verified before the
     request it belongs to is sent (a store completes an empty upload as
@@ -803,7 +803,7 @@ class PartBuffer:
 
 @implementer(IBodyProducer)
 @frozen
-class _Chunks:
+class Chunks:
     """
     A request body of chunks held in memory (a part of a body of unknown
     length), written in one go.
@@ -1165,7 +1165,7 @@ class S3Store:
         if not isinstance(length, int):
             raise S3Error("MissingContentLength")
         if length == 0:
-            await _read_empty(write.body)
+            await read_empty(write.body)
             body = None
         else:
             body = LastByteHeld(write.body)
@@ -1217,7 +1217,7 @@ class S3Store:
             write.headers,
             _PUT_HEADERS,
             {404: "NoSuchBucket"},
-            _Chunks(chunks) if chunks else None,
+            Chunks(chunks) if chunks else None,
         )
 
     async def _put_in_parts(
@@ -1301,7 +1301,7 @@ class S3Store:
         """
         query = [("partNumber", str(number)), ("uploadId", upload_id)]
         response = await self._send(
-            "PUT", key, query, headers, _Chunks(chunks), UNSIGNED_PAYLOAD
+            "PUT", key, query, headers, Chunks(chunks), UNSIGNED_PAYLOAD
         )
         if response.status != 200:
             raise await self._error(response, statuses={404: "NoSuchUpload"})

@@ -96,8 +96,8 @@ from typing import Final, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from attrs import evolve, frozen
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults, succeed
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.web.iweb import IBodyProducer
@@ -120,7 +120,7 @@ from multistore.backends.azure.xml import (
     parse_list_blobs,
 )
 from multistore.backends.forwarder import BytesProducer, read_body
-from multistore.backends.s3 import LastByteHeld, PartBuffer
+from multistore.backends.s3 import Chunks, LastByteHeld, PartBuffer, read_empty
 from multistore.config import BucketConfig
 from multistore.dates import format_http_date, parse_http_date
 from multistore.headers import NO_HEADERS, HeaderList
@@ -465,65 +465,6 @@ def part_etag(block: str, size: int) -> str:
     """
     digest = hashlib.md5(f"{block}:{size}".encode("ascii"), usedforsecurity=False)
     return f'"{digest.hexdigest()}"'
-
-
-@implementer(IConsumer)
-class _Counter:
-    """
-    Reads a body that should be empty, counting what it writes.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def write(self, data: bytes) -> None:
-        self.count += len(data)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-
-async def _read_empty(body: IBodyProducer) -> None:
-    """
-    Read an empty body to its end, so that it is verified before the
-    request it belongs to is sent.
-
-    :raise S3Error: ``IncompleteBody`` if it was not empty after all.
-    """
-    counter = _Counter()
-    await body.startProducing(counter)
-    if counter.count:
-        raise S3Error(
-            "IncompleteBody", "The request body did not have the length it declared."
-        )
-
-
-@implementer(IBodyProducer)
-class _Chunks:
-    """
-    A request body held in memory (a block), written at once.
-    """
-
-    def __init__(self, chunks: Sequence[bytes]) -> None:
-        self._chunks = chunks
-        self.length = sum(map(len, chunks))
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        for chunk in self._chunks:
-            consumer.write(chunk)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
 
 
 def _service(bucket: BucketConfig) -> tuple[str, str, str] | None:
@@ -1042,7 +983,7 @@ class AzureStore:
         length = write.body.length
         if isinstance(length, int) and length <= MAX_PUT_BLOB:
             if length == 0:
-                await _read_empty(write.body)
+                await read_empty(write.body)
                 return await self._put_blob(write.key, write.headers, None)
             return await self._put_blob(
                 write.key, write.headers, LastByteHeld(write.body)
@@ -1084,7 +1025,7 @@ class AzureStore:
                 # The body ended within a block: one Put Blob.
                 chunks = buffer.take()
                 return await self._put_blob(
-                    write.key, write.headers, _Chunks(chunks) if chunks else None
+                    write.key, write.headers, Chunks(chunks) if chunks else None
                 )
             while True:
                 buffer.check()
@@ -1097,7 +1038,7 @@ class AzureStore:
                     block = block_id(nonce, len(blocks) + 1)
                     await buffer.watch(
                         Deferred.fromCoroutine(
-                            self._put_block(write.key, block, _Chunks(chunks))
+                            self._put_block(write.key, block, Chunks(chunks))
                         )
                     )
                     blocks.append(block)
@@ -1171,7 +1112,7 @@ class AzureStore:
         block = upload.block_id(part_number)
         body: IBodyProducer | None
         if length == 0:
-            await _read_empty(write.body)
+            await read_empty(write.body)
             body = None
         else:
             body = LastByteHeld(write.body)

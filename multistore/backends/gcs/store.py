@@ -74,7 +74,7 @@ from twisted.internet.defer import (
     DeferredList,
     DeferredSemaphore,
 )
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
@@ -83,7 +83,7 @@ from zope.interface import implementer
 from multistore.auth.sigv4 import uri_encode
 from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.backends.gcs.auth import TokenProvider, no_token, shared_tokens
-from multistore.backends.s3 import LastByteHeld, PartBuffer, S3Store
+from multistore.backends.s3 import LastByteHeld, PartBuffer, S3Store, read_empty
 from multistore.config import BucketConfig
 from multistore.dates import format_http_date, parse_iso8601
 from multistore.headers import NO_HEADERS, HeaderList
@@ -902,7 +902,7 @@ class GcsStore:
         """
         length = body.length
         if isinstance(length, int) and length == 0:
-            await _read_empty(body)
+            await read_empty(body)
         session = await self._open_session(name, resource, query)
         try:
             if not isinstance(length, int):
@@ -1625,36 +1625,3 @@ def _shielded(work: Deferred[Any]) -> Deferred[Any]:
 
     work.addBoth(settle)
     return shield
-
-
-@implementer(IConsumer)
-class _Counter:
-    """
-    Reads a body that should be empty, counting what it writes.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def write(self, data: bytes) -> None:
-        self.count += len(data)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-
-async def _read_empty(body: IBodyProducer) -> None:
-    """
-    Read an empty body to its end before the upload it belongs to starts.
-
-    :raise S3Error: ``IncompleteBody`` if it was not empty.
-    """
-    counter = _Counter()
-    await body.startProducing(counter)
-    if counter.count:
-        raise S3Error(
-            "IncompleteBody", "The request body did not have the length it declared."
-        )

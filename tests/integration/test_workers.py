@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.integration.servers import LOCALHOST, DaemonFactory, free_port
+from tests.integration.test_write_path import wait_until
 
 
 def _get(port: int, path: str) -> tuple[int, bytes]:
@@ -54,9 +55,11 @@ def test_workers_share_a_port(multistore_daemon: DaemonFactory, tmp_path: Path) 
     def served(daemon: Any) -> int:
         return int(daemon.log_text().count("GetObject shared"))
 
+    # A request's access-log line is written just after its answer.
+    wait_until(lambda: served(first) + served(second) == 60, "60 log lines")
     assert served(first) > 0 and served(second) > 0, (served(first), served(second))
-    assert served(first) + served(second) == 60
+    before = served(second)
     first.stop()
     answers = [_get(shared, "/shared/hello.txt") for _ in range(20)]
     assert set(answers) == {(200, b"hello from a worker")}
-    assert served(second) >= 20
+    wait_until(lambda: served(second) == before + 20, "20 more log lines")

@@ -55,6 +55,7 @@ from multistore.auth.sigv4 import (
     sign_request,
     uri_encode,
 )
+from multistore.backends.failures import failed, refused
 from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList
@@ -983,23 +984,15 @@ class S3Store:
         if code in _PASSED_CODES:
             return S3Error(code, headers=headers)
         if code == "AccessDenied" or status == 403:
-            self.log.warn(
-                "backend of bucket {bucket} refused access ({code}: {message})",
-                bucket=self.bucket.name,
-                code=code,
-                message=message,
-            )
-            return S3Error("AccessDenied", "The bucket's backend store refused access.")
-        self.log.warn(
-            "backend of bucket {bucket} failed with {status} {code}: {message}",
-            bucket=self.bucket.name,
-            status=status,
-            code=code,
-            message=message,
+            return refused(self.log, self.bucket.name, code, message)
+        return failed(
+            self.log,
+            self.bucket.name,
+            status,
+            code,
+            message,
+            slow_down=code == "SlowDown",
         )
-        if code in STATUS_OF and STATUS_OF[code] == 503:
-            return S3Error(code)
-        return S3Error("ServiceUnavailable", "The bucket's backend store failed.")
 
     async def _error_code(
         self, response: BackendResponse, head: bool = False

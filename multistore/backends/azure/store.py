@@ -119,6 +119,7 @@ from multistore.backends.azure.xml import (
     parse_error_code,
     parse_list_blobs,
 )
+from multistore.backends.failures import failed, refused
 from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.backends.s3 import Chunks, LastByteHeld, PartBuffer, read_empty
 from multistore.config import BucketConfig
@@ -647,23 +648,10 @@ class AzureStore:
         if code is not None and code in _ERROR_CODES:
             return S3Error(_ERROR_CODES[code])
         if (code is not None and code in _REFUSALS) or status == 403:
-            self.log.warn(
-                "backend of bucket {bucket} refused access ({code}: {message})",
-                bucket=self.bucket.name,
-                code=code,
-                message=message,
-            )
-            return S3Error("AccessDenied", "The bucket's backend store refused access.")
-        self.log.warn(
-            "backend of bucket {bucket} failed with {status} {code}: {message}",
-            bucket=self.bucket.name,
-            status=status,
-            code=code,
-            message=message,
+            return refused(self.log, self.bucket.name, code, message)
+        return failed(
+            self.log, self.bucket.name, status, code, message, slow_down=status == 503
         )
-        if status == 503:
-            return S3Error("SlowDown")
-        return S3Error("ServiceUnavailable", "The bucket's backend store failed.")
 
     async def _error(
         self,

@@ -81,6 +81,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from multistore.auth.sigv4 import uri_encode
+from multistore.backends.failures import failed, refused
 from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.backends.gcs.auth import TokenProvider, no_token, shared_tokens
 from multistore.backends.s3 import LastByteHeld, PartBuffer, S3Store, read_empty
@@ -566,23 +567,16 @@ class GcsStore:
         status = response.status
         code = (statuses or {}).get(status) or _status_code(status)
         if code == "AccessDenied":
-            self.log.warn(
-                "backend of bucket {bucket} refused access ({status}: {reason})",
-                bucket=self.bucket.name,
-                status=status,
-                reason=reason,
+            return refused(self.log, self.bucket.name, status, reason)
+        if code in ("SlowDown", "ServiceUnavailable") or status >= 500:
+            return failed(
+                self.log,
+                self.bucket.name,
+                status,
+                "-",
+                reason,
+                slow_down=code == "SlowDown",
             )
-            return S3Error("AccessDenied", "The bucket's backend store refused access.")
-        if code == "ServiceUnavailable" or status >= 500:
-            self.log.warn(
-                "backend of bucket {bucket} failed with {status}: {reason}",
-                bucket=self.bucket.name,
-                status=status,
-                reason=reason,
-            )
-            if code not in ("SlowDown", "ServiceUnavailable"):
-                code = "ServiceUnavailable"
-            return S3Error(code)
         return S3Error(code)
 
     async def _metadata(

@@ -403,7 +403,7 @@ def worker_pool(
 ) -> Iterator[tuple[str, list[ServerProcess]]]:
     """
     Run ``workers`` multistore daemons on one port, each with its own
-    C{--listen reuseport:PORT} socket (see L{multistore.endpoints}); yield
+    C{--listen reuseport:PORT} socket (see L{multistore.web.endpoints}); yield
     the port's URL and the daemons.
     """
     workdir.mkdir(parents=True, exist_ok=True)

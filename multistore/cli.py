@@ -50,7 +50,7 @@ def keygen(kind: str, out: TextIO) -> int:
     :return: the exit status.
     """
     if kind == "session-token":
-        from multistore.sts.tokens import generate_key
+        from multistore.auth.sessions import generate_key
 
         out.write(generate_key() + "\n")
         return 0

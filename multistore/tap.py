@@ -19,19 +19,19 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from multistore import __version__
-from multistore.authentication import Authenticator
-from multistore.backends.factory import StoreFactory
-from multistore.backends.forwarder import AgentForwarder
-from multistore.buckets import BucketPresence
+from multistore.auth.authentication import Authenticator
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.auth.sessions import SessionKeys
 from multistore.config import Config, ConfigError, load_config
-from multistore.gateway import Gateway
-from multistore.handlers import Dispatcher
+from multistore.forwarder.agent import AgentForwarder
+from multistore.gateway.pipeline import Gateway
 from multistore.interfaces import IRouteHandler
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.operations.buckets import BucketPresence
+from multistore.operations.table import Dispatcher
 from multistore.s3.checksums import ALGORITHMS, library_for
+from multistore.stores.factory import StoreFactory
 from multistore.sts.jwks import JwksCache
 from multistore.sts.service import StsRoute
-from multistore.sts.tokens import SessionKeys
 from multistore.web.site import make_site
 
 #: Where the daemon listens when neither the command line nor ``[server]``

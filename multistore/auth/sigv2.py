@@ -32,8 +32,8 @@ from multistore.auth.sigv4 import (
     readable_text,
     wire_text,
 )
-from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
+from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 
 if TYPE_CHECKING:

@@ -37,8 +37,8 @@ from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from attrs import field, frozen
 
-from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
+from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from multistore.dates import parse_http_date
+from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 
 

@@ -34,7 +34,6 @@ from urllib.parse import unquote_to_bytes
 from attrs import evolve
 from lxml import etree
 
-from multistore.dates import format_iso8601, parse_iso8601
 from multistore.model import (
     BucketEntry,
     CompletedPart,
@@ -46,6 +45,7 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
+from multistore.s3.dates import format_iso8601, parse_iso8601
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import ListResult, url_encode
 

@@ -23,14 +23,15 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from multistore.authentication import Authenticator, utcnow
-from multistore.backends.forwarder import BytesProducer
+from multistore.auth.authentication import Authenticator, utcnow
+from multistore.auth.sessions import SessionKeys, mint, seal
 from multistore.config import RoleConfig
+from multistore.forwarder.agent import BytesProducer
 from multistore.headers import HeaderList
 from multistore.interfaces import ICredentialRegistry, IRouteHandler
 from multistore.model import Identity, IncomingRequest, Response
-from multistore.s3.bodies import collect
 from multistore.s3.errors import S3Error
+from multistore.s3.framing import collect
 from multistore.s3.request import parse_query
 from multistore.sts.jwks import JwksCache
 from multistore.sts.jwt import (
@@ -47,7 +48,6 @@ from multistore.sts.policy import (
     session_name,
     session_scopes,
 )
-from multistore.sts.tokens import SessionKeys, mint, seal
 from multistore.sts.xml import (
     assume_role_document,
     assumed_role_arn,

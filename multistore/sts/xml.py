@@ -13,7 +13,7 @@ from typing import Final
 
 from lxml import etree
 
-from multistore.dates import as_utc
+from multistore.s3.dates import as_utc
 from multistore.s3.xml import root_element
 from multistore.sts.policy import StsError, role_id_of
 

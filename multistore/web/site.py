@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.unit.test_web -*-
 """
 The HTTP server side: the Site, its request factory, and the resource that
-hands every request to the L{multistore.gateway.Gateway} and streams the
+hands every request to the L{multistore.gateway.pipeline.Gateway} and streams the
 answer back.
 """
 
@@ -23,9 +23,9 @@ from twisted.web.http import RESPONSES, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
-from multistore.backends.forwarder import SMALL_BODY, BytesBody, DeliveryStopped
-from multistore.connections import enlarge_buffers
-from multistore.gateway import Gateway, Trace
+from multistore.bodies import enlarge_buffers
+from multistore.forwarder.agent import SMALL_BODY, BytesBody, DeliveryStopped
+from multistore.gateway.pipeline import Gateway, Trace
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody
 from multistore.model import IncomingRequest, Response

@@ -454,7 +454,7 @@ class AzureContainer:
         :return: its metadata under the S3 names multistore gives them
             (the encoded names of those that are not identifiers decoded).
         """
-        from multistore.backends.azure.auth import decode_metadata_name
+        from multistore.stores.azure.auth import decode_metadata_name
 
         blob = self.get(name)
         assert blob is not None, name

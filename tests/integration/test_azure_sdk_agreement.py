@@ -20,13 +20,13 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from multistore.auth.sigv4 import uri_encode
-from multistore.backends.azure.auth import (
+from multistore.headers import HeaderList
+from multistore.stores.azure.auth import (
     API_VERSION,
     header_sort_key,
     query_string,
     sign_shared_key,
 )
-from multistore.headers import HeaderList
 from tests.unit.test_azure_auth import (
     ACCOUNT,
     ENDPOINT,

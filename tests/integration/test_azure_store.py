@@ -1,7 +1,7 @@
 """
-L{multistore.backends.azure.AzureStore} driven directly (no daemon) against
+L{multistore.stores.azure.AzureStore} driven directly (no daemon) against
 a real Azurite, which verifies SharedKey and SAS signatures, through a real
-L{multistore.backends.forwarder.AgentForwarder}; what the store did is
+L{multistore.forwarder.agent.AgentForwarder}; what the store did is
 checked with the C{azure-storage-blob} SDK talking to Azurite itself.
 """
 
@@ -20,10 +20,8 @@ from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
-from multistore.backends.azure import AzureStore
-from multistore.backends.azure.store import BLOCK_SIZE
-from multistore.backends.forwarder import AgentForwarder, read_body
 from multistore.config import BucketConfig
+from multistore.forwarder.agent import AgentForwarder, read_body
 from multistore.headers import HeaderList
 from multistore.model import (
     CompletedPart,
@@ -34,6 +32,8 @@ from multistore.model import (
 )
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import SENTINEL
+from multistore.stores.azure import AzureStore
+from multistore.stores.azure.store import BLOCK_SIZE
 from tests.integration.emulators import AzureServer
 from tests.integration.servers import unique_bucket_name
 from tests.integration.test_s3_store_writes import StreamedBody, inline

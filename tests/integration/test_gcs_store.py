@@ -1,7 +1,7 @@
 """
-L{multistore.backends.gcs.GcsStore} driven directly (no daemon) against a
+L{multistore.stores.gcs.GcsStore} driven directly (no daemon) against a
 real fake-gcs-server through a real
-L{multistore.backends.forwarder.AgentForwarder}; what the store did is
+L{multistore.forwarder.agent.AgentForwarder}; what the store did is
 checked with the C{google-cloud-storage} SDK talking to the emulator itself.
 """
 
@@ -18,11 +18,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from multistore.backends.forwarder import AgentForwarder, BytesProducer, read_body
-from multistore.backends.gcs import GcsStore
-from multistore.backends.gcs import store as gcs_store
-from multistore.backends.gcs.store import UPLOADS_PREFIX
 from multistore.config import BucketConfig
+from multistore.forwarder.agent import AgentForwarder, BytesProducer, read_body
 from multistore.headers import HeaderList
 from multistore.model import (
     CompletedPart,
@@ -32,6 +29,9 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.gcs import GcsStore
+from multistore.stores.gcs import store as gcs_store
+from multistore.stores.gcs.store import UPLOADS_PREFIX
 from tests.integration.emulators import GcsServer
 from tests.integration.test_s3_store_writes import BodyFailed, StreamedBody, inline
 

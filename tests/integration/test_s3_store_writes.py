@@ -1,7 +1,7 @@
 """
-L{multistore.backends.s3.S3Store}'s writes, driven directly (no daemon)
+L{multistore.stores.s3.store.S3Store}'s writes, driven directly (no daemon)
 against real SeaweedFS and moto servers, through a real
-L{multistore.backends.forwarder.AgentForwarder}; what the store did is
+L{multistore.forwarder.agent.AgentForwarder}; what the store did is
 checked with boto3 talking to the backend itself.
 """
 
@@ -25,9 +25,8 @@ from twisted.trial.unittest import TestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 
-from multistore.backends.forwarder import AgentForwarder
-from multistore.backends.s3 import PART_SIZE, S3Store
 from multistore.config import BucketConfig
+from multistore.forwarder.agent import AgentForwarder
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder
 from multistore.model import (
@@ -38,6 +37,7 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.s3.store import PART_SIZE, S3Store
 from tests.integration.servers import S3Server, error_code, unique_bucket_name
 
 reactor: Any = _global_reactor

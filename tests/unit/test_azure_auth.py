@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.azure.auth}: the SharedKey signer, SAS URLs,
+Tests for L{multistore.stores.azure.auth}: the SharedKey signer, SAS URLs,
 and the metadata-name codec. (The signer is also checked against the
 C{azure-storage-blob} SDK's, in C{tests.integration.test_azure_sdk_agreement}:
 the SDK is a test dependency of the main lane only.)
@@ -15,7 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.backends.azure.auth import (
+from multistore.headers import HeaderList
+from multistore.s3.dates import format_http_date
+from multistore.stores.azure.auth import (
     API_VERSION,
     canonicalized_headers,
     canonicalized_resource,
@@ -26,8 +28,6 @@ from multistore.backends.azure.auth import (
     string_to_sign,
     with_sas,
 )
-from multistore.dates import format_http_date
-from multistore.headers import HeaderList
 
 ACCOUNT = "myaccount"
 KEY = base64.b64encode(b"k" * 64).decode("ascii")

@@ -1,6 +1,6 @@
 """
-Tests for L{multistore.backends.azure.store} and
-L{multistore.backends.azure.xml}.
+Tests for L{multistore.stores.azure.store} and
+L{multistore.stores.azure.xml}.
 
 The store talks to the L{FakeForwarder} of L{tests.unit.test_s3_store},
 which records every request and answers with scripted responses whose
@@ -26,30 +26,6 @@ from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
-from multistore.backends.azure import AzureStore
-from multistore.backends.azure.auth import (
-    API_VERSION,
-    shared_key_signature,
-    string_to_sign,
-)
-from multistore.backends.azure.store import (
-    MAX_PUT_BLOB,
-    UploadId,
-    block_id,
-    key_hash_of,
-    object_properties,
-    parse_block_id,
-    part_etag,
-    s3_object_headers,
-)
-from multistore.backends.azure.xml import (
-    Block,
-    block_list_document,
-    parse_block_list,
-    parse_error_code,
-    parse_list_blobs,
-)
-from multistore.backends.s3 import LastByteHeld
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
@@ -65,6 +41,30 @@ from multistore.model import (
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import SENTINEL
 from multistore.s3.xml import parse_untrusted
+from multistore.stores.azure import AzureStore
+from multistore.stores.azure.auth import (
+    API_VERSION,
+    shared_key_signature,
+    string_to_sign,
+)
+from multistore.stores.azure.store import (
+    MAX_PUT_BLOB,
+    UploadId,
+    block_id,
+    key_hash_of,
+    object_properties,
+    parse_block_id,
+    part_etag,
+    s3_object_headers,
+)
+from multistore.stores.azure.xml import (
+    Block,
+    block_list_document,
+    parse_block_list,
+    parse_error_code,
+    parse_list_blobs,
+)
+from multistore.stores.s3.store import LastByteHeld
 from tests.unit.test_s3_store import (
     FakeForwarder,
     MemoryBody,
@@ -753,7 +753,7 @@ class ListTests(StoreTestCase):
 
 class XmlTests(SynchronousTestCase):
     """
-    Tests for L{multistore.backends.azure.xml}.
+    Tests for L{multistore.stores.azure.xml}.
     """
 
     def test_encoded_names(self) -> None:

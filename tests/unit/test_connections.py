@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.connections}.
+Tests for L{multistore.bodies}.
 """
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.testing import StringTransport
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.connections import CONNECTION_BUFFER, enlarge_buffers
+from multistore.bodies import CONNECTION_BUFFER, enlarge_buffers
 
 
 class _Layer:

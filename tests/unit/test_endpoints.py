@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.endpoints}: several listeners on one port.
+Tests for L{multistore.web.endpoints}: several listeners on one port.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from multistore.endpoints import DEFAULT_BACKLOG, ReusePortEndpoint, ReusePortParser
+from multistore.web.endpoints import DEFAULT_BACKLOG, ReusePortEndpoint, ReusePortParser
 
 
 class ParserTests(SynchronousTestCase):

@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.factory}.
+Tests for L{multistore.stores.factory}.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends.azure import AzureStore
-from multistore.backends.factory import StoreFactory
-from multistore.backends.gcs import GcsStore
-from multistore.backends.local import LocalStore
-from multistore.backends.s3 import S3Store
 from multistore.config import BucketConfig
 from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
 from multistore.model import BackendRequest, BackendResponse
 from multistore.s3.errors import S3Error
+from multistore.stores.azure import AzureStore
+from multistore.stores.factory import StoreFactory
+from multistore.stores.gcs import GcsStore
+from multistore.stores.local import LocalStore
+from multistore.stores.s3.store import S3Store
 
 
 @implementer(IForwarder)

@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.failures}.
+Tests for L{multistore.stores.failures}.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 from twisted.logger import Logger
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.backends.failures import failed, refused
+from multistore.stores.failures import failed, refused
 
 
 class FailuresTests(SynchronousTestCase):

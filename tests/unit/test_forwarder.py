@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.forwarder}.
+Tests for L{multistore.forwarder.agent}.
 
 The first classes drive the forwarder and its bodies with fakes and a
 L{Clock}; the loopback classes run it against real HTTP servers on
@@ -56,7 +56,8 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends.forwarder import (
+from multistore.bodies import CONNECTION_BUFFER
+from multistore.forwarder.agent import (
     CACHED_CONNECTION_TIMEOUT,
     HOP_BY_HOP_HEADERS,
     SMALL_BODY,
@@ -71,7 +72,6 @@ from multistore.backends.forwarder import (
     outgoing_headers,
     read_body,
 )
-from multistore.connections import CONNECTION_BUFFER
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IForwarder
 from multistore.model import BackendRequest, BackendResponse

@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.gateway} and L{multistore.handlers}: the pipeline
+Tests for L{multistore.gateway.pipeline} and L{multistore.operations.table}: the pipeline
 end to end in memory, with a dict-backed store.
 """
 
@@ -16,11 +16,11 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sigv4 import EMPTY_SHA256, sign_request
-from multistore.backends.forwarder import BytesBody
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
-from multistore.gateway import Gateway
-from multistore.handlers import Dispatcher
+from multistore.forwarder.agent import BytesBody
+from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.interfaces import (
     IMiddleware,
@@ -40,7 +40,7 @@ from multistore.model import (
     ObjectResponse,
     Response,
 )
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.operations.table import Dispatcher
 from multistore.s3.errors import S3Error
 from tests.unit.unwritable import Unwritable
 

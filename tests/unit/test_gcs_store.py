@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.gcs}.
+Tests for L{multistore.stores.gcs}.
 
 The store talks to a L{RoutingForwarder} that records every
 L{BackendRequest}, reads its body as a transport does, and answers with
@@ -34,26 +34,6 @@ from twisted.web.resource import Resource
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends.gcs import GcsStore
-from multistore.backends.gcs import auth as gcs_auth
-from multistore.backends.gcs import store as gcs_store
-from multistore.backends.gcs.auth import (
-    JWT_BEARER,
-    REFRESH_MARGIN,
-    ServiceAccountKey,
-    ServiceAccountTokens,
-    assertion,
-    shared_tokens,
-)
-from multistore.backends.gcs.store import (
-    COMPOSE_LIMIT,
-    DELETE_CONCURRENCY,
-    ETAG_METADATA,
-    RESERVED_METADATA,
-    etag_of,
-    object_resource,
-    response_headers,
-)
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
@@ -67,6 +47,26 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.gcs import GcsStore
+from multistore.stores.gcs import auth as gcs_auth
+from multistore.stores.gcs import store as gcs_store
+from multistore.stores.gcs.auth import (
+    JWT_BEARER,
+    REFRESH_MARGIN,
+    ServiceAccountKey,
+    ServiceAccountTokens,
+    assertion,
+    shared_tokens,
+)
+from multistore.stores.gcs.store import (
+    COMPOSE_LIMIT,
+    DELETE_CONCURRENCY,
+    ETAG_METADATA,
+    RESERVED_METADATA,
+    etag_of,
+    object_resource,
+    response_headers,
+)
 from tests.unit.test_s3_store import (
     BodyFailed,
     LengthEnforcing,

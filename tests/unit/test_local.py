@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.local}.
+Tests for L{multistore.stores.local}.
 
 Most tests run against a real temporary directory with a fake thread pool
 that queues calls until the test runs them (L{QueuedPool}), so every step is
@@ -32,18 +32,18 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends.forwarder import DeliveryStopped
-from multistore.backends.local import (
+from multistore.config import BucketConfig
+from multistore.forwarder.agent import DeliveryStopped
+from multistore.interfaces import IBody, IObjectStore
+from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
+from multistore.s3.dates import format_http_date
+from multistore.s3.errors import S3Error
+from multistore.stores.local import (
     FileBody,
     LocalStore,
     guess_content_type,
     synthetic_etag,
 )
-from multistore.config import BucketConfig
-from multistore.dates import format_http_date
-from multistore.interfaces import IBody, IObjectStore
-from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
-from multistore.s3.errors import S3Error
 
 NOW = 1_900_000_000.0
 
@@ -121,7 +121,7 @@ class QueuedPool(ThreadPool):
 
 class FakeFile:
     """
-    A L{multistore.backends.local.ReadableFile} over bytes that records how
+    A L{multistore.stores.local.ReadableFile} over bytes that records how
     it is used.
     """
 

@@ -1,5 +1,5 @@
 """
-Tests for the write half of L{multistore.backends.local.LocalStore}.
+Tests for the write half of L{multistore.stores.local.LocalStore}.
 
 As in L{tests.unit.test_local}, most tests run against a real temporary
 directory with a thread pool whose calls wait until the test runs them, so
@@ -32,15 +32,6 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.backends.local import (
-    MAX_SEGMENT_BYTES,
-    KeyLocks,
-    LocalStore,
-    object_headers,
-    synthetic_etag,
-    write_key,
-)
-from multistore.backends.local.tree import _LOCKS
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
@@ -53,6 +44,15 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.local import (
+    MAX_SEGMENT_BYTES,
+    KeyLocks,
+    LocalStore,
+    object_headers,
+    synthetic_etag,
+    write_key,
+)
+from multistore.stores.local.tree import _LOCKS
 from tests.unit.test_local import (
     NOW,
     InlineReactor,

@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.registry}.
+Tests for L{multistore.auth.registry}.
 """
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from __future__ import annotations
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
 from multistore.interfaces import IBucketRegistry, ICredentialRegistry
 from multistore.model import ANONYMOUS, Identity, Operation
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.s3.errors import S3Error
 
 CONFIG = Config(

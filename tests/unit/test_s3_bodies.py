@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.s3.bodies}.
+Tests for L{multistore.s3.framing}.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from multistore.auth.sigv4 import (
     trailer_string_to_sign,
 )
 from multistore.s3 import checksums
-from multistore.s3.bodies import MAX_LINE, AwsChunkedBody, VerifyingBody, collect
 from multistore.s3.checksums import discover, library_for, md5_b64
 from multistore.s3.errors import S3Error
+from multistore.s3.framing import MAX_LINE, AwsChunkedBody, VerifyingBody, collect
 from tests.unit.test_s3_checksums import (
     fake_awscrt,
     importer,

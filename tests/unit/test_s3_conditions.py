@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.dates import format_http_date, parse_http_date
 from multistore.s3.conditions import NotModified, evaluate, parse_entity_tags
+from multistore.s3.dates import format_http_date, parse_http_date
 from multistore.s3.errors import S3Error
 
 ETAG = '"0123456789abcdef0123456789abcdef-1"'

@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.backends.s3}.
+Tests for L{multistore.stores.s3.store}.
 
 The store talks to a L{FakeForwarder} that records every L{BackendRequest}
 and answers with scripted L{BackendResponse}s; their bodies are
@@ -40,20 +40,8 @@ from multistore.auth.sigv4 import (
     string_to_sign,
     verify_header_auth,
 )
-from multistore.backends import s3 as s3_module
-from multistore.backends.forwarder import BytesBody
-from multistore.backends.s3 import (
-    MAX_ERROR_DOCUMENT,
-    MAX_RESULT_DOCUMENT,
-    PART_SIZE,
-    LastByteHeld,
-    PartBuffer,
-    S3Store,
-    forwarded_headers,
-    object_headers,
-    write_response_headers,
-)
 from multistore.config import BucketConfig
+from multistore.forwarder.agent import BytesBody
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
@@ -80,6 +68,18 @@ from multistore.s3.xml import (
     S3_NAMESPACE,
     parse_complete_request,
     parse_delete_request,
+)
+from multistore.stores.s3 import store as s3_module
+from multistore.stores.s3.store import (
+    MAX_ERROR_DOCUMENT,
+    MAX_RESULT_DOCUMENT,
+    PART_SIZE,
+    LastByteHeld,
+    PartBuffer,
+    S3Store,
+    forwarded_headers,
+    object_headers,
+    write_response_headers,
 )
 
 #: The fake clock's time: 2023-11-14T22:13:20Z.

@@ -17,7 +17,6 @@ from hypothesis import strategies as st
 from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.dates import format_http_date, format_iso8601, parse_iso8601
 from multistore.model import (
     BucketEntry,
     CompletedPart,
@@ -29,6 +28,7 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
+from multistore.s3.dates import format_http_date, format_iso8601, parse_iso8601
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import ListEntry, ListResult, url_encode
 from multistore.s3.xml import (

@@ -61,9 +61,9 @@ from multistore.auth.sigv4 import (
     verify_presigned,
     wire_text,
 )
-from multistore.dates import parse_http_date
 from multistore.headers import HeaderList
 from multistore.model import IncomingRequest
+from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 
 SUITE = json.loads(

@@ -1,6 +1,6 @@
 """
 Tests for L{multistore.sts.service}, L{multistore.sts.xml} and the session
-side of L{multistore.authentication}: the STS endpoint driven through a
+side of L{multistore.auth.authentication}: the STS endpoint driven through a
 whole L{Gateway} in memory.
 
 Issuers are L{FakeIssuer} resources behind L{Issuers}, a resource that
@@ -33,18 +33,18 @@ from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 
+from multistore.auth.authentication import Authenticator
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.auth.sessions import SessionKeys, unseal
 from multistore.auth.sigv4 import presign_url, sign_request
-from multistore.authentication import Authenticator
-from multistore.backends.forwarder import BytesProducer
 from multistore.config import AccessScope, BucketConfig, Config, RoleConfig
-from multistore.gateway import Gateway
-from multistore.handlers import Dispatcher
+from multistore.forwarder.agent import BytesProducer
+from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.model import IncomingRequest, Response
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.operations.table import Dispatcher
 from multistore.sts.jwks import HTTPGetter, JwksCache
 from multistore.sts.service import StsRoute
-from multistore.sts.tokens import SessionKeys, unseal
 from tests.unit.test_gateway import HOST, NOW, DictStore, OneStore, body_of
 from tests.unit.test_sts_jwks import EC_KEY, RSA_KEY, FakeIssuer, ec_jwk, rsa_jwk
 

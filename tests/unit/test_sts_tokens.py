@@ -1,5 +1,5 @@
 """
-Tests for L{multistore.sts.tokens}.
+Tests for L{multistore.auth.sessions}.
 
 Some tokens here are built by hand, following the format described in the
 module's docstring, so the tests check the wire format itself and not only
@@ -20,10 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.config import ACTIONS, AccessScope, SessionKey
-from multistore.model import Identity
-from multistore.s3.errors import S3Error
-from multistore.sts.tokens import (
+from multistore.auth.sessions import (
     MAX_TOKEN_LENGTH,
     InvalidSessionToken,
     SessionCredentials,
@@ -34,6 +31,9 @@ from multistore.sts.tokens import (
     seal,
     unseal,
 )
+from multistore.config import ACTIONS, AccessScope, SessionKey
+from multistore.model import Identity
+from multistore.s3.errors import S3Error
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 

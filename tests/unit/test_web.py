@@ -18,13 +18,13 @@ from twisted.web.client import Agent, HTTPConnectionPool, ResponseFailed, readBo
 from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.config import BucketConfig, Config
-from multistore.gateway import Gateway
-from multistore.handlers import Dispatcher
+from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IObjectStore, IStoreFactory
 from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.operations.table import Dispatcher
 from multistore.s3.errors import S3Error
 from multistore.web.site import make_site
 

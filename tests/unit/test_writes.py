@@ -1,6 +1,6 @@
 """
-Tests for L{multistore.writes}: the write operations, through the whole
-pipeline (L{multistore.gateway.Gateway}) in memory, over a dict-backed store
+Tests for L{multistore.operations.writes}: the write operations, through the whole
+pipeline (L{multistore.gateway.pipeline.Gateway}) in memory, over a dict-backed store
 that really consumes the bodies it is given.
 """
 
@@ -25,6 +25,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sigv2 import sign_v2, string_to_sign_v2
 from multistore.auth.sigv4 import (
     STREAMING_PAYLOAD,
@@ -37,12 +38,10 @@ from multistore.auth.sigv4 import (
     sign_request,
     signing_key,
 )
-from multistore.backends.forwarder import BytesBody, BytesProducer
 from multistore.config import ACTIONS, AccessScope, BucketConfig, Config
 from multistore.config import StoredCredential as Credential
-from multistore.dates import format_http_date
-from multistore.gateway import Gateway
-from multistore.handlers import Dispatcher
+from multistore.forwarder.agent import BytesBody, BytesProducer
+from multistore.gateway.pipeline import Gateway
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IObjectStore, IStoreFactory
 from multistore.model import (
@@ -62,9 +61,10 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
-from multistore.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.operations.table import Dispatcher
+from multistore.operations.writes import parse_copy_source, write_headers
+from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
-from multistore.writes import parse_copy_source, write_headers
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 AMZ_DATE = format_amz_date(NOW)

@@ -1,12 +1,12 @@
 """
 twistd plugins: ``twistd multistore`` (the daemon itself is in
 L{multistore.tap}), and the ``reuseport:`` listening endpoint several
-daemons can share (L{multistore.endpoints}).
+daemons can share (L{multistore.web.endpoints}).
 """
 
 from twisted.application.service import ServiceMaker
 
-from multistore.endpoints import ReusePortParser
+from multistore.web.endpoints import ReusePortParser
 
 multistore = ServiceMaker(
     "multistore",

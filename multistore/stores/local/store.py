@@ -34,7 +34,29 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from multistore.backends.local.files import (
+from multistore.config import BucketConfig
+from multistore.headers import NO_HEADERS, HeaderList
+from multistore.interfaces import IObjectStore
+from multistore.model import (
+    CompletedPart,
+    CopyResult,
+    CopySource,
+    DeleteOutcome,
+    ListPage,
+    ListRequest,
+    ObjectInfo,
+    ObjectRead,
+    ObjectResponse,
+    ObjectWrite,
+    PartsPage,
+    UploadsPage,
+)
+from multistore.s3.conditions import NotModified, evaluate
+from multistore.s3.dates import format_http_date
+from multistore.s3.errors import S3Error
+from multistore.s3.keys import check_segments
+from multistore.s3.ranges import ByteRange, parse_range
+from multistore.stores.local.files import (
     CHUNK_SIZE,
     FileBody,
     OpenFile,
@@ -42,8 +64,8 @@ from multistore.backends.local.files import (
     _call_in_pool,
     _NoFile,
 )
-from multistore.backends.local.listing import _Walk
-from multistore.backends.local.meta import (
+from multistore.stores.local.listing import _Walk
+from multistore.stores.local.meta import (
     _CHECKSUM_HEADERS,
     _FORMAT,
     _checksums,
@@ -62,7 +84,7 @@ from multistore.backends.local.meta import (
     object_headers,
     synthetic_etag,
 )
-from multistore.backends.local.multipart import (
+from multistore.stores.local.multipart import (
     _UPLOAD_FILE,
     _UPLOAD_ID,
     _UPLOADS,
@@ -78,8 +100,8 @@ from multistore.backends.local.multipart import (
     _upload_lock,
     _uploads_page,
 )
-from multistore.backends.local.receive import _Receiver
-from multistore.backends.local.tree import (
+from multistore.stores.local.receive import _Receiver
+from multistore.stores.local.tree import (
     _COPY_CHUNK,
     _DIR_SUFFIX,
     _LOCKS,
@@ -102,28 +124,6 @@ from multistore.backends.local.tree import (
     _write_all,
     write_key,
 )
-from multistore.config import BucketConfig
-from multistore.dates import format_http_date
-from multistore.headers import NO_HEADERS, HeaderList
-from multistore.interfaces import IObjectStore
-from multistore.model import (
-    CompletedPart,
-    CopyResult,
-    CopySource,
-    DeleteOutcome,
-    ListPage,
-    ListRequest,
-    ObjectInfo,
-    ObjectRead,
-    ObjectResponse,
-    ObjectWrite,
-    PartsPage,
-    UploadsPage,
-)
-from multistore.s3.conditions import NotModified, evaluate
-from multistore.s3.errors import S3Error
-from multistore.s3.keys import check_segments
-from multistore.s3.ranges import ByteRange, parse_range
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer

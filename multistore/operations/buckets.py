@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
-from multistore.backends.forwarder import BytesProducer
+from multistore.forwarder.agent import BytesProducer
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
 from multistore.model import (
@@ -31,7 +31,7 @@ from multistore.s3.errors import S3Error
 from multistore.s3.keys import to_backend
 
 if TYPE_CHECKING:
-    from multistore.handlers import Dispatcher
+    from multistore.operations.table import Dispatcher
 
 #: Seconds a shared-prefix bucket found to exist is taken for granted (so
 #: another instance may take this long to notice a deletion).

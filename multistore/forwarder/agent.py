@@ -65,7 +65,7 @@ from twisted.web.iweb import (
 )
 from zope.interface import implementer
 
-from multistore.connections import CONNECTION_BUFFER, enlarge_buffers
+from multistore.bodies import CONNECTION_BUFFER, enlarge_buffers
 from multistore.headers import HeaderList
 from multistore.interfaces import IBody, IForwarder
 from multistore.model import BackendRequest, BackendResponse
@@ -1075,7 +1075,7 @@ class BodyAsProducer:
             self._body.discard()
 
 
-_read_body_log = Logger(namespace="multistore.backends.forwarder.read_body")
+_read_body_log = Logger(namespace="multistore.forwarder.agent.read_body")
 
 
 def read_body(body: IBody, limit: int) -> Deferred[bytes]:

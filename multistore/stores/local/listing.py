@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 from attrs import define, field, frozen
 
-from multistore.backends.local.meta import (
+from multistore.model import ObjectInfo
+from multistore.stores.local.meta import (
     _Meta,
     _ns_time,
     _read_meta,
@@ -21,14 +22,13 @@ from multistore.backends.local.meta import (
     modification_time,
     synthetic_etag,
 )
-from multistore.backends.local.tree import (
+from multistore.stores.local.tree import (
     _META,
     _RESERVED_BYTES,
     _SIDECAR_SUFFIX,
     _inside,
     _meta_dirs,
 )
-from multistore.model import ObjectInfo
 
 
 @frozen

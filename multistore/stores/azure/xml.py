@@ -19,7 +19,7 @@ from urllib.parse import unquote_to_bytes
 from attrs import frozen
 from lxml import etree
 
-from multistore.dates import parse_http_date
+from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.xml import parse_untrusted
 

@@ -100,16 +100,16 @@ they may be removed at leisure.
 
 from __future__ import annotations
 
-from multistore.backends.local.files import CHUNK_SIZE, FileBody, OpenFile, ReadableFile
-from multistore.backends.local.meta import (
+from multistore.stores.local.files import CHUNK_SIZE, FileBody, OpenFile, ReadableFile
+from multistore.stores.local.meta import (
     guess_content_type,
     modification_time,
     object_headers,
     synthetic_etag,
 )
-from multistore.backends.local.multipart import MIN_PART_SIZE
-from multistore.backends.local.store import LocalStore
-from multistore.backends.local.tree import (
+from multistore.stores.local.multipart import MIN_PART_SIZE
+from multistore.stores.local.store import LocalStore
+from multistore.stores.local.tree import (
     MAX_SEGMENT_BYTES,
     RESERVED,
     KeyLocks,

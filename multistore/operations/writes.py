@@ -25,7 +25,7 @@ from attrs import evolve
 from twisted.web.iweb import IBodyProducer
 
 from multistore.auth import sigv4
-from multistore.backends.forwarder import BodyAsProducer, BytesProducer
+from multistore.forwarder.agent import BodyAsProducer, BytesProducer
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
 from multistore.model import (
@@ -39,12 +39,6 @@ from multistore.model import (
     ResolvedBucket,
     Response,
 )
-from multistore.s3.bodies import (
-    AWS_CHUNKED_MODES,
-    AwsChunkedBody,
-    VerifyingBody,
-    collect,
-)
 from multistore.s3.checksums import (
     algorithm_of,
     check_checksum_value,
@@ -52,6 +46,12 @@ from multistore.s3.checksums import (
     new_checksum,
 )
 from multistore.s3.errors import S3Error
+from multistore.s3.framing import (
+    AWS_CHUNKED_MODES,
+    AwsChunkedBody,
+    VerifyingBody,
+    collect,
+)
 from multistore.s3.keys import check_key, from_backend, to_backend
 from multistore.s3.request import parse_part_number
 from multistore.s3.xml import (
@@ -67,7 +67,7 @@ from multistore.s3.xml import (
 )
 
 if TYPE_CHECKING:
-    from multistore.handlers import Dispatcher
+    from multistore.operations.table import Dispatcher
 
 _XML: Final = ("content-type", "application/xml")
 

@@ -55,9 +55,8 @@ from multistore.auth.sigv4 import (
     sign_request,
     uri_encode,
 )
-from multistore.backends.failures import failed, refused
-from multistore.backends.forwarder import BytesProducer, read_body
 from multistore.config import BucketConfig
+from multistore.forwarder.agent import BytesProducer, read_body
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
@@ -92,6 +91,7 @@ from multistore.s3.xml import (
     parse_untrusted,
     xml_can_carry,
 )
+from multistore.stores.failures import failed, refused
 
 _T = TypeVar("_T")
 

@@ -11,13 +11,13 @@ from attrs import frozen
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from multistore.backends.azure import AzureStore
-from multistore.backends.gcs import GcsStore
-from multistore.backends.local import LocalStore
-from multistore.backends.s3 import S3Store
 from multistore.config import BucketConfig
 from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
 from multistore.s3.errors import S3Error
+from multistore.stores.azure import AzureStore
+from multistore.stores.gcs import GcsStore
+from multistore.stores.local import LocalStore
+from multistore.stores.s3.store import S3Store
 
 
 @implementer(IStoreFactory)

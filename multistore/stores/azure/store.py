@@ -19,7 +19,7 @@ What S3 clients see
   They are not MD5 digests, for single uploads or multipart ones; clients
   compare them only with each other (conditions, listings).
 - Metadata names are stored under the reversible encoding of
-  L{multistore.backends.azure.auth} (``x-amz-meta-content-sha`` becomes
+  L{multistore.stores.azure.auth} (``x-amz-meta-content-sha`` becomes
   ``x-ms-meta-mx_...``), and decoded on the way back.
 - Content headers (``Content-Type``, ``-Encoding``, ``-Language``,
   ``-Disposition``, ``Cache-Control``) are blob properties; ``Expires``,
@@ -104,26 +104,8 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from multistore.auth.sigv4 import uri_encode
-from multistore.backends.azure.auth import (
-    API_VERSION,
-    decode_metadata_name,
-    encode_metadata_name,
-    query_string,
-    sign_shared_key,
-    with_sas,
-)
-from multistore.backends.azure.xml import (
-    BlobListing,
-    block_list_document,
-    parse_block_list,
-    parse_error_code,
-    parse_list_blobs,
-)
-from multistore.backends.failures import failed, refused
-from multistore.backends.forwarder import BytesProducer, read_body
-from multistore.backends.s3 import Chunks, LastByteHeld, PartBuffer, read_empty
 from multistore.config import BucketConfig
-from multistore.dates import format_http_date, parse_http_date
+from multistore.forwarder.agent import BytesProducer, read_body
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
@@ -145,9 +127,27 @@ from multistore.model import (
     UploadsPage,
 )
 from multistore.s3.conditions import parse_entity_tags
+from multistore.s3.dates import format_http_date, parse_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.listing import SENTINEL
 from multistore.s3.ranges import parse_range
+from multistore.stores.azure.auth import (
+    API_VERSION,
+    decode_metadata_name,
+    encode_metadata_name,
+    query_string,
+    sign_shared_key,
+    with_sas,
+)
+from multistore.stores.azure.xml import (
+    BlobListing,
+    block_list_document,
+    parse_block_list,
+    parse_error_code,
+    parse_list_blobs,
+)
+from multistore.stores.failures import failed, refused
+from multistore.stores.s3.store import Chunks, LastByteHeld, PartBuffer, read_empty
 
 _T = TypeVar("_T")
 

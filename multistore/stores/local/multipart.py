@@ -16,7 +16,9 @@ from typing import Final
 
 from attrs import frozen
 
-from multistore.backends.local.meta import (
+from multistore.model import CompletedPart, PartInfo, PartsPage, UploadInfo, UploadsPage
+from multistore.s3.errors import S3Error
+from multistore.stores.local.meta import (
     _FORMAT,
     _describe,
     _Meta,
@@ -26,7 +28,7 @@ from multistore.backends.local.meta import (
     _read_small,
     modification_time,
 )
-from multistore.backends.local.tree import (
+from multistore.stores.local.tree import (
     _COPY_CHUNK,
     _READ_FLAGS,
     _SIDECAR_SUFFIX,
@@ -35,8 +37,6 @@ from multistore.backends.local.tree import (
     _Tree,
     _write_all,
 )
-from multistore.model import CompletedPart, PartInfo, PartsPage, UploadInfo, UploadsPage
-from multistore.s3.errors import S3Error
 
 #: The smallest size of every part of a multipart upload but the last.
 MIN_PART_SIZE: Final = 5 * 1024 * 1024

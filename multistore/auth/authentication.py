@@ -21,11 +21,11 @@ from twisted.logger import Logger
 
 from multistore.auth import sigv2, sigv4
 from multistore.auth.identity import detect_scheme, identity_for_credential
+from multistore.auth.sessions import InvalidSessionToken, SessionKeys, unseal
 from multistore.interfaces import ICredentialRegistry
 from multistore.model import ANONYMOUS, Identity, IncomingRequest
 from multistore.s3.errors import S3Error
 from multistore.s3.request import host_bucket, parse_query
-from multistore.sts.tokens import InvalidSessionToken, SessionKeys, unseal
 
 
 def utcnow(clock: IReactorTime) -> datetime:

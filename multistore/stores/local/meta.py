@@ -22,7 +22,9 @@ from urllib.parse import parse_qsl
 
 from attrs import frozen
 
-from multistore.backends.local.tree import (
+from multistore.headers import HeaderList
+from multistore.s3.errors import S3Error
+from multistore.stores.local.tree import (
     _MARKER_NAME,
     _META,
     _OPEN_FLAGS,
@@ -31,8 +33,6 @@ from multistore.backends.local.tree import (
     MAX_SEGMENT_BYTES,
     _meta_dirs,
 )
-from multistore.headers import HeaderList
-from multistore.s3.errors import S3Error
 
 #: The version of the metadata files' format.
 _FORMAT: Final = 1

@@ -44,8 +44,8 @@ from datetime import datetime
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlsplit
 
-from multistore.dates import format_http_date
 from multistore.headers import HeaderList
+from multistore.s3.dates import format_http_date
 
 #: The Blob service version multistore speaks (Put Blob takes up to
 #: 5000 MiB since 2019-12-12; Azurite 3.35 accepts it).

@@ -10,7 +10,7 @@ not on the emulator the tests use, so multipart uploads are built from
 
 Requests carry ``Authorization: Bearer`` with an OAuth2 token of the
 bucket's service account (``service_account_key``; see
-L{multistore.backends.gcs.auth}) or of an injected L{TokenProvider}, or
+L{multistore.stores.gcs.auth}) or of an injected L{TokenProvider}, or
 nothing when ``skip_signature`` is set. A bucket with HMAC keys
 (``access_key_id`` / ``secret_access_key``) instead is served through
 GCS's S3-compatible XML API by an L{S3Store} signing with SigV4 (region
@@ -81,12 +81,8 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from multistore.auth.sigv4 import uri_encode
-from multistore.backends.failures import failed, refused
-from multistore.backends.forwarder import BytesProducer, read_body
-from multistore.backends.gcs.auth import TokenProvider, no_token, shared_tokens
-from multistore.backends.s3 import LastByteHeld, PartBuffer, S3Store, read_empty
 from multistore.config import BucketConfig
-from multistore.dates import format_http_date, parse_iso8601
+from multistore.forwarder.agent import BytesProducer, read_body
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (
@@ -108,8 +104,12 @@ from multistore.model import (
     UploadsPage,
 )
 from multistore.s3.conditions import NotModified, evaluate
+from multistore.s3.dates import format_http_date, parse_iso8601
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
+from multistore.stores.failures import failed, refused
+from multistore.stores.gcs.auth import TokenProvider, no_token, shared_tokens
+from multistore.stores.s3.store import LastByteHeld, PartBuffer, S3Store, read_empty
 
 #: The API root when the bucket names no endpoint.
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"

@@ -21,9 +21,9 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from multistore.backends.local.files import _call_in_pool
-from multistore.backends.local.tree import _TempFile
 from multistore.s3.errors import S3Error
+from multistore.stores.local.files import _call_in_pool
+from multistore.stores.local.tree import _TempFile
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer

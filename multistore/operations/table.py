@@ -14,10 +14,16 @@ from typing import Final
 
 from attrs import evolve, field, frozen
 
-from multistore.buckets import BucketPresence, create_bucket, delete_bucket, head_bucket
 from multistore.headers import HeaderList
 from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
 from multistore.model import DispatchContext, ObjectRead, Response
+from multistore.operations.buckets import (
+    BucketPresence,
+    create_bucket,
+    delete_bucket,
+    head_bucket,
+)
+from multistore.operations.writes import WRITE_HANDLERS
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import to_backend
 from multistore.s3.listing import (
@@ -33,7 +39,6 @@ from multistore.s3.xml import (
     list_objects_document,
     location_document,
 )
-from multistore.writes import WRITE_HANDLERS
 
 _XML: Final = ("content-type", "application/xml")
 

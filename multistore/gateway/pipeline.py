@@ -20,8 +20,8 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from multistore.authentication import Authenticator
-from multistore.handlers import Dispatcher
+from multistore.auth.authentication import Authenticator
+from multistore.auth.sessions import SessionKeys
 from multistore.headers import HeaderList
 from multistore.interfaces import (
     IBucketRegistry,
@@ -37,10 +37,10 @@ from multistore.model import (
     Operation,
     Response,
 )
+from multistore.operations.table import Dispatcher
 from multistore.s3.errors import S3Error
 from multistore.s3.request import host_bucket, parse_operation, split_path
 from multistore.s3.xml import error_document
-from multistore.sts.tokens import SessionKeys
 
 
 def new_request_id() -> str:

@@ -22,7 +22,6 @@ from zope.interface import Attribute, Interface
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
-    from twisted.internet.interfaces import IConsumer
 
     from multistore.config import BucketConfig, RoleConfig, StoredCredential
     from multistore.headers import HeaderList
@@ -49,38 +48,6 @@ if TYPE_CHECKING:
         Response,
         UploadsPage,
     )
-
-
-class IBody(Interface):
-    """
-    A body that is sent as it arrives, never held whole in memory.
-
-    Exactly one of L{deliver} or L{discard} is called, once.
-    """
-
-    length = Attribute(
-        "The number of bytes the body will deliver, or None if not known in advance."
-    )
-
-    def deliver(consumer: IConsumer) -> Deferred[int]:
-        """
-        Write the body to ``consumer``.
-
-        The body registers a streaming (push) producer with ``consumer``
-        before writing, so a consumer that cannot keep up pauses it, and
-        unregisters it before the returned Deferred fires.
-
-        :return: a Deferred that fires with the number of bytes written once
-            the whole body has been written, or fails if the body could not be
-            delivered in full (the source failed or was cut short). Cancelling
-            it stops the source and releases it (closes the backend
-            connection, the file); it then fails with C{CancelledError}.
-        """
-
-    def discard() -> None:
-        """
-        Release the body without reading it (for HEAD, 304, or an error).
-        """
 
 
 class IForwarder(Interface):

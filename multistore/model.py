@@ -23,8 +23,7 @@ from multistore.headers import NO_HEADERS, HeaderList
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
 
-    from multistore.auth.sigv4 import VerifiedSignature
-    from multistore.interfaces import IBody
+    from multistore.bodies import IBody
 
 
 @frozen
@@ -499,3 +498,51 @@ class DeleteOutcome:
     version_id: str | None = None
     error: tuple[str, str] | None = None
     delete_marker: bool = False
+
+
+@frozen
+class CredentialScope:
+    """
+    The scope a signature is valid for.
+
+    :ivar date: the day, ``YYYYMMDD``.
+    :ivar region: the region, for example ``us-east-1``.
+    :ivar service: the service, ``s3`` for S3.
+    """
+
+    date: str
+    region: str
+    service: str
+
+    @property
+    def text(self) -> str:
+        """
+        The scope as it appears in a string to sign:
+        ``date/region/service/aws4_request``.
+        """
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+
+@frozen
+class VerifiedSignature:
+    """
+    What a successful verification established, and what verifying an
+    ``aws-chunked`` body's chunk signatures needs.
+
+    :ivar access_key_id: the access key the request was signed with.
+    :ivar signing_key: the derived signing key for C{scope}.
+    :ivar amz_date: the request time as signed, ``YYYYMMDDTHHMMSSZ``.
+    :ivar scope: the credential scope.
+    :ivar seed_signature: the request's signature, lower-case hex; the
+        first chunk's signature chains from it.
+    :ivar payload_hash: the payload hash the request was signed with (a hex
+        SHA-256, or a placeholder such as ``UNSIGNED-PAYLOAD``; see
+        L{multistore.auth.canonical}). It has not been checked against the body.
+    """
+
+    access_key_id: str
+    signing_key: bytes = field(repr=False)
+    amz_date: str
+    scope: CredentialScope
+    seed_signature: str
+    payload_hash: str

@@ -23,7 +23,7 @@ from multistore.auth import sigv2, sigv4
 from multistore.auth.identity import detect_scheme, identity_for_credential
 from multistore.auth.sessions import InvalidSessionToken, SessionKeys, unseal
 from multistore.interfaces import ICredentialRegistry
-from multistore.model import ANONYMOUS, Identity, IncomingRequest
+from multistore.model import ANONYMOUS, Identity, IncomingRequest, VerifiedSignature
 from multistore.s3.errors import S3Error
 from multistore.s3.request import host_bucket, parse_query
 
@@ -62,7 +62,7 @@ class Authenticator:
         *,
         service: str = "s3",
         payload_hash: str | None = None,
-    ) -> tuple[Identity, sigv4.VerifiedSignature | None]:
+    ) -> tuple[Identity, VerifiedSignature | None]:
         """
         :param service: the service the request must be signed for.
         :param payload_hash: the body's SHA-256, for services whose requests

@@ -35,9 +35,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 from urllib.parse import quote, unquote_to_bytes, urlsplit
 
-from attrs import field, frozen
+from attrs import frozen
 
 from multistore.headers import HeaderList
+from multistore.model import CredentialScope, VerifiedSignature
 from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 
@@ -113,29 +114,6 @@ _CREDENTIAL_FORMAT: Final = (
 
 
 @frozen
-class CredentialScope:
-    """
-    The scope a signature is valid for.
-
-    :ivar date: the day, ``YYYYMMDD``.
-    :ivar region: the region, for example ``us-east-1``.
-    :ivar service: the service, ``s3`` for S3.
-    """
-
-    date: str
-    region: str
-    service: str
-
-    @property
-    def text(self) -> str:
-        """
-        The scope as it appears in a string to sign:
-        ``date/region/service/aws4_request``.
-        """
-        return f"{self.date}/{self.region}/{self.service}/aws4_request"
-
-
-@frozen
 class SigV4Authorization:
     """
     A parsed ``Authorization: AWS4-HMAC-SHA256 ...`` header.
@@ -195,32 +173,6 @@ class SigV4Presigned:
         The credential scope.
         """
         return CredentialScope(self.date, self.region, self.service)
-
-
-@frozen
-class VerifiedSignature:
-    """
-    What a successful verification established, and what verifying an
-    ``aws-chunked`` body's chunk signatures needs.
-
-    :ivar access_key_id: the access key the request was signed with.
-    :ivar signing_key: the derived signing key for C{scope}.
-    :ivar amz_date: the request time as signed, ``YYYYMMDDTHHMMSSZ``.
-    :ivar scope: the credential scope.
-    :ivar seed_signature: the request's signature, lower-case hex; the
-        first chunk's signature chains from it.
-    :ivar payload_hash: the payload hash the request was signed with (a hex
-        SHA-256, or one of L{UNSIGNED_PAYLOAD}, L{STREAMING_PAYLOAD},
-        L{STREAMING_PAYLOAD_TRAILER}, L{STREAMING_UNSIGNED_PAYLOAD_TRAILER}).
-        It has not been checked against the body.
-    """
-
-    access_key_id: str
-    signing_key: bytes = field(repr=False)
-    amz_date: str
-    scope: CredentialScope
-    seed_signature: str
-    payload_hash: str
 
 
 # -- encoding -----------------------------------------------------------------

@@ -31,7 +31,6 @@ from twisted.internet.error import (
 from twisted.internet.interfaces import (
     IConsumer,
     IDelayedCall,
-    IProducer,
     IProtocol,
     IProtocolFactory,
     IPushProducer,
@@ -56,7 +55,6 @@ from twisted.web.error import SchemeNotSupported
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import (
-    UNKNOWN_LENGTH,
     IAgent,
     IAgentEndpointFactory,
     IBodyProducer,
@@ -65,24 +63,26 @@ from twisted.web.iweb import (
 )
 from zope.interface import implementer
 
-from multistore.bodies import CONNECTION_BUFFER, enlarge_buffers
+from multistore.bodies import (
+    CONNECTION_BUFFER,
+    SMALL_BODY,
+    DeliveryStopped,
+    IBody,
+    enlarge_buffers,
+    release_consumer,
+)
 from multistore.headers import HeaderList
-from multistore.interfaces import IBody, IForwarder
+from multistore.interfaces import IForwarder
 from multistore.model import BackendRequest, BackendResponse
 from multistore.s3.errors import S3Error
 
 __all__ = [
     "CACHED_CONNECTION_TIMEOUT",
     "HOP_BY_HOP_HEADERS",
-    "SMALL_BODY",
     "AgentBody",
     "AgentForwarder",
-    "BytesBody",
-    "BytesProducer",
-    "DeliveryStopped",
     "end_to_end_headers",
     "outgoing_headers",
-    "read_body",
 ]
 
 #: Header fields that describe one connection, not the message: never passed
@@ -105,10 +105,6 @@ HOP_BY_HOP_HEADERS = frozenset(
 #: Request header fields the transport writes itself.
 _TRANSPORT_REQUEST_HEADERS = HOP_BY_HOP_HEADERS | {"content-length"}
 
-#: A response body no longer than this many bytes is read and dropped by
-#: L{AgentBody.discard} so that its connection can be reused; a longer one (or
-#: one of unknown length) is cut off by closing the connection instead.
-SMALL_BODY = 64 * 1024
 
 #: Seconds an idle backend connection is kept for reuse.  A connection must
 #: be given up before the server closes it, or a request sent just as the
@@ -122,16 +118,6 @@ CACHED_CONNECTION_TIMEOUT = 8
 #: Distinct backend endpoints (scheme, host, port) remembered; past this,
 #: the cache starts again (patterns may name a host per bucket).
 _MAX_ENDPOINTS = 1024
-
-#: Bytes written per call by L{BytesBody}.
-_CHUNK = 64 * 1024
-
-
-class DeliveryStopped(Exception):
-    """
-    The consumer of a body asked it to stop (by calling C{stopProducing}, as
-    a web request does when its client goes away) before it was complete.
-    """
 
 
 def _loggable(url: str) -> str:
@@ -313,20 +299,6 @@ def _deliver_body(response: IResponse, protocol: IProtocol) -> None:
 
 def _timeout_text(seconds: float) -> str:
     return f"{seconds:g}"
-
-
-def _release(consumer: IConsumer, log: Logger) -> None:
-    """
-    Unregister the producer of ``consumer``; a consumer that has already gone
-    away (a web request whose client disconnected) may refuse, which is
-    harmless.
-    """
-    try:
-        consumer.unregisterProducer()
-    except Exception as error:
-        log.debug(
-            "could not unregister a body from its consumer: {error!r}", error=error
-        )
 
 
 @define
@@ -624,14 +596,14 @@ class _BodyPump:
             return
         self._finished = True
         self._stop_timer()
-        _release(self._consumer, self.log)
+        release_consumer(self._consumer, self.log)
         if self._transport is not None:
             self._transport.stopProducing()
 
     def _end(self, error: BaseException | None, *, stop_transport: bool) -> None:
         self._finished = True
         self._stop_timer()
-        _release(self._consumer, self.log)
+        release_consumer(self._consumer, self.log)
         if stop_transport and self._transport is not None:
             self._transport.stopProducing()
         if error is None:
@@ -806,315 +778,6 @@ class AgentBody:
         if self._used:
             raise RuntimeError("a body can be delivered or discarded only once")
         self._used = True
-
-
-@implementer(IBody, IPushProducer)
-@define
-class BytesBody:
-    """
-    A body held in memory, written in chunks that honour pause and resume.
-
-    For responses the gateway builds itself, and for tests.
-    """
-
-    _data: bytes
-    _chunk_size: int = _CHUNK
-    _consumer: IConsumer | None = None
-    _done: Deferred[int] | None = None
-    _offset: int = 0
-    _paused: bool = False
-    _pumping: bool = False
-    _finished: bool = False
-    _used: bool = False
-
-    log = Logger()
-
-    @property
-    def length(self) -> int:
-        """
-        The number of bytes held.
-        """
-        return len(self._data)
-
-    def deliver(self, consumer: IConsumer) -> Deferred[int]:
-        """
-        Write the bytes to ``consumer``, registered as its push producer.
-
-        :return: a Deferred that fires with the number of bytes written; it
-            fails with L{DeliveryStopped} if the consumer stops the body and
-            C{CancelledError} if cancelled.
-        :raise RuntimeError: if the body was already delivered or discarded.
-        """
-        if self._used:
-            raise RuntimeError("a body can be delivered or discarded only once")
-        self._used = True
-        self._consumer = consumer
-        done: Deferred[int] = Deferred(self._cancel)
-        self._done = done
-        consumer.registerProducer(self, True)
-        self._pump()
-        return done
-
-    def discard(self) -> None:
-        """
-        Drop the body.
-
-        :raise RuntimeError: if the body was already delivered or discarded.
-        """
-        if self._used:
-            raise RuntimeError("a body can be delivered or discarded only once")
-        self._used = True
-        self._finished = True
-
-    def pauseProducing(self) -> None:
-        """
-        Stop writing until resumed.
-        """
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        Carry on writing.
-        """
-        self._paused = False
-        self._pump()
-
-    def stopProducing(self) -> None:
-        """
-        Stop for good; the delivery fails with L{DeliveryStopped}.
-        """
-        if self._finished:
-            return
-        self._finished = True
-        if self._done is not None:
-            self._done.errback(DeliveryStopped())
-
-    def _pump(self) -> None:
-        if self._pumping or self._consumer is None:
-            return
-        self._pumping = True
-        try:
-            while not self._paused and not self._finished:
-                if self._offset >= len(self._data):
-                    self._finished = True
-                    self._consumer.unregisterProducer()
-                    assert self._done is not None
-                    self._done.callback(len(self._data))
-                    break
-                chunk = self._data[self._offset : self._offset + self._chunk_size]
-                self._offset += len(chunk)
-                self._consumer.write(chunk)
-        finally:
-            self._pumping = False
-
-    def _cancel(self, done: Deferred[int]) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if self._consumer is not None:
-            _release(self._consumer, self.log)
-
-
-@implementer(IBodyProducer)
-@define
-class BytesProducer:
-    """
-    A request body held in memory, written in one go (for small bodies: XML
-    requests, empty bodies with a length).
-    """
-
-    _data: bytes
-
-    @property
-    def length(self) -> int:
-        """
-        The number of bytes, sent as ``Content-Length``.
-        """
-        return len(self._data)
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """
-        Write the bytes to ``consumer``.
-
-        :return: a Deferred that has already fired.
-        """
-        if self._data:
-            consumer.write(self._data)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        """
-        Nothing to pause: everything is written at once.
-        """
-
-    def resumeProducing(self) -> None:
-        """
-        Nothing to resume.
-        """
-
-    def stopProducing(self) -> None:
-        """
-        Nothing to stop.
-        """
-
-
-@implementer(IConsumer)
-@define
-class _Collector:
-    """
-    Gathers a small body in memory, stopping its producer once it has had
-    more than ``limit`` bytes.
-    """
-
-    _limit: int
-    chunks: list[bytes] = field(factory=list)
-    size: int = 0
-    oversized: bool = False
-    _producer: IProducer | None = None
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        """
-        Remember the producer, to stop it if the body is too big.
-        """
-        self._producer = producer
-
-    def unregisterProducer(self) -> None:
-        """
-        Forget the producer.
-        """
-        self._producer = None
-
-    def write(self, data: bytes) -> None:
-        """
-        Keep a chunk, or stop the body if it is now too big.
-        """
-        if self.oversized:
-            return
-        self.size += len(data)
-        if self.size > self._limit:
-            self.oversized = True
-            self.chunks = []
-            if self._producer is not None:
-                self._producer.stopProducing()
-            return
-        self.chunks.append(data)
-
-
-@implementer(IBodyProducer, IConsumer)
-class BodyAsProducer:
-    """
-    An L{IBody} (a response, say) as an C{IBodyProducer} (a request body), so
-    an object read from one store can be written to another as it streams.
-
-    The body registers its push producer with this adapter rather than with
-    the real consumer, which for a request body must not see
-    C{registerProducer}; pause, resume and stop reach the body through it.
-    """
-
-    def __init__(self, body: IBody) -> None:
-        self._body = body
-        self.length = UNKNOWN_LENGTH if body.length is None else body.length
-        self._consumer: IConsumer | None = None
-        self._producer: IPushProducer | None = None
-        self._delivery: Deferred[int] | None = None
-        self._started = False
-        self._stopped = False
-
-    # The consumer side, for the body.
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        # Bodies register push producers (the IBody contract).
-        self._producer = cast(IPushProducer, producer)
-
-    def unregisterProducer(self) -> None:
-        self._producer = None
-
-    def write(self, data: bytes) -> None:
-        if self._consumer is not None and not self._stopped:
-            self._consumer.write(data)
-
-    # The producer side, for the request.
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        self._started = True
-        self._consumer = consumer
-        done: Deferred[None] = Deferred(lambda _: self.stopProducing())
-
-        def settle(result: object) -> None:
-            # After stopProducing the Deferred must never fire.
-            if self._stopped or done.called:
-                return
-            if isinstance(result, Failure):
-                done.errback(result)
-            else:
-                done.callback(None)
-
-        self._delivery = self._body.deliver(self)
-        self._delivery.addBoth(settle)
-        return done
-
-    def pauseProducing(self) -> None:
-        if self._producer is not None:
-            self._producer.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        if self._producer is not None:
-            self._producer.resumeProducing()
-
-    def stopProducing(self) -> None:
-        self._stopped = True
-        delivery, self._delivery = self._delivery, None
-        if delivery is not None and not delivery.called:
-            delivery.cancel()
-
-    def release(self) -> None:
-        """
-        Let the body go if it was never read (the write failed before it
-        started), so its backend connection is not held open.
-        """
-        if not self._started:
-            self._started = True
-            self._body.discard()
-
-
-_read_body_log = Logger(namespace="multistore.forwarder.agent.read_body")
-
-
-def read_body(body: IBody, limit: int) -> Deferred[bytes]:
-    """
-    Read a whole small body (an XML listing, an error document) into memory.
-
-    :param body: any body.
-    :param limit: the most bytes accepted.
-    :return: a Deferred that fires with the bytes, or fails with L{S3Error}
-        ``ServiceUnavailable`` if the body is longer than ``limit`` (the body
-        is stopped or discarded), or with whatever the body's delivery
-        failed with. Cancelling it cancels the delivery.
-    """
-    oversized = S3Error(
-        "ServiceUnavailable", "the backend store sent an oversized response"
-    )
-    length = body.length
-    if length is not None and length > limit:
-        body.discard()
-        _read_body_log.warn(
-            "response body of {length} bytes exceeds the limit of {limit}",
-            length=length,
-            limit=limit,
-        )
-        return fail(oversized)
-    collector = _Collector(limit)
-    delivered: Deferred[int] = body.deliver(collector)
-
-    def collected(result: int | Failure) -> bytes | Failure:
-        if collector.oversized:
-            _read_body_log.warn(
-                "response body exceeds the limit of {limit} bytes", limit=limit
-            )
-            raise oversized
-        if isinstance(result, Failure):
-            return result
-        return b"".join(collector.chunks)
-
-    return delivered.addBoth(collected)
 
 
 #: The failures that mean the backend could not be reached or dropped the

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 from attrs import define, field
 from twisted.internet.interfaces import IReactorTime
 
-from multistore.forwarder.agent import BytesProducer
+from multistore.bodies import BytesProducer
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
 from multistore.model import (

@@ -25,7 +25,7 @@ from attrs import evolve
 from twisted.web.iweb import IBodyProducer
 
 from multistore.auth import sigv4
-from multistore.forwarder.agent import BodyAsProducer, BytesProducer
+from multistore.bodies import BodyAsProducer, BytesProducer, collect
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
 from multistore.model import (
@@ -46,12 +46,7 @@ from multistore.s3.checksums import (
     new_checksum,
 )
 from multistore.s3.errors import S3Error
-from multistore.s3.framing import (
-    AWS_CHUNKED_MODES,
-    AwsChunkedBody,
-    VerifyingBody,
-    collect,
-)
+from multistore.s3.framing import AWS_CHUNKED_MODES, AwsChunkedBody, VerifyingBody
 from multistore.s3.keys import check_key, from_backend, to_backend
 from multistore.s3.request import parse_part_number
 from multistore.s3.xml import (

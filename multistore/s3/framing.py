@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from attrs import define, field
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IConsumer, IProducer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -69,11 +69,11 @@ from multistore.auth.sigv4 import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
-    VerifiedSignature,
     chunk_signature,
     chunk_string_to_sign,
     trailer_string_to_sign,
 )
+from multistore.model import VerifiedSignature
 from multistore.s3.checksums import (
     Checksum,
     algorithm_of,
@@ -715,30 +715,3 @@ class _Collector:
             self.done.errback(result)
         else:
             self.done.callback(b"".join(self._chunks))
-
-
-def collect(body: IBodyProducer, limit: int) -> Deferred[bytes]:
-    """
-    Read a small body to its end, in memory.
-
-    For an upload whose payload is empty (it must be verified before a store
-    is asked to write it) and for small XML request bodies.
-
-    :param body: the body, not yet started.
-    :param limit: the most bytes accepted.
-    :return: a Deferred that fires with the bytes once the body has
-        finished, or fails as the body does, or with L{S3Error}
-        ``MaxMessageLengthExceeded`` as soon as it is longer than ``limit``
-        (the body is then stopped, or never started if its length says so).
-        Cancelling it cancels the body.
-    """
-    length = body.length
-    if isinstance(length, int) and length > limit:
-        return fail(S3Error("MaxMessageLengthExceeded"))
-    produced: list[Deferred[None]] = []
-    done: Deferred[bytes] = Deferred(lambda _: produced[0].cancel())
-    collector = _Collector(body, limit, done)
-    started = body.startProducing(collector)
-    produced.append(started)
-    started.addBoth(collector.finished)
-    return done

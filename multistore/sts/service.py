@@ -25,13 +25,12 @@ from zope.interface import implementer
 
 from multistore.auth.authentication import Authenticator, utcnow
 from multistore.auth.sessions import SessionKeys, mint, seal
+from multistore.bodies import BytesProducer, collect
 from multistore.config import RoleConfig
-from multistore.forwarder.agent import BytesProducer
 from multistore.headers import HeaderList
 from multistore.interfaces import ICredentialRegistry, IRouteHandler
 from multistore.model import Identity, IncomingRequest, Response
 from multistore.s3.errors import S3Error
-from multistore.s3.framing import collect
 from multistore.s3.request import parse_query
 from multistore.sts.jwks import JwksCache
 from multistore.sts.jwt import (

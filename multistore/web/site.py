@@ -23,11 +23,15 @@ from twisted.web.http import RESPONSES, datetimeToString
 from twisted.web.http_headers import Headers
 from twisted.web.resource import Resource
 
-from multistore.bodies import enlarge_buffers
-from multistore.forwarder.agent import SMALL_BODY, BytesBody, DeliveryStopped
+from multistore.bodies import (
+    SMALL_BODY,
+    BytesBody,
+    DeliveryStopped,
+    IBody,
+    enlarge_buffers,
+)
 from multistore.gateway.pipeline import Gateway, Trace
 from multistore.headers import HeaderList
-from multistore.interfaces import IBody
 from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
 from multistore.web.body import RequestBody

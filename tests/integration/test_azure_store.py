@@ -20,8 +20,9 @@ from twisted.internet import reactor as _global_reactor
 from twisted.internet.defer import Deferred
 from twisted.trial.unittest import TestCase
 
+from multistore.bodies import read_body
 from multistore.config import BucketConfig
-from multistore.forwarder.agent import AgentForwarder, read_body
+from multistore.forwarder.agent import AgentForwarder
 from multistore.headers import HeaderList
 from multistore.model import (
     CompletedPart,

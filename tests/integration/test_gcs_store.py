@@ -18,8 +18,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
+from multistore.bodies import BytesProducer, read_body
 from multistore.config import BucketConfig
-from multistore.forwarder.agent import AgentForwarder, BytesProducer, read_body
+from multistore.forwarder.agent import AgentForwarder
 from multistore.headers import HeaderList
 from multistore.model import (
     CompletedPart,

@@ -56,24 +56,27 @@ from twisted.web.server import NOT_DONE_YET, Site
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.bodies import CONNECTION_BUFFER
-from multistore.forwarder.agent import (
-    CACHED_CONNECTION_TIMEOUT,
-    HOP_BY_HOP_HEADERS,
+from multistore.bodies import (
+    CONNECTION_BUFFER,
     SMALL_BODY,
-    AgentBody,
-    AgentForwarder,
-    BackendEndpoints,
     BytesBody,
     BytesProducer,
     DeliveryStopped,
+    IBody,
+    read_body,
+)
+from multistore.forwarder.agent import (
+    CACHED_CONNECTION_TIMEOUT,
+    HOP_BY_HOP_HEADERS,
+    AgentBody,
+    AgentForwarder,
+    BackendEndpoints,
     _LargeBufferEndpoint,
     end_to_end_headers,
     outgoing_headers,
-    read_body,
 )
 from multistore.headers import HeaderList
-from multistore.interfaces import IBody, IForwarder
+from multistore.interfaces import IForwarder
 from multistore.model import BackendRequest, BackendResponse
 from multistore.s3.errors import S3Error
 

@@ -18,8 +18,8 @@ from zope.interface.verify import verifyObject
 
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sigv4 import EMPTY_SHA256, sign_request
+from multistore.bodies import BytesBody
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
-from multistore.forwarder.agent import BytesBody
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.interfaces import (

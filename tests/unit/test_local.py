@@ -32,9 +32,9 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.bodies import DeliveryStopped, IBody
 from multistore.config import BucketConfig
-from multistore.forwarder.agent import DeliveryStopped
-from multistore.interfaces import IBody, IObjectStore
+from multistore.interfaces import IObjectStore
 from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error

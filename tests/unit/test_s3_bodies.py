@@ -28,17 +28,17 @@ from multistore.auth.sigv4 import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
-    CredentialScope,
-    VerifiedSignature,
     chunk_signature,
     chunk_string_to_sign,
     signing_key,
     trailer_string_to_sign,
 )
+from multistore.bodies import collect
+from multistore.model import CredentialScope, VerifiedSignature
 from multistore.s3 import checksums
 from multistore.s3.checksums import discover, library_for, md5_b64
 from multistore.s3.errors import S3Error
-from multistore.s3.framing import MAX_LINE, AwsChunkedBody, VerifyingBody, collect
+from multistore.s3.framing import MAX_LINE, AwsChunkedBody, VerifyingBody
 from tests.unit.test_s3_checksums import (
     fake_awscrt,
     importer,

@@ -40,8 +40,8 @@ from multistore.auth.sigv4 import (
     string_to_sign,
     verify_header_auth,
 )
+from multistore.bodies import BytesBody
 from multistore.config import BucketConfig
-from multistore.forwarder.agent import BytesBody
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (

@@ -31,10 +31,8 @@ from multistore.auth.sigv4 import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
-    CredentialScope,
     SigV4Authorization,
     SigV4Presigned,
-    VerifiedSignature,
     canonical_headers,
     canonical_query,
     canonical_query_candidates,
@@ -62,7 +60,7 @@ from multistore.auth.sigv4 import (
     wire_text,
 )
 from multistore.headers import HeaderList
-from multistore.model import IncomingRequest
+from multistore.model import CredentialScope, IncomingRequest, VerifiedSignature
 from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 

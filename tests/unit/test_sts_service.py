@@ -37,8 +37,8 @@ from multistore.auth.authentication import Authenticator
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sessions import SessionKeys, unseal
 from multistore.auth.sigv4 import presign_url, sign_request
+from multistore.bodies import BytesProducer
 from multistore.config import AccessScope, BucketConfig, Config, RoleConfig
-from multistore.forwarder.agent import BytesProducer
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.model import IncomingRequest, Response

@@ -19,10 +19,11 @@ from twisted.web.http_headers import Headers
 from zope.interface import implementer
 
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.bodies import IBody
 from multistore.config import BucketConfig, Config
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
-from multistore.interfaces import IBody, IObjectStore, IStoreFactory
+from multistore.interfaces import IObjectStore, IStoreFactory
 from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
 from multistore.operations.table import Dispatcher
 from multistore.s3.errors import S3Error

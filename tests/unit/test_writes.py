@@ -31,16 +31,15 @@ from multistore.auth.sigv4 import (
     STREAMING_PAYLOAD,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
-    CredentialScope,
     chunk_signature,
     chunk_string_to_sign,
     format_amz_date,
     sign_request,
     signing_key,
 )
+from multistore.bodies import BytesBody, BytesProducer
 from multistore.config import ACTIONS, AccessScope, BucketConfig, Config
 from multistore.config import StoredCredential as Credential
-from multistore.forwarder.agent import BytesBody, BytesProducer
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IObjectStore, IStoreFactory
@@ -48,6 +47,7 @@ from multistore.model import (
     CompletedPart,
     CopyResult,
     CopySource,
+    CredentialScope,
     DeleteOutcome,
     IncomingRequest,
     ListPage,

@@ -21,8 +21,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from multistore.forwarder.agent import DeliveryStopped
-from multistore.interfaces import IBody
+from multistore.bodies import DeliveryStopped, IBody
 
 _T = TypeVar("_T")
 

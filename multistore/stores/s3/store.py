@@ -55,8 +55,8 @@ from multistore.auth.sigv4 import (
     sign_request,
     uri_encode,
 )
+from multistore.bodies import BytesProducer, read_body
 from multistore.config import BucketConfig
-from multistore.forwarder.agent import BytesProducer, read_body
 from multistore.headers import NO_HEADERS, HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
 from multistore.model import (

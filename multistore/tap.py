@@ -26,8 +26,8 @@ from multistore.config import Config, ConfigError, load_config
 from multistore.forwarder.agent import AgentForwarder
 from multistore.gateway.pipeline import Gateway
 from multistore.interfaces import IRouteHandler
-from multistore.operations.buckets import BucketPresence
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
+from multistore.operations.presence import BucketPresence
 from multistore.s3.checksums import ALGORITHMS, library_for
 from multistore.stores.factory import StoreFactory
 from multistore.sts.jwks import JwksCache

@@ -37,7 +37,8 @@ from multistore.model import (
     Operation,
     Response,
 )
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
+from multistore.operations.table import dispatch
 from multistore.s3.errors import S3Error
 from multistore.s3.request import host_bucket, parse_operation, split_path
 from multistore.s3.xml import error_document
@@ -169,7 +170,7 @@ class Gateway:
     ) -> Deferred[Response]:
         if index == len(self._middleware):
             trace.forwarded = True
-            return Deferred.fromCoroutine(self._dispatcher.dispatch(context))
+            return Deferred.fromCoroutine(dispatch(self._dispatcher, context))
         return self._middleware[index].handle(
             context, lambda next_context: self._chain(index + 1, next_context, trace)
         )

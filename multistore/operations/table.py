@@ -1,85 +1,43 @@
 # -*- test-case-name: tests.unit.test_gateway -*-
 """
-The S3 operations, each carried out for an authenticated, authorized request.
+The table from each S3 operation to its handler, and dispatch through it.
 
-Handlers work in virtual key space and hand the bucket's store backend keys:
-the backend prefix is applied here on the way in and removed here on the way
-out (by L{multistore.s3.listing}), so no store can leak it.
+Handlers (in L{multistore.operations.reads}, C{writes}, C{multipart} and
+C{buckets}) work in virtual key space and hand the bucket's store backend
+keys: the backend prefix is applied on the way in and removed on the way out
+(by L{multistore.s3.listing}), so no store can leak it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Final
 
-from attrs import evolve, field, frozen
-
-from multistore.headers import HeaderList
-from multistore.interfaces import IBucketRegistry, IObjectStore, IStoreFactory
-from multistore.model import DispatchContext, ObjectRead, Response
-from multistore.operations.buckets import (
-    BucketPresence,
-    create_bucket,
-    delete_bucket,
-    head_bucket,
+from multistore.model import DispatchContext, Response
+from multistore.operations.buckets import create_bucket, delete_bucket, head_bucket
+from multistore.operations.dispatcher import Dispatcher, Handler
+from multistore.operations.multipart import (
+    abort_multipart_upload,
+    complete_multipart_upload,
+    create_multipart_upload,
+    list_multipart_uploads,
+    list_parts,
 )
-from multistore.operations.writes import WRITE_HANDLERS
+from multistore.operations.reads import (
+    get_bucket_location,
+    get_object,
+    list_buckets,
+    list_objects,
+)
+from multistore.operations.writes import (
+    copy_object,
+    delete_object,
+    delete_objects,
+    put_object,
+    upload_part,
+    upload_part_copy,
+)
 from multistore.s3.errors import S3Error
-from multistore.s3.keys import to_backend
-from multistore.s3.listing import (
-    empty_result,
-    list_result,
-    parse_list_params,
-    store_request,
-)
-from multistore.s3.request import parse_part_number
-from multistore.s3.tokens import open_store_token, seal_store_token
-from multistore.s3.xml import (
-    list_buckets_document,
-    list_objects_document,
-    location_document,
-)
-
-_XML: Final = ("content-type", "application/xml")
-
-#: ``response-*`` query parameters and the header each one overrides.
-RESPONSE_OVERRIDES: Final = {
-    "response-cache-control": "cache-control",
-    "response-content-disposition": "content-disposition",
-    "response-content-encoding": "content-encoding",
-    "response-content-language": "content-language",
-    "response-content-type": "content-type",
-    "response-expires": "expires",
-}
-
-Handler = Callable[["Dispatcher", DispatchContext], Awaitable[Response]]
-
-
-def _part_number(params: Mapping[str, str]) -> int | None:
-    raw = params.get("partNumber")
-    return None if raw is None else parse_part_number(raw)
-
-
-def _check_header_value(header: str, value: str) -> None:
-    """
-    Refuse a ``response-*`` override that cannot be a header value: control
-    characters would split the response, and HTTP/1.1 header bytes are
-    ISO-8859-1.
-    """
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        ok = False
-    else:
-        ok = not any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value)
-    if not ok:
-        raise S3Error(
-            "InvalidArgument",
-            f"The value of {header} cannot be sent as a header; "
-            "percent-encode it (RFC 5987 for Content-Disposition).",
-            extra=(("ArgumentName", f"response-{header}"),),
-        )
-
 
 #: Operations that decide for themselves whether a bucket exists.
 BUCKET_LIFECYCLE: Final = frozenset(
@@ -87,193 +45,18 @@ BUCKET_LIFECYCLE: Final = frozenset(
 )
 
 
-@frozen
-class Dispatcher:
-    """
-    Carries out operations against the buckets' stores.
-
-    :ivar stores: makes the store for a bucket.
-    :ivar buckets: the bucket registry (for ListBuckets and the owner).
-    :ivar region: the region GetBucketLocation reports.
-    :ivar token_secret: see L{multistore.s3.tokens}.
-    :ivar max_object_size: the largest object or part accepted.
-    :ivar max_xml_body_size: the largest XML request body accepted.
-    :ivar presence: which shared-prefix buckets exist.
-    """
-
-    stores: IStoreFactory
-    buckets: IBucketRegistry
-    region: str = "us-east-1"
-    token_secret: bytes = b""
-    max_object_size: int = 5 * 1024**4
-    max_xml_body_size: int = 2 * 1024 * 1024
-    presence: BucketPresence = field(factory=BucketPresence)
-
-    async def dispatch(self, context: DispatchContext) -> Response:
-        """
-        Carry out ``context.operation``.
-
-        :raise S3Error: on failure, including ``NotImplemented`` for
-            operations this version does not carry out.
-        """
-        name = context.operation.name
-        handler = HANDLERS.get(name)
-        if handler is None:
-            raise S3Error(
-                "NotImplemented",
-                f"{name} is not implemented by this gateway.",
-            )
-        if context.bucket is not None and name not in BUCKET_LIFECYCLE:
-            store, _ = self.store(context)
-            await self.presence.require(context.bucket, store)
-        return await handler(self, context)
-
-    def store(self, context: DispatchContext) -> tuple[IObjectStore, str]:
-        """
-        :return: the store of the request's bucket, and its backend prefix.
-        """
-        assert context.bucket is not None
-        config = context.bucket.config
-        return self.stores.store_for(config), config.backend_prefix
-
-    @property
-    def owner(self) -> tuple[str, str]:
-        """
-        The owner shown in listings.
-        """
-        return (self.buckets.owner_id, self.buckets.owner_display_name)
-
-
-async def list_buckets(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    ListBuckets: the buckets the caller may use.
-    """
-    entries = await dispatcher.buckets.list_buckets(context.identity)
-    prefix = context.operation.params.get("prefix")
-    if prefix:
-        entries = [e for e in entries if e.name.startswith(prefix)]
-    owner_id, owner_name = dispatcher.owner
-    body = list_buckets_document(owner_id, owner_name, entries)
-    return Response(200, HeaderList([_XML]), body)
-
-
-async def get_bucket_location(
-    dispatcher: Dispatcher, context: DispatchContext
-) -> Response:
-    """
-    GetBucketLocation: the gateway's region.
-    """
-    return Response(200, HeaderList([_XML]), location_document(dispatcher.region))
-
-
-async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    ListObjects and ListObjectsV2, in virtual key space.
-    """
-    operation = context.operation
-    assert context.bucket is not None
-    version = 2 if operation.name == "ListObjectsV2" else 1
-    params = parse_list_params(operation.params, version)
-    display_name = context.bucket.display_name
-    if params.max_keys == 0:
-        result = empty_result(params, display_name, dispatcher.owner)
-    else:
-        config = context.bucket.config
-        store, backend_prefix = dispatcher.store(context)
-        request = store_request(params, backend_prefix)
-        if request.token is not None:
-            request = evolve(
-                request,
-                token=open_store_token(config, request.token, dispatcher.token_secret),
-            )
-        page = await store.list_objects(request)
-        if page.next_token is not None and version == 2:
-            page = evolve(
-                page,
-                next_token=seal_store_token(
-                    config, page.next_token, dispatcher.token_secret
-                ),
-            )
-        result = list_result(
-            params,
-            page,
-            backend_prefix,
-            display_name,
-            dispatcher.owner,
-            allowed=_listing_filter(dispatcher, context),
-        )
-    return Response(200, HeaderList([_XML]), list_objects_document(result))
-
-
-def _listing_filter(
-    dispatcher: Dispatcher, context: DispatchContext
-) -> Callable[[str], bool] | None:
-    """
-    What a listing may show the caller. Authorization checked the listing's
-    ``prefix``, but a scope prefix without a trailing ``/`` covers ``data``
-    and ``data/...``, not ``data-private/...``, which a listing of
-    ``prefix=data`` also returns: each key (and common prefix) is checked
-    on its own, unless the bucket is public.
-    """
-    bucket = context.bucket
-    assert bucket is not None
-    if bucket.config.anonymous_access:
-        return None
-    identity = context.identity
-
-    def allowed(key: str) -> bool:
-        return dispatcher.buckets.authorize_key(bucket, identity, "list_bucket", key)
-
-    return allowed
-
-
-async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Response:
-    """
-    GetObject and HeadObject, streamed from the store.
-    """
-    operation = context.operation
-    headers = context.request.headers
-    assert operation.key is not None
-    overrides = {
-        header: operation.params[param]
-        for param, header in RESPONSE_OVERRIDES.items()
-        if param in operation.params
-    }
-    if overrides and context.identity.anonymous:
-        raise S3Error(
-            "InvalidRequest",
-            "Request specific response headers cannot be used for anonymous GET requests.",
-        )
-    for header, value in overrides.items():
-        _check_header_value(header, value)
-    part_number = _part_number(operation.params)
-    if part_number is not None and "range" in headers:
-        raise S3Error(
-            "InvalidRequest",
-            "Cannot specify both Range header and partNumber query parameter.",
-        )
-    store, backend_prefix = dispatcher.store(context)
-    read = ObjectRead(
-        key=to_backend(backend_prefix, operation.key),
-        head=operation.name == "HeadObject",
-        range=headers.get("range"),
-        if_match=headers.get("if-match"),
-        if_none_match=headers.get("if-none-match"),
-        if_modified_since=headers.get("if-modified-since"),
-        if_unmodified_since=headers.get("if-unmodified-since"),
-        version_id=operation.params.get("versionId"),
-        part_number=part_number,
-    )
-    answer = await store.get_object(read)
-    out = answer.headers
-    if answer.status in (200, 206):
-        for header, value in overrides.items():
-            out = out.with_(header, value)
-    return Response(answer.status, out, answer.body)
-
-
 HANDLERS: Final[Mapping[str, Handler]] = {
-    **WRITE_HANDLERS,
+    "PutObject": put_object,
+    "CopyObject": copy_object,
+    "DeleteObject": delete_object,
+    "DeleteObjects": delete_objects,
+    "CreateMultipartUpload": create_multipart_upload,
+    "UploadPart": upload_part,
+    "UploadPartCopy": upload_part_copy,
+    "CompleteMultipartUpload": complete_multipart_upload,
+    "AbortMultipartUpload": abort_multipart_upload,
+    "ListParts": list_parts,
+    "ListMultipartUploads": list_multipart_uploads,
     "ListBuckets": list_buckets,
     "GetBucketLocation": get_bucket_location,
     "HeadBucket": head_bucket,
@@ -284,3 +67,23 @@ HANDLERS: Final[Mapping[str, Handler]] = {
     "GetObject": get_object,
     "HeadObject": get_object,
 }
+
+
+async def dispatch(dispatcher: Dispatcher, context: DispatchContext) -> Response:
+    """
+    Carry out ``context.operation`` with its handler from L{HANDLERS}.
+
+    :raise S3Error: on failure, including ``NotImplemented`` for
+        operations this version does not carry out.
+    """
+    name = context.operation.name
+    handler = HANDLERS.get(name)
+    if handler is None:
+        raise S3Error(
+            "NotImplemented",
+            f"{name} is not implemented by this gateway.",
+        )
+    if context.bucket is not None and name not in BUCKET_LIFECYCLE:
+        store, _ = dispatcher.store(context)
+        await dispatcher.presence.require(context.bucket, store)
+    return await handler(dispatcher, context)

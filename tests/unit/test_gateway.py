@@ -40,7 +40,7 @@ from multistore.model import (
     ObjectResponse,
     Response,
 )
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
 from multistore.s3.errors import S3Error
 from tests.unit.unwritable import Unwritable
 

@@ -42,7 +42,7 @@ from multistore.config import AccessScope, BucketConfig, Config, RoleConfig
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.model import IncomingRequest, Response
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
 from multistore.sts.jwks import HTTPGetter, JwksCache
 from multistore.sts.service import StsRoute
 from tests.unit.test_gateway import HOST, NOW, DictStore, OneStore, body_of

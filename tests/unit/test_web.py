@@ -25,7 +25,7 @@ from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore, IStoreFactory
 from multistore.model import ListPage, ListRequest, ObjectRead, ObjectResponse
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
 from multistore.s3.errors import S3Error
 from multistore.web.site import make_site
 

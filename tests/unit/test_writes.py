@@ -61,7 +61,7 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
-from multistore.operations.table import Dispatcher
+from multistore.operations.dispatcher import Dispatcher
 from multistore.operations.writes import parse_copy_source, write_headers
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error

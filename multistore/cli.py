@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from multistore import __version__
-from multistore.config import ConfigError, load_config
+from multistore.configfile import ConfigError, load_config
 
 
 def check_config(path: str, out: TextIO) -> int:

@@ -22,7 +22,8 @@ from multistore import __version__
 from multistore.auth.authentication import Authenticator
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sessions import SessionKeys
-from multistore.config import Config, ConfigError, load_config
+from multistore.config import Config
+from multistore.configfile import ConfigError, load_config
 from multistore.forwarder.agent import AgentForwarder
 from multistore.gateway.pipeline import Gateway
 from multistore.interfaces import IRouteHandler

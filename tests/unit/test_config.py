@@ -13,7 +13,7 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.config import ConfigError, config_from_mapping, load_config
+from multistore.configfile import ConfigError, config_from_mapping, load_config
 
 DATA = Path(__file__).parent / "data"
 

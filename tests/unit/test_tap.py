@@ -11,7 +11,7 @@ from twisted.internet.testing import MemoryReactorClock
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.config import load_config
+from multistore.configfile import load_config
 from multistore.tap import DEFAULT_LISTEN, Options, build_service
 
 EXAMPLE = str(Path(__file__).parents[2] / "etc/multistore/multistore.toml")

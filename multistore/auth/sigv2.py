@@ -20,18 +20,16 @@ from typing import TYPE_CHECKING, Final
 
 from attrs import frozen
 
-from multistore.auth.sigv4 import (
-    DEFAULT_MAX_SKEW,
+from multistore.auth.canonical import (
     as_utc,
     canonical_uri,
-    check_skew,
     format_iso8601,
-    hex_bytes,
     parse_amz_date,
     percent_decode,
     readable_text,
     wire_text,
 )
+from multistore.auth.sigv4 import DEFAULT_MAX_SKEW, check_skew, hex_bytes
 from multistore.headers import HeaderList
 from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error

@@ -1,16 +1,11 @@
 # -*- test-case-name: tests.unit.test_sigv4 -*-
 """
-AWS Signature Version 4: verifying the signatures clients put on requests,
-and signing the requests multistore sends to S3 backends.
+Verifying the AWS Signature Version 4 signatures clients put on requests:
+the ``Authorization`` header and presigned URLs. Pure: no I/O, no clock (the
+time is passed in), no Twisted; the canonical encoding is in
+L{multistore.auth.canonical}.
 
-Everything here is pure: no I/O, no clock (the time is passed in), no
-Twisted. It follows the AWS SigV4 specification as S3 applies it: the path
-is neither normalised nor encoded twice.
-
-Requests are verified over the bytes that were on the wire. Header values,
-the raw path and the raw query are handled as text holding one character per
-wire byte (the ISO-8859-1 decoding, as L{multistore.headers.HeaderList}
-keeps them); text that cannot be ISO-8859-1 is taken as UTF-8.
+Requests are verified over the bytes that were on the wire.
 
 Clients disagree on how to encode a path and a query on the wire and on how
 they encode them when signing. The verifier therefore tries a few canonical
@@ -26,17 +21,37 @@ and accepts the request if any of them carries the signature:
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
-from urllib.parse import quote, unquote_to_bytes, urlsplit
 
 from attrs import frozen
 
+from multistore.auth.canonical import (
+    ALGORITHM,
+    HEX_SHA256,
+    MAX_PRESIGNED_EXPIRES,
+    STREAMING_PAYLOAD,
+    STREAMING_PAYLOAD_TRAILER,
+    STREAMING_UNSIGNED_PAYLOAD_TRAILER,
+    UNSIGNED_PAYLOAD,
+    as_utc,
+    assemble_canonical_request,
+    canonical_headers,
+    canonical_query,
+    canonical_query_candidates,
+    canonical_uri,
+    canonical_uri_candidates,
+    compute_signature,
+    format_amz_date,
+    format_iso8601,
+    parse_amz_date,
+    readable_text,
+    signing_key,
+    string_to_sign,
+)
 from multistore.headers import HeaderList
 from multistore.model import CredentialScope, VerifiedSignature
 from multistore.s3.dates import parse_http_date
@@ -45,28 +60,6 @@ from multistore.s3.errors import S3Error
 if TYPE_CHECKING:
     from multistore.model import IncomingRequest
 
-#: The only signing algorithm multistore accepts and uses.
-ALGORITHM: Final = "AWS4-HMAC-SHA256"
-
-#: The payload hash of a request whose body is not signed.
-UNSIGNED_PAYLOAD: Final = "UNSIGNED-PAYLOAD"
-
-#: The payload hash of an ``aws-chunked`` body with signed chunks.
-STREAMING_PAYLOAD: Final = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
-
-#: The payload hash of an ``aws-chunked`` body with signed chunks and a
-#: signed trailer.
-STREAMING_PAYLOAD_TRAILER: Final = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
-
-#: The payload hash of an ``aws-chunked`` body with unsigned chunks and an
-#: unsigned trailer.
-STREAMING_UNSIGNED_PAYLOAD_TRAILER: Final = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
-
-#: The hex SHA-256 of no bytes at all.
-EMPTY_SHA256: Final = hashlib.sha256(b"").hexdigest()
-
-#: The longest lifetime of a presigned URL, in seconds (a week).
-MAX_PRESIGNED_EXPIRES: Final = 604800
 
 #: How far the request time may be from ours, in seconds.
 DEFAULT_MAX_SKEW: Final = 900
@@ -81,33 +74,8 @@ _PAYLOAD_HASH_WORDS: Final = frozenset(
     }
 )
 
-# Headers multistore never signs on its outbound requests: they are set or
-# changed by the transport or by proxies on the way.
-_UNSIGNABLE: Final = frozenset(
-    {
-        "authorization",
-        "baggage",
-        "connection",
-        "expect",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "traceparent",
-        "tracestate",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "user-agent",
-        "x-amzn-trace-id",
-    }
-)
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-_AMZ_DATE = re.compile(r"\A[0-9]{8}T[0-9]{6}Z\Z")
 _SCOPE_DATE = re.compile(r"\A[0-9]{8}\Z")
-_HEX64 = re.compile(r"\A[0-9a-fA-F]{64}\Z")
-_HEADER_SPACE = re.compile(r"[ \t]+")
 _CREDENTIAL_FORMAT: Final = (
     'expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request"'
 )
@@ -178,345 +146,13 @@ class SigV4Presigned:
 # -- encoding -----------------------------------------------------------------
 
 
-def uri_encode(value: str | bytes, *, keep_slash: bool) -> str:
-    """
-    Percent-encode with the AWS rule: every byte (of the UTF-8 encoding, for
-    text) except the unreserved ``A-Za-z0-9-._~`` becomes ``%XX`` with
-    upper-case hex digits.
-
-    :param value: the text or bytes to encode.
-    :param keep_slash: whether ``/`` stays as it is (for paths) rather than
-        becoming ``%2F`` (for query names and values).
-    :return: the encoded text, all ASCII.
-    """
-    data = value.encode("utf-8") if isinstance(value, str) else value
-    return quote(data, safe="/" if keep_slash else "")
-
-
-def wire_text(value: str) -> str:
-    """
-    Hold text as multistore holds wire bytes: one character per byte.
-
-    :return: ``value`` with one character per wire byte: unchanged if it is
-        ISO-8859-1 text already, else its UTF-8 bytes read as ISO-8859-1.
-    """
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        return value.encode("utf-8").decode("latin-1")
-    return value
-
-
-def _wire_bytes(value: str) -> bytes:
-    return wire_text(value).encode("latin-1")
-
-
-def percent_decode(value: str, *, plus_is_space: bool) -> bytes:
-    """
-    Decode ``%XX`` escapes; a ``%`` not followed by two hex digits stays.
-
-    :param value: wire text (see L{wire_text}).
-    :param plus_is_space: read a bare ``+`` as a space, as form encoding does.
-    :return: the decoded bytes.
-    """
-    data = _wire_bytes(value)
-    if plus_is_space:
-        data = data.replace(b"+", b" ")
-    return unquote_to_bytes(data)
-
-
-def readable_text(wire: str) -> str:
-    """
-    For error documents.
-
-    :param wire: wire text (see L{wire_text}).
-    :return: it shown as the UTF-8 text a client would have built.
-    """
-    return wire.encode("latin-1").decode("utf-8", errors="replace")
-
-
-def _dedupe(candidates: Iterable[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(candidates))
-
-
 # -- canonical request --------------------------------------------------------
-
-
-def canonical_uri(raw_path: str) -> str:
-    """
-    The normalised canonical URI of a path: percent-decoded once and
-    re-encoded with the AWS rule (``/`` kept). S3 neither removes dot
-    segments nor merges slashes.
-
-    :param raw_path: the path as received, still percent-encoded.
-    """
-    return uri_encode(
-        percent_decode(raw_path or "/", plus_is_space=False), keep_slash=True
-    )
-
-
-def canonical_uri_candidates(raw_path: str) -> tuple[str, ...]:
-    """
-    The canonical URIs a client may have signed, in the order to try them:
-    the path exactly as received, then L{canonical_uri} if it differs.
-
-    :param raw_path: the path as received, still percent-encoded.
-    """
-    raw = wire_text(raw_path) or "/"
-    return _dedupe((raw, canonical_uri(raw)))
-
-
-def _query_pairs(raw_query: str, exclude_signature: bool) -> list[tuple[str, str]]:
-    pairs = []
-    for piece in wire_text(raw_query).split("&"):
-        if not piece:
-            continue
-        name, _, value = piece.partition("=")
-        if exclude_signature and percent_decode(name, plus_is_space=True) == (
-            b"X-Amz-Signature"
-        ):
-            continue
-        pairs.append((name, value))
-    return pairs
-
-
-def canonical_query(raw_query: str, exclude_signature: bool = False) -> str:
-    """
-    The normalised canonical query string: each parameter percent-decoded
-    (a bare ``+`` is a space) and re-encoded with the AWS rule, sorted by
-    encoded name and then encoded value, joined as ``name=value`` with
-    ``&``. A parameter without ``=`` has an empty value.
-
-    :param raw_query: the query as received, without ``?``.
-    :param exclude_signature: leave ``X-Amz-Signature`` out (for presigned
-        URLs).
-    """
-    encoded = sorted(
-        (
-            uri_encode(percent_decode(name, plus_is_space=True), keep_slash=False),
-            uri_encode(percent_decode(value, plus_is_space=True), keep_slash=False),
-        )
-        for name, value in _query_pairs(raw_query, exclude_signature)
-    )
-    return "&".join(f"{name}={value}" for name, value in encoded)
-
-
-def canonical_query_candidates(
-    raw_query: str, exclude_signature: bool = False
-) -> tuple[str, ...]:
-    """
-    The canonical query strings a client may have signed, in the order to
-    try them: L{canonical_query}; then the parameters exactly as sent,
-    sorted by name and value; then the same sorted as whole ``name=value``
-    strings.
-
-    :param raw_query: the query as received, without ``?``.
-    :param exclude_signature: leave ``X-Amz-Signature`` out (for presigned
-        URLs).
-    """
-    pairs = _query_pairs(raw_query, exclude_signature)
-    as_sent = [f"{name}={value}" for name, value in sorted(pairs)]
-    return _dedupe(
-        (
-            canonical_query(raw_query, exclude_signature),
-            "&".join(as_sent),
-            "&".join(sorted(as_sent)),
-        )
-    )
-
-
-def _trimall(value: str) -> str:
-    return _HEADER_SPACE.sub(" ", value.strip(" \t"))
-
-
-def canonical_headers(headers: HeaderList, signed_headers: Sequence[str]) -> str:
-    """
-    The canonical headers block: for each signed name, in the order given,
-    ``name:value`` and a newline, where the value is every value of that
-    header, trimmed, runs of spaces collapsed, joined with ``,``. A signed
-    header that is absent has an empty value.
-
-    :param headers: the request's headers.
-    :param signed_headers: lower-case names, as listed by the signer.
-    """
-    lines = []
-    for name in signed_headers:
-        values = ",".join(_trimall(wire_text(v)) for v in headers.get_all(name))
-        lines.append(f"{name}:{values}\n")
-    return "".join(lines)
-
-
-def _assemble(
-    method: str,
-    uri: str,
-    query: str,
-    headers_block: str,
-    signed_headers: Sequence[str],
-    payload_hash: str,
-) -> str:
-    return "\n".join(
-        (method, uri, query, headers_block, ";".join(signed_headers), payload_hash)
-    )
-
-
-def canonical_request(
-    method: str,
-    canonical_uri: str,
-    canonical_query: str,
-    headers: HeaderList,
-    signed_headers: Sequence[str],
-    payload_hash: str,
-) -> str:
-    """
-    Assemble a canonical request.
-
-    :param method: the HTTP method, upper-case.
-    :param canonical_uri: the canonical URI (see L{canonical_uri_candidates}).
-    :param canonical_query: the canonical query string (see
-        L{canonical_query_candidates}).
-    :param headers: the request's headers.
-    :param signed_headers: lower-case names of the signed headers.
-    :param payload_hash: the hex SHA-256 of the body, or a placeholder such as
-        L{UNSIGNED_PAYLOAD}.
-    """
-    return _assemble(
-        method,
-        canonical_uri,
-        canonical_query,
-        canonical_headers(headers, signed_headers),
-        signed_headers,
-        payload_hash,
-    )
-
-
-def string_to_sign(
-    amz_date: str, scope: CredentialScope, canonical_request: str
-) -> str:
-    """
-    :param amz_date: the request time, ``YYYYMMDDTHHMMSSZ``.
-    :param scope: the credential scope.
-    :param canonical_request: the canonical request.
-    :return: the string to sign for a request.
-    """
-    digest = hashlib.sha256(_wire_bytes(canonical_request)).hexdigest()
-    return f"{ALGORITHM}\n{amz_date}\n{scope.text}\n{digest}"
-
-
-@functools.lru_cache(maxsize=256)
-def signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    """
-    Derive the signing key for a scope. It depends on nothing else, so it is
-    cached: four HMACs per request, on both the verifying and the signing
-    side, were a measurable share of a small GET.
-
-    :param secret: the secret access key.
-    :param date: the scope's day, ``YYYYMMDD``.
-    """
-    key = ("AWS4" + secret).encode("utf-8")
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode("utf-8"), hashlib.sha256).digest()
-    return key
-
-
-def compute_signature(key: bytes, string_to_sign: str) -> str:
-    """
-    :param key: a key from L{signing_key}.
-    :return: the signature of ``string_to_sign``, lower-case hex.
-    """
-    return hmac.new(key, _wire_bytes(string_to_sign), hashlib.sha256).hexdigest()
 
 
 # -- aws-chunked --------------------------------------------------------------
 
 
-def chunk_string_to_sign(
-    amz_date: str, scope: CredentialScope, previous_signature: str, chunk_sha256: str
-) -> str:
-    """
-    The string to sign for one chunk of a ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD``
-    body (including the final empty chunk).
-
-    :param amz_date: L{VerifiedSignature.amz_date}.
-    :param scope: L{VerifiedSignature.scope}.
-    :param previous_signature: the previous chunk's signature, or the seed
-        signature for the first chunk.
-    :param chunk_sha256: the hex SHA-256 of the chunk's data.
-    """
-    return (
-        f"{ALGORITHM}-PAYLOAD\n{amz_date}\n{scope.text}\n"
-        f"{previous_signature}\n{EMPTY_SHA256}\n{chunk_sha256}"
-    )
-
-
-def trailer_string_to_sign(
-    amz_date: str, scope: CredentialScope, previous_signature: str, trailer_sha256: str
-) -> str:
-    """
-    The string to sign for the trailer of a
-    ``STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`` body.
-
-    :param previous_signature: the final (empty) chunk's signature.
-    :param trailer_sha256: the hex SHA-256 of the trailing header lines,
-        each ``name:value`` followed by a newline, as signed.
-    """
-    return (
-        f"{ALGORITHM}-TRAILER\n{amz_date}\n{scope.text}\n"
-        f"{previous_signature}\n{trailer_sha256}"
-    )
-
-
-def chunk_signature(key: bytes, string_to_sign: str) -> str:
-    """
-    :param key: L{VerifiedSignature.signing_key}.
-    :param string_to_sign: from L{chunk_string_to_sign} or
-        L{trailer_string_to_sign}.
-    :return: the chunk's (or trailer's) signature, lower-case hex.
-    """
-    return compute_signature(key, string_to_sign)
-
-
 # -- times --------------------------------------------------------------------
-
-
-def parse_amz_date(value: str) -> datetime | None:
-    """
-    :param value: an ISO 8601 basic time, ``YYYYMMDDTHHMMSSZ``.
-    :return: the time in UTC, or ``None`` if ``value`` is not one.
-    """
-    if not _AMZ_DATE.match(value):
-        return None
-    try:
-        return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def format_amz_date(when: datetime) -> str:
-    """
-    :param when: an aware time.
-    :return: ``when`` in UTC as ``YYYYMMDDTHHMMSSZ``.
-    """
-    return as_utc(when).strftime("%Y%m%dT%H%M%SZ")
-
-
-def format_iso8601(when: datetime) -> str:
-    """
-    :param when: an aware time.
-    :return: ``when`` in UTC as ``YYYY-MM-DDTHH:MM:SSZ``, the form S3 error
-        documents use.
-    """
-    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def as_utc(when: datetime) -> datetime:
-    """
-    :param when: an aware time.
-    :return: the same time in UTC.
-    :raise ValueError: if ``when`` is naive (its zone would be a guess).
-    """
-    if when.tzinfo is None:
-        raise ValueError("times must be timezone-aware")
-    return when.astimezone(UTC)
 
 
 def check_skew(request_time: datetime, sent: str, now: datetime, max_skew: int) -> None:
@@ -618,7 +254,7 @@ def parse_authorization(value: str) -> SigV4Authorization:
     if signed_headers is None:
         raise _malformed("SignedHeaders must list at least one header.")
     signature = components["Signature"]
-    if not _HEX64.match(signature):
+    if not HEX_SHA256.match(signature):
         raise _malformed("the Signature must be 64 hexadecimal digits.")
     access_key_id, scope = credential
     return SigV4Authorization(
@@ -698,7 +334,7 @@ def parse_presigned(params: Sequence[tuple[str, str]]) -> SigV4Presigned | None:
     if signed_headers is None:
         raise _query_error("X-Amz-SignedHeaders must list at least one header.")
     signature = found["X-Amz-Signature"]
-    if not _HEX64.match(signature):
+    if not HEX_SHA256.match(signature):
         raise _query_error("X-Amz-Signature must be 64 hexadecimal digits.")
     return SigV4Presigned(
         access_key_id=access_key_id,
@@ -734,7 +370,7 @@ def _parse_expires(value: str) -> int:
 
 
 def _check_payload_hash(payload_hash: str) -> None:
-    if payload_hash in _PAYLOAD_HASH_WORDS or _HEX64.match(payload_hash):
+    if payload_hash in _PAYLOAD_HASH_WORDS or HEX_SHA256.match(payload_hash):
         return
     raise S3Error(
         "InvalidArgument",
@@ -820,13 +456,13 @@ def check_signature(
     headers_block = canonical_headers(request.headers, signed_headers)
     for uri in canonical_uri_candidates(raw_path):
         for query in canonical_query_candidates(raw_query, presigned):
-            creq = _assemble(
+            creq = assemble_canonical_request(
                 request.method, uri, query, headers_block, signed_headers, payload_hash
             )
             expected = compute_signature(key, string_to_sign(amz_date, scope, creq))
             if hmac.compare_digest(expected, signature):
                 return
-    creq = _assemble(
+    creq = assemble_canonical_request(
         request.method,
         canonical_uri(raw_path),
         canonical_query(raw_query, presigned),
@@ -1000,127 +636,3 @@ def verify_presigned(
 
 
 # -- outbound signing ---------------------------------------------------------
-
-
-def _host_of(url: str) -> tuple[str, str, str]:
-    """
-    :return: the ``Host`` header value, the path and the query of ``url``.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
-    if not url.isascii():
-        raise ValueError(f"the URL must be percent-encoded ASCII: {url!r}")
-    host = parts.netloc.rpartition("@")[2]
-    if parts.port == _DEFAULT_PORTS[parts.scheme]:
-        host = host.rpartition(":")[0]
-    return host, parts.path or "/", parts.query
-
-
-def sign_request(
-    method: str,
-    url: str,
-    headers: HeaderList,
-    payload_hash: str,
-    access_key_id: str,
-    secret_access_key: str,
-    session_token: str | None,
-    region: str,
-    now: datetime,
-    service: str = "s3",
-) -> HeaderList:
-    """
-    Sign an outbound request in its ``Authorization`` header.
-
-    Every header in ``headers`` is signed except those that the transport or
-    proxies may change (``user-agent``, ``expect`` and the hop-by-hop
-    headers); ``content-length`` is signed only if ``headers`` has it.
-
-    :param method: the HTTP method, upper-case.
-    :param url: the absolute URL, percent-encoded exactly as it will be sent
-        (build it with L{uri_encode}). Its path is signed as it is.
-    :param headers: the headers to send.
-    :param payload_hash: the hex SHA-256 of the body, or a placeholder such as
-        L{UNSIGNED_PAYLOAD}.
-    :param session_token: the session token of temporary credentials, if any.
-    :param now: the current time, aware.
-    :return: ``headers`` with ``host``, ``x-amz-date``,
-        ``x-amz-content-sha256``, ``x-amz-security-token`` (with a token) and
-        ``authorization`` set; send exactly these.
-    :raise ValueError: if ``url`` is not an absolute, ASCII http(s) URL.
-    """
-    host, path, query = _host_of(url)
-    amz_date = format_amz_date(now)
-    added = [
-        ("host", host),
-        ("x-amz-date", amz_date),
-        ("x-amz-content-sha256", payload_hash),
-    ]
-    if session_token is not None:
-        added.append(("x-amz-security-token", session_token))
-    replaced = {name for name, _ in added} | {"authorization", "x-amz-security-token"}
-    out = HeaderList(added).plus(headers.without(*replaced))
-    signed = sorted(out.names() - _UNSIGNABLE)
-    scope = CredentialScope(amz_date[:8], region, service)
-    creq = canonical_request(
-        method, path, canonical_query(query), out, signed, payload_hash
-    )
-    key = signing_key(secret_access_key, scope.date, region, service)
-    signature = compute_signature(key, string_to_sign(amz_date, scope, creq))
-    authorization = (
-        f"{ALGORITHM} Credential={access_key_id}/{scope.text}, "
-        f"SignedHeaders={';'.join(signed)}, Signature={signature}"
-    )
-    return out.plus([("authorization", authorization)])
-
-
-def presign_url(
-    method: str,
-    url: str,
-    access_key_id: str,
-    secret_access_key: str,
-    session_token: str | None,
-    region: str,
-    now: datetime,
-    expires: int,
-    service: str = "s3",
-) -> str:
-    """
-    Make a presigned URL, signing only the ``host`` header.
-
-    :param url: the absolute URL, percent-encoded exactly as it will be sent.
-    :param now: the current time, aware.
-    :param expires: the URL's lifetime in seconds, 1 to 604800.
-    :return: ``url`` with the ``X-Amz-*`` authentication parameters added.
-    :raise ValueError: for a bad ``url`` or ``expires``.
-    """
-    if not 1 <= expires <= MAX_PRESIGNED_EXPIRES:
-        raise ValueError(f"expires must be 1 to {MAX_PRESIGNED_EXPIRES} seconds")
-    host, path, query = _host_of(url)
-    amz_date = format_amz_date(now)
-    scope = CredentialScope(amz_date[:8], region, service)
-    params = [
-        ("X-Amz-Algorithm", ALGORITHM),
-        ("X-Amz-Credential", f"{access_key_id}/{scope.text}"),
-        ("X-Amz-Date", amz_date),
-        ("X-Amz-Expires", str(expires)),
-        ("X-Amz-SignedHeaders", "host"),
-    ]
-    if session_token is not None:
-        params.append(("X-Amz-Security-Token", session_token))
-    auth_query = "&".join(
-        f"{name}={uri_encode(value, keep_slash=False)}" for name, value in params
-    )
-    query = f"{query}&{auth_query}" if query else auth_query
-    creq = canonical_request(
-        method,
-        path,
-        canonical_query(query),
-        HeaderList([("host", host)]),
-        ("host",),
-        UNSIGNED_PAYLOAD,
-    )
-    key = signing_key(secret_access_key, scope.date, region, service)
-    signature = compute_signature(key, string_to_sign(amz_date, scope, creq))
-    base = url.partition("#")[0].partition("?")[0]
-    return f"{base}?{query}&X-Amz-Signature={signature}"

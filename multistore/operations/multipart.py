@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 from attrs import evolve
 
-from multistore.auth import sigv4
+from multistore.auth.canonical import uri_encode
 from multistore.headers import HeaderList
 from multistore.model import DispatchContext, Response
 from multistore.operations.dispatcher import (
@@ -94,10 +94,10 @@ def _location(context: DispatchContext, key: str) -> str:
     scheme = "https" if request.secure else "http"
     bucket = context.bucket
     assert bucket is not None
-    quoted = sigv4.uri_encode(key, keep_slash=True)
+    quoted = uri_encode(key, keep_slash=True)
     if context.operation.virtual_host:
         return f"{scheme}://{request.host}/{quoted}"
-    return f"{scheme}://{request.host}/{sigv4.uri_encode(bucket.name, keep_slash=False)}/{quoted}"
+    return f"{scheme}://{request.host}/{uri_encode(bucket.name, keep_slash=False)}/{quoted}"
 
 
 async def abort_multipart_upload(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from twisted.web.iweb import IBodyProducer
 
-from multistore.auth import sigv4
-from multistore.auth.sigv4 import _HEX64
+from multistore.auth.canonical import HEX_SHA256, UNSIGNED_PAYLOAD
 from multistore.bodies import BytesProducer, collect
 from multistore.headers import HeaderList
 from multistore.model import DispatchContext
@@ -150,8 +149,8 @@ async def verified_body(context: DispatchContext, max_size: int) -> IBodyProduce
         raise S3Error("EntityTooLarge", extra=(("MaxSizeAllowed", str(max_size)),))
 
     sha_hex = None
-    if content_sha is not None and content_sha != sigv4.UNSIGNED_PAYLOAD:
-        if not _HEX64.fullmatch(content_sha):
+    if content_sha is not None and content_sha != UNSIGNED_PAYLOAD:
+        if not HEX_SHA256.fullmatch(content_sha):
             raise S3Error(
                 "InvalidArgument",
                 "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-... or a "

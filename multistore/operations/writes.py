@@ -84,7 +84,7 @@ _COPY_HEADERS: Final = frozenset(
     {"x-amz-metadata-directive", "x-amz-tagging-directive"}
 )
 
-_HEX64: Final = re.compile(r"[0-9a-fA-F]{64}")
+HEX_SHA256: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 #: Object headers a streamed copy takes from the source when metadata is
 #: copied.

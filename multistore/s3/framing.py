@@ -65,7 +65,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.auth.sigv4 import (
+from multistore.auth.canonical import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.auth.sigv4 import uri_encode
+from multistore.auth.canonical import uri_encode
 from multistore.headers import HeaderList
 from multistore.stores.azure.auth import (
     API_VERSION,

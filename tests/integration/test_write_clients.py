@@ -69,7 +69,7 @@ PART: Final = 5 * MiB
 #: How many parts a L{LARGE} object has.
 LARGE_PARTS: Final = -(-LARGE // PART)
 
-_HEX64: Final = re.compile(r"[0-9a-f]{64}")
+HEX_SHA256: Final = re.compile(r"[0-9a-f]{64}")
 
 
 @define
@@ -296,7 +296,7 @@ class _ClientMixin:
             self.assertEqual(payload_hash, "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
             self.assertIn("aws-chunked", encoding)
         else:
-            self.assertTrue(_HEX64.fullmatch(payload_hash), payload_hash)
+            self.assertTrue(HEX_SHA256.fullmatch(payload_hash), payload_hash)
             self.assertEqual(payload_hash, _sha256(data))
         self.assert_stored(key, data)
         if not self.place.is_file:

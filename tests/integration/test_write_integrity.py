@@ -3,7 +3,7 @@
 Integrity of uploads through the daemon: nothing unverified becomes an
 object.
 
-Each request is built here, signed with C{multistore.auth.sigv4.sign_request}
+Each request is built here, signed with C{multistore.auth.signing.sign_request}
 (and, for C{aws-chunked} bodies, chunk by chunk with AWS's published
 algorithm, computed here independently) and sent raw. After every refusal
 the store itself (SeaweedFS through boto3, or the directory) is checked to
@@ -30,7 +30,8 @@ import pytest
 from attrs import define
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.auth.sigv4 import UNSIGNED_PAYLOAD, sign_request
+from multistore.auth.canonical import UNSIGNED_PAYLOAD
+from multistore.auth.signing import sign_request
 from multistore.headers import HeaderList
 from tests.integration.servers import (
     LOCALHOST,

@@ -40,7 +40,8 @@ from botocore.auth import HmacV1QueryAuth  # type: ignore[import-untyped]
 from botocore.exceptions import ClientError  # type: ignore[import-untyped]
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.auth.sigv4 import UNSIGNED_PAYLOAD, sign_request
+from multistore.auth.canonical import UNSIGNED_PAYLOAD
+from multistore.auth.signing import sign_request
 from multistore.headers import HeaderList
 from tests.integration.emulators import AzureContainer, GcsBucket
 from tests.integration.servers import (

@@ -38,7 +38,8 @@ from attrs import define, field
 from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.auth.sigv4 import UNSIGNED_PAYLOAD, sign_request
+from multistore.auth.canonical import UNSIGNED_PAYLOAD
+from multistore.auth.signing import sign_request
 from multistore.headers import HeaderList
 from tests.integration.servers import (
     LOCALHOST,

@@ -16,8 +16,9 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from multistore.auth.canonical import EMPTY_SHA256
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
-from multistore.auth.sigv4 import EMPTY_SHA256, sign_request
+from multistore.auth.signing import sign_request
 from multistore.bodies import BytesBody
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
 from multistore.gateway.pipeline import Gateway

@@ -24,7 +24,7 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.auth.sigv4 import (
+from multistore.auth.canonical import (
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,

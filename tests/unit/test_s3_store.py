@@ -30,16 +30,15 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.auth.sigv4 import (
+from multistore.auth.canonical import (
     canonical_query,
     canonical_request,
     canonical_uri,
     compute_signature,
-    parse_authorization,
     signing_key,
     string_to_sign,
-    verify_header_auth,
 )
+from multistore.auth.sigv4 import parse_authorization, verify_header_auth
 from multistore.bodies import BytesBody
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList

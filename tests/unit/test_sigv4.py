@@ -25,39 +25,40 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.auth.sigv4 import (
+from multistore.auth.canonical import (
     EMPTY_SHA256,
     MAX_PRESIGNED_EXPIRES,
     STREAMING_PAYLOAD,
     STREAMING_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
-    SigV4Authorization,
-    SigV4Presigned,
     canonical_headers,
     canonical_query,
     canonical_query_candidates,
     canonical_request,
     canonical_uri,
     canonical_uri_candidates,
-    check_signature,
     chunk_signature,
     chunk_string_to_sign,
     compute_signature,
     format_amz_date,
     format_iso8601,
     parse_amz_date,
-    parse_authorization,
-    parse_presigned,
     percent_decode,
-    presign_url,
-    sign_request,
     signing_key,
     string_to_sign,
     trailer_string_to_sign,
     uri_encode,
+    wire_text,
+)
+from multistore.auth.signing import presign_url, sign_request
+from multistore.auth.sigv4 import (
+    SigV4Authorization,
+    SigV4Presigned,
+    check_signature,
+    parse_authorization,
+    parse_presigned,
     verify_header_auth,
     verify_presigned,
-    wire_text,
 )
 from multistore.headers import HeaderList
 from multistore.model import CredentialScope, IncomingRequest, VerifiedSignature

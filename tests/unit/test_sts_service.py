@@ -36,7 +36,7 @@ from twisted.web.server import Request
 from multistore.auth.authentication import Authenticator
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sessions import SessionKeys, unseal
-from multistore.auth.sigv4 import presign_url, sign_request
+from multistore.auth.signing import presign_url, sign_request
 from multistore.bodies import BytesProducer
 from multistore.config import AccessScope, BucketConfig, Config, RoleConfig
 from multistore.gateway.pipeline import Gateway

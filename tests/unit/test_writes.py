@@ -25,18 +25,18 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
-from multistore.auth.sigv2 import sign_v2, string_to_sign_v2
-from multistore.auth.sigv4 import (
+from multistore.auth.canonical import (
     STREAMING_PAYLOAD,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
     chunk_signature,
     chunk_string_to_sign,
     format_amz_date,
-    sign_request,
     signing_key,
 )
+from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
+from multistore.auth.signing import sign_request
+from multistore.auth.sigv2 import sign_v2, string_to_sign_v2
 from multistore.bodies import BytesBody, BytesProducer
 from multistore.config import ACTIONS, AccessScope, BucketConfig, Config
 from multistore.config import StoredCredential as Credential

@@ -103,7 +103,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.auth.sigv4 import uri_encode
+from multistore.auth.canonical import uri_encode
 from multistore.bodies import BytesProducer, read_body
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList

@@ -49,12 +49,8 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.auth.sigv4 import (
-    EMPTY_SHA256,
-    UNSIGNED_PAYLOAD,
-    sign_request,
-    uri_encode,
-)
+from multistore.auth.canonical import EMPTY_SHA256, UNSIGNED_PAYLOAD, uri_encode
+from multistore.auth.signing import sign_request
 from multistore.bodies import BytesProducer, read_body
 from multistore.config import BucketConfig
 from multistore.headers import NO_HEADERS, HeaderList

@@ -371,19 +371,19 @@ def format_amz_date(when: datetime) -> str:
     :param when: an aware time.
     :return: ``when`` in UTC as ``YYYYMMDDTHHMMSSZ``.
     """
-    return as_utc(when).strftime("%Y%m%dT%H%M%SZ")
+    return aware_utc(when).strftime("%Y%m%dT%H%M%SZ")
 
 
-def format_iso8601(when: datetime) -> str:
+def format_server_time(when: datetime) -> str:
     """
     :param when: an aware time.
     :return: ``when`` in UTC as ``YYYY-MM-DDTHH:MM:SSZ``, the form S3 error
         documents use.
     """
-    return as_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return aware_utc(when).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def as_utc(when: datetime) -> datetime:
+def aware_utc(when: datetime) -> datetime:
     """
     :param when: an aware time.
     :return: the same time in UTC.

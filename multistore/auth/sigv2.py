@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Final
 from attrs import frozen
 
 from multistore.auth.canonical import (
-    as_utc,
+    aware_utc,
     canonical_uri,
-    format_iso8601,
+    format_server_time,
     parse_amz_date,
     percent_decode,
     readable_text,
@@ -389,13 +389,13 @@ def _check_header_time(headers: HeaderList, now: datetime, max_skew: int) -> Non
 def _check_expiry(auth: SigV2Authorization, now: datetime) -> None:
     expires = auth.expires_epoch
     assert expires is not None
-    now = as_utc(now)
+    now = aware_utc(now)
     if now.timestamp() > expires:
         raise S3Error(
             "AccessDenied",
             "Request has expired",
             extra=(
-                ("Expires", format_iso8601(datetime.fromtimestamp(expires, UTC))),
-                ("ServerTime", format_iso8601(now)),
+                ("Expires", format_server_time(datetime.fromtimestamp(expires, UTC))),
+                ("ServerTime", format_server_time(now)),
             ),
         )

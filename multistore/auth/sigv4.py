@@ -37,8 +37,8 @@ from multistore.auth.canonical import (
     STREAMING_PAYLOAD_TRAILER,
     STREAMING_UNSIGNED_PAYLOAD_TRAILER,
     UNSIGNED_PAYLOAD,
-    as_utc,
     assemble_canonical_request,
+    aware_utc,
     canonical_headers,
     canonical_query,
     canonical_query_candidates,
@@ -46,7 +46,7 @@ from multistore.auth.canonical import (
     canonical_uri_candidates,
     compute_signature,
     format_amz_date,
-    format_iso8601,
+    format_server_time,
     parse_amz_date,
     readable_text,
     signing_key,
@@ -165,12 +165,12 @@ def check_skew(request_time: datetime, sent: str, now: datetime, max_skew: int) 
     :param max_skew: the largest difference allowed, in seconds.
     :raise S3Error: ``RequestTimeTooSkewed``.
     """
-    if abs((as_utc(now) - request_time).total_seconds()) > max_skew:
+    if abs((aware_utc(now) - request_time).total_seconds()) > max_skew:
         raise S3Error(
             "RequestTimeTooSkewed",
             extra=(
                 ("RequestTime", sent),
-                ("ServerTime", format_iso8601(now)),
+                ("ServerTime", format_server_time(now)),
                 ("MaxAllowedSkewMilliseconds", str(max_skew * 1000)),
             ),
         )
@@ -593,7 +593,7 @@ def verify_presigned(
     when = parse_amz_date(auth.amz_date)
     if when is None:  # only for a value not made by parse_presigned
         raise _query_error("X-Amz-Date must be in the ISO8601 Long Format")
-    now = as_utc(now)
+    now = aware_utc(now)
     expires_at = when + timedelta(seconds=auth.expires)
     if now > expires_at:
         raise S3Error(
@@ -601,8 +601,8 @@ def verify_presigned(
             "Request has expired",
             extra=(
                 ("X-Amz-Expires", str(auth.expires)),
-                ("Expires", format_iso8601(expires_at)),
-                ("ServerTime", format_iso8601(now)),
+                ("Expires", format_server_time(expires_at)),
+                ("ServerTime", format_server_time(now)),
             ),
         )
     if when - now > timedelta(seconds=max_skew):

@@ -39,9 +39,9 @@ from multistore.model import (
 )
 from multistore.operations.dispatcher import Dispatcher
 from multistore.operations.table import dispatch
+from multistore.s3.documents import error_document
 from multistore.s3.errors import S3Error
 from multistore.s3.request import host_bucket, parse_operation, split_path
-from multistore.s3.xml import error_document
 
 
 def new_request_id() -> str:

@@ -23,15 +23,15 @@ from multistore.operations.dispatcher import (
 )
 from multistore.operations.verify import decimal_param, xml_body
 from multistore.operations.writes import write_headers
-from multistore.s3.errors import S3Error
-from multistore.s3.keys import from_backend, to_backend
-from multistore.s3.xml import (
+from multistore.s3.documents import (
     complete_multipart_document,
     initiate_multipart_document,
     list_parts_document,
     list_uploads_document,
-    parse_complete_request,
 )
+from multistore.s3.errors import S3Error
+from multistore.s3.keys import from_backend, to_backend
+from multistore.s3.xml import parse_complete_request
 
 
 async def create_multipart_upload(

@@ -14,6 +14,11 @@ from attrs import evolve
 from multistore.headers import HeaderList
 from multistore.model import DispatchContext, ObjectRead, Response
 from multistore.operations.dispatcher import XML_HEADER, Dispatcher
+from multistore.s3.documents import (
+    list_buckets_document,
+    list_objects_document,
+    location_document,
+)
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import to_backend
 from multistore.s3.listing import (
@@ -24,11 +29,6 @@ from multistore.s3.listing import (
 )
 from multistore.s3.request import parse_part_number
 from multistore.s3.tokens import open_store_token, seal_store_token
-from multistore.s3.xml import (
-    list_buckets_document,
-    list_objects_document,
-    location_document,
-)
 
 #: ``response-*`` query parameters and the header each one overrides.
 RESPONSE_OVERRIDES: Final = {

@@ -16,7 +16,6 @@ backend keys; XML answers name the virtual bucket and key.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Final
@@ -40,15 +39,15 @@ from multistore.model import (
 )
 from multistore.operations.dispatcher import XML_HEADER, operation_key, upload_id_of
 from multistore.operations.verify import _trailer, verified_body, xml_body
-from multistore.s3.errors import S3Error
-from multistore.s3.keys import check_key, from_backend, to_backend
-from multistore.s3.request import parse_part_number
-from multistore.s3.xml import (
+from multistore.s3.documents import (
     copy_object_document,
     copy_part_document,
     delete_result_document,
-    parse_delete_request,
 )
+from multistore.s3.errors import S3Error
+from multistore.s3.keys import check_key, from_backend, to_backend
+from multistore.s3.request import parse_part_number
+from multistore.s3.xml import parse_delete_request
 
 if TYPE_CHECKING:
     from multistore.operations.dispatcher import Dispatcher
@@ -84,7 +83,6 @@ _COPY_HEADERS: Final = frozenset(
     {"x-amz-metadata-directive", "x-amz-tagging-directive"}
 )
 
-HEX_SHA256: Final = re.compile(r"[0-9a-fA-F]{64}")
 
 #: Object headers a streamed copy takes from the source when metadata is
 #: copied.

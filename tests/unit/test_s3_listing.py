@@ -16,6 +16,7 @@ from lxml import etree
 from twisted.trial.unittest import SynchronousTestCase
 
 from multistore.model import ListPage, ListRequest, ObjectInfo
+from multistore.s3.documents import list_objects_document
 from multistore.s3.errors import S3Error
 from multistore.s3.keys import from_backend
 from multistore.s3.listing import (
@@ -34,7 +35,6 @@ from multistore.s3.listing import (
     url_encode,
     utf8_bytes,
 )
-from multistore.s3.xml import list_objects_document
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 WHEN = datetime(2024, 5, 6, 7, 8, 9, 123000, tzinfo=UTC)

@@ -29,17 +29,10 @@ from multistore.model import (
     UploadsPage,
 )
 from multistore.s3.dates import format_http_date, format_iso8601, parse_iso8601
-from multistore.s3.errors import S3Error
-from multistore.s3.listing import ListEntry, ListResult, url_encode
-from multistore.s3.xml import (
-    CHECKSUM_ALGORITHMS,
-    S3_NAMESPACE,
+from multistore.s3.documents import (
     complete_multipart_document,
-    complete_request_document,
     copy_object_document,
     copy_part_document,
-    create_bucket_document,
-    delete_request_document,
     delete_result_document,
     error_document,
     initiate_multipart_document,
@@ -48,20 +41,31 @@ from multistore.s3.xml import (
     list_parts_document,
     list_uploads_document,
     location_document,
+)
+from multistore.s3.errors import S3Error
+from multistore.s3.listing import ListEntry, ListResult, url_encode
+from multistore.s3.xml import (
+    CHECKSUM_ALGORITHMS,
+    S3_NAMESPACE,
     parse_complete_request,
+    parse_delete_request,
+    parse_untrusted,
+    safe_parser,
+    xml_can_carry,
+    xml_safe,
+)
+from multistore.stores.s3.xml import (
+    complete_request_document,
+    create_bucket_document,
+    delete_request_document,
     parse_complete_result,
     parse_copy_result,
-    parse_delete_request,
     parse_delete_result,
     parse_error_document,
     parse_initiate_result,
     parse_list_objects_v2,
     parse_list_parts,
     parse_list_uploads,
-    parse_untrusted,
-    safe_parser,
-    xml_can_carry,
-    xml_safe,
 )
 
 NS = "{" + S3_NAMESPACE + "}"

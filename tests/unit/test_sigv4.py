@@ -41,7 +41,7 @@ from multistore.auth.canonical import (
     chunk_string_to_sign,
     compute_signature,
     format_amz_date,
-    format_iso8601,
+    format_server_time,
     parse_amz_date,
     percent_decode,
     signing_key,
@@ -1084,7 +1084,7 @@ class TimeTests(SynchronousTestCase):
         """
         when = datetime(2013, 5, 24, 4, 0, tzinfo=timezone(timedelta(hours=2)))
         self.assertEqual(format_amz_date(when), "20130524T020000Z")
-        self.assertEqual(format_iso8601(when), "2013-05-24T02:00:00Z")
+        self.assertEqual(format_server_time(when), "2013-05-24T02:00:00Z")
         self.assertRaises(ValueError, format_amz_date, datetime(2013, 5, 24))
 
 

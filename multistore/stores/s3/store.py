@@ -71,8 +71,9 @@ from multistore.model import (
     UploadsPage,
 )
 from multistore.s3.errors import STATUS_OF, S3Error
-from multistore.s3.xml import (
-    MAX_DELETE_KEYS,
+from multistore.s3.xml import MAX_DELETE_KEYS, parse_untrusted, xml_can_carry
+from multistore.stores.failures import failed, refused
+from multistore.stores.s3.xml import (
     complete_request_document,
     create_bucket_document,
     delete_request_document,
@@ -84,10 +85,7 @@ from multistore.s3.xml import (
     parse_list_objects_v2,
     parse_list_parts,
     parse_list_uploads,
-    parse_untrusted,
-    xml_can_carry,
 )
-from multistore.stores.failures import failed, refused
 
 _T = TypeVar("_T")
 

@@ -258,12 +258,22 @@ class IBucketRegistry(Interface):
         :return: the buckets ``identity`` may use, by name.
         """
 
-    def authorize_key(
-        bucket: ResolvedBucket, identity: Identity, action: str, key: str
-    ) -> bool:
+    def authorize_keys(
+        bucket: ResolvedBucket, identity: Identity, action: str, keys: Sequence[str]
+    ) -> Deferred[Sequence[bool]]:
         """
-        :return: whether ``identity`` may perform ``action`` on ``key`` in an
-            already-resolved ``bucket`` (for operations naming many keys).
+        Decide, for operations that name many keys (the keys of DeleteObjects,
+        the entries of a listing, the uploads of ListMultipartUploads),
+        whether ``identity`` may perform ``action`` on each of ``keys`` in an
+        already-resolved ``bucket``. One call covers a whole request's keys,
+        so a registry behind a network service answers them in one exchange.
+
+        :param keys: virtual keys (or common prefixes), in any order, perhaps
+            empty.
+        :return: a Deferred that fires with one verdict per key, in the order
+            of ``keys``. A failure (say, the service is down) fails the
+            request; an L{multistore.s3.errors.S3Error} is sent to the client
+            as it is, anything else as ``InternalError``.
         """
 
 

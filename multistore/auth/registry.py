@@ -115,10 +115,14 @@ class StaticBucketRegistry:
             ]
         )
 
-    def authorize_key(
-        self, bucket: ResolvedBucket, identity: Identity, action: str, key: str
-    ) -> bool:
-        return is_allowed(identity, bucket.config, action, key)
+    def authorize_keys(
+        self,
+        bucket: ResolvedBucket,
+        identity: Identity,
+        action: str,
+        keys: Sequence[str],
+    ) -> Deferred[Sequence[bool]]:
+        return succeed([is_allowed(identity, bucket.config, action, k) for k in keys])
 
 
 @implementer(ICredentialRegistry)

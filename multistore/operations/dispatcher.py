@@ -7,7 +7,7 @@ many operations share.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final
 
 from attrs import field, frozen
@@ -78,3 +78,25 @@ def upload_id_of(params: Mapping[str, str]) -> str:
             extra=(("ArgumentName", "uploadId"),),
         )
     return upload_id
+
+
+async def allowed_keys(
+    dispatcher: Dispatcher, context: DispatchContext, action: str, keys: Sequence[str]
+) -> set[str]:
+    """
+    Ask the registry, once for all of ``keys``, which of them the caller may
+    perform ``action`` on (for operations and listings that name many keys).
+
+    :param keys: virtual keys or common prefixes.
+    :return: those allowed.
+    :raise ValueError: if the registry gave a verdict count other than the
+        key count (a registry's bug: the request fails as ``InternalError``).
+    """
+    if not keys:
+        return set()
+    bucket = context.bucket
+    assert bucket is not None
+    verdicts = await dispatcher.buckets.authorize_keys(
+        bucket, context.identity, action, keys
+    )
+    return {key for key, ok in zip(keys, verdicts, strict=True) if ok}

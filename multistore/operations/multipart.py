@@ -18,6 +18,7 @@ from multistore.model import DispatchContext, Response
 from multistore.operations.dispatcher import (
     XML_HEADER,
     Dispatcher,
+    allowed_keys,
     operation_key,
     upload_id_of,
 )
@@ -180,11 +181,16 @@ async def list_multipart_uploads(
     def virtual(key: str | None) -> str | None:
         return None if key is None else from_backend(backend_prefix, key)
 
-    def visible(key: str) -> bool:
-        # Like a listing: each key and common prefix is checked on its own.
-        return dispatcher.buckets.authorize_key(
-            bucket, context.identity, "create_multipart_upload", key
+    # Like a listing: each key and common prefix is checked on its own.
+    names = [u.key for u in page.uploads] + list(page.common_prefixes)
+    visible = (
+        await allowed_keys(
+            dispatcher,
+            context,
+            "create_multipart_upload",
+            [v for n in names if (v := virtual(n)) is not None],
         )
+    ).__contains__
 
     uploads = tuple(
         evolve(u, key=v)

@@ -12,15 +12,15 @@ from typing import Final
 from attrs import evolve
 
 from multistore.headers import HeaderList
-from multistore.model import DispatchContext, ObjectRead, Response
-from multistore.operations.dispatcher import XML_HEADER, Dispatcher
+from multistore.model import DispatchContext, ListPage, ObjectRead, Response
+from multistore.operations.dispatcher import XML_HEADER, Dispatcher, allowed_keys
 from multistore.s3.documents import (
     list_buckets_document,
     list_objects_document,
     location_document,
 )
 from multistore.s3.errors import S3Error
-from multistore.s3.keys import to_backend
+from multistore.s3.keys import from_backend, to_backend
 from multistore.s3.listing import (
     empty_result,
     list_result,
@@ -123,31 +123,33 @@ async def list_objects(dispatcher: Dispatcher, context: DispatchContext) -> Resp
             backend_prefix,
             display_name,
             dispatcher.owner,
-            allowed=_listing_filter(dispatcher, context),
+            allowed=await _listing_filter(dispatcher, context, page, backend_prefix),
         )
     return Response(200, HeaderList([XML_HEADER]), list_objects_document(result))
 
 
-def _listing_filter(
-    dispatcher: Dispatcher, context: DispatchContext
+async def _listing_filter(
+    dispatcher: Dispatcher,
+    context: DispatchContext,
+    page: ListPage,
+    backend_prefix: str,
 ) -> Callable[[str], bool] | None:
     """
     What a listing may show the caller. Authorization checked the listing's
     ``prefix``, but a scope prefix without a trailing ``/`` covers ``data``
     and ``data/...``, not ``data-private/...``, which a listing of
-    ``prefix=data`` also returns: each key (and common prefix) is checked
-    on its own, unless the bucket is public.
+    ``prefix=data`` also returns: each key (and common prefix) of the page is
+    checked on its own, in one call to the registry, unless the bucket is
+    public.
     """
     bucket = context.bucket
     assert bucket is not None
     if bucket.config.anonymous_access:
         return None
-    identity = context.identity
-
-    def allowed(key: str) -> bool:
-        return dispatcher.buckets.authorize_key(bucket, identity, "list_bucket", key)
-
-    return allowed
+    names = [o.key for o in page.objects] + list(page.common_prefixes)
+    virtual = [v for n in names if (v := from_backend(backend_prefix, n)) is not None]
+    allowed = await allowed_keys(dispatcher, context, "list_bucket", virtual)
+    return allowed.__contains__
 
 
 async def get_object(dispatcher: Dispatcher, context: DispatchContext) -> Response:

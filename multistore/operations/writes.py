@@ -37,7 +37,12 @@ from multistore.model import (
     ResolvedBucket,
     Response,
 )
-from multistore.operations.dispatcher import XML_HEADER, operation_key, upload_id_of
+from multistore.operations.dispatcher import (
+    XML_HEADER,
+    allowed_keys,
+    operation_key,
+    upload_id_of,
+)
 from multistore.operations.verify import _trailer, verified_body, xml_body
 from multistore.s3.documents import (
     copy_object_document,
@@ -431,20 +436,25 @@ async def delete_objects(dispatcher: Dispatcher, context: DispatchContext) -> Re
     quiet, objects = parse_delete_request(await xml_body(dispatcher, context))
     store, prefix = dispatcher.store(context)
     outcomes: list[DeleteOutcome] = []
-    allowed: list[tuple[str, str | None]] = []
+    named: list[tuple[str, str | None]] = []
     for key, version_id in objects:
         try:
             check_key(key)
         except S3Error as error:
             outcomes.append(DeleteOutcome(key, version_id, (error.code, error.message)))
-            continue
-        action = "delete_object"
-        if not dispatcher.buckets.authorize_key(bucket, context.identity, action, key):
+        else:
+            named.append((key, version_id))
+    permitted = await allowed_keys(
+        dispatcher, context, "delete_object", [key for key, _ in named]
+    )
+    allowed: list[tuple[str, str | None]] = []
+    for key, version_id in named:
+        if key in permitted:
+            allowed.append((to_backend(prefix, key), version_id))
+        else:
             outcomes.append(
                 DeleteOutcome(key, version_id, ("AccessDenied", "Access Denied"))
             )
-            continue
-        allowed.append((to_backend(prefix, key), version_id))
     if allowed:
         for outcome in await store.delete_objects(allowed):
             virtual = from_backend(prefix, outcome.key)

@@ -2,8 +2,8 @@
 """
 The ``multistore`` command: tools around the daemon.
 
-``multistore check-config FILE`` validates a configuration and explains each
-problem; ``multistore keygen session-token`` and ``multistore keygen oidc``
+``multistore check-config FILE`` validates a configuration (making the
+plug-ins it names, as the daemon would) and explains each problem; ``multistore keygen session-token`` and ``multistore keygen oidc``
 print new key material. The daemon itself runs under ``twistd multistore``
 or ``python -m twisted multistore``.
 """
@@ -17,6 +17,7 @@ from typing import TextIO
 
 from multistore import __version__
 from multistore.configfile import ConfigError, load_config
+from multistore.plugins import load_plugins
 
 
 def check_config(path: str, out: TextIO) -> int:
@@ -25,8 +26,11 @@ def check_config(path: str, out: TextIO) -> int:
 
     :return: the exit status: 0 if valid, 1 if not.
     """
+    from twisted.internet import reactor
+
     try:
         config = load_config(path)
+        load_plugins(config, reactor)
     except ConfigError as e:
         out.write(e.explain() + "\n")
         return 1
@@ -38,6 +42,13 @@ def check_config(path: str, out: TextIO) -> int:
         prefix = f" (prefix {bucket.backend_prefix!r})" if bucket.backend_prefix else ""
         access = ", anonymous reads" if bucket.anonymous_access else ""
         out.write(f"  bucket {bucket.name}: {bucket.backend_type}{prefix}{access}\n")
+    for kind, plugins in (
+        ("middleware", config.middleware),
+        ("registry", (config.registry,) if config.registry else ()),
+        ("route", config.routes),
+    ):
+        for plugin in plugins:
+            out.write(f"  {kind}: {plugin.use}\n")
     for warning in config.warnings:
         out.write(f"  warning: {warning}\n")
     return 0

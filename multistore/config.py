@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from attrs import field, frozen
 
@@ -344,10 +344,39 @@ class LoggingConfig:
     access_log: bool = True
 
 
+def _frozen_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(options))
+
+
+@frozen
+class PluginConfig:
+    """
+    A plug-in named in the configuration (``[[middleware]]``, ``[registry]``,
+    ``[[routes]]``): a factory the daemon resolves and calls at start-up as
+    ``factory(options, reactor)``.
+
+    :ivar use: where the factory is, ``package.module:name`` (the name may
+        be dotted, ``module:Class.method``).
+    :ivar options: the table's ``options``, handed to the factory as a new
+        dict each time.
+    :ivar where: the table it was given in, for messages
+        (``[[middleware]] #2``).
+    """
+
+    use: str
+    options: Mapping[str, Any] = field(factory=dict, converter=_frozen_options)
+    where: str = ""
+
+
 @frozen
 class Config:
     """
     A whole, validated configuration.
+
+    :ivar middleware: plug-in middleware, in the order they run.
+    :ivar registry: a plug-in registry that replaces the file's buckets, or
+        its credentials and roles, or both (by the interfaces it provides).
+    :ivar routes: plug-in route handlers, consulted after the built-in ones.
 
     :ivar source: where it was loaded from.
     :ivar warnings: non-fatal remarks about the file, for the operator.
@@ -361,8 +390,8 @@ class Config:
     server: ServerConfig = ServerConfig()
     sts: StsConfig = StsConfig()
     logging: LoggingConfig = LoggingConfig()
+    middleware: tuple[PluginConfig, ...] = ()
+    registry: PluginConfig | None = None
+    routes: tuple[PluginConfig, ...] = ()
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()
-
-
-# --- loading ---------------------------------------------------------------

@@ -42,6 +42,7 @@ from multistore.config import (
     BucketConfig,
     Config,
     LoggingConfig,
+    PluginConfig,
     RoleConfig,
     ServerConfig,
     SessionKey,
@@ -157,7 +158,17 @@ _TOP_LEVEL = frozenset(
         "server",
         "sts",
         "logging",
+        "middleware",
+        "registry",
+        "routes",
     }
+)
+
+#: What a plug-in's ``use`` looks like: a dotted module path, a colon, and a
+#: (perhaps dotted) name in it.
+_PLUGIN_NAME: Final = re.compile(
+    r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
+    r":[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*"
 )
 
 
@@ -811,6 +822,22 @@ def _logging(table: _Table) -> LoggingConfig:
     return logging
 
 
+def _plugin(table: _Table) -> PluginConfig:
+    use = table.string("use")
+    if use and not _PLUGIN_NAME.fullmatch(use):
+        table.error(
+            "use",
+            f"must name a factory as 'package.module:name', not {use!r}",
+        )
+    options = table.table("options").mapping()
+    table.unknown({"use", "options"})
+    return PluginConfig(use=use, options=dict(options), where=table.where)
+
+
+def _plugins(top: _Table, name: str) -> tuple[PluginConfig, ...]:
+    return tuple(_plugin(t) for t in top.tables(name, "use"))
+
+
 def config_from_mapping(
     data: Mapping[str, Any], source: str = "<memory>", base: Path | None = None
 ) -> Config:
@@ -834,6 +861,9 @@ def config_from_mapping(
     server = _server(top.table("server"))
     sts = _sts(top.table("sts"))
     logging = _logging(top.table("logging"))
+    middleware = _plugins(top, "middleware")
+    routes = _plugins(top, "routes")
+    registry = _plugin(top.table("registry")) if top.has("registry") else None
     for key in data:
         if key not in _TOP_LEVEL:
             problems.error(
@@ -871,6 +901,9 @@ def config_from_mapping(
         server=server,
         sts=sts,
         logging=logging,
+        middleware=middleware,
+        registry=registry,
+        routes=routes,
         source=source,
         warnings=tuple(problems.warnings),
     )

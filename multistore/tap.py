@@ -26,9 +26,10 @@ from multistore.config import Config
 from multistore.configfile import ConfigError, load_config
 from multistore.forwarder.agent import AgentForwarder
 from multistore.gateway.pipeline import Gateway
-from multistore.interfaces import IRouteHandler
+from multistore.interfaces import ICredentialRegistry, IRouteHandler
 from multistore.operations.dispatcher import Dispatcher
 from multistore.operations.presence import BucketPresence
+from multistore.plugins import Plugins, load_plugins
 from multistore.s3.checksums import ALGORITHMS, library_for
 from multistore.stores.factory import StoreFactory
 from multistore.sts.jwks import JwksCache
@@ -97,6 +98,7 @@ class Options(usage.Options):
 
         try:
             self["loaded"] = load_config(self["config"])
+            self["plugins"] = load_plugins(self["loaded"], reactor)
         except ConfigError as e:
             raise usage.UsageError(e.explain()) from None
         for description in self["listen"] or self["loaded"].server.listen:
@@ -147,8 +149,9 @@ class _WarningsService(Service):
 
     log = Logger()
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, plugins: Plugins) -> None:
         self._config = config
+        self._plugins = plugins
 
     def startService(self) -> None:
         super().startService()
@@ -161,6 +164,27 @@ class _WarningsService(Service):
         )
         for warning in self._config.warnings:
             self.log.warn("config: {warning}", warning=warning)
+        registry = self._config.registry
+        if registry is not None:
+            replaced = [
+                what
+                for what, by, given in (
+                    ("[[buckets]]", self._plugins.buckets, self._config.buckets),
+                    (
+                        "[[credentials]] and [[roles]]",
+                        self._plugins.credentials,
+                        self._config.credentials or self._config.roles,
+                    ),
+                )
+                if by is not None and given
+            ]
+            for what in replaced:
+                self.log.warn(
+                    "config: {what} in the file are not used: the registry "
+                    "{use} replaces them",
+                    what=what,
+                    use=registry.use,
+                )
         for algorithm in ALGORITHMS:
             if library_for(algorithm) is None:
                 self.log.warn(
@@ -172,7 +196,7 @@ class _WarningsService(Service):
 
 
 def _sts(
-    config: Config, credentials: StaticCredentialRegistry, reactor: Any
+    config: Config, credentials: ICredentialRegistry, reactor: Any
 ) -> tuple[SessionKeys | None, tuple[IRouteHandler, ...]]:
     """
     The STS endpoint and the keys that open its session tokens, if STS is on
@@ -212,7 +236,11 @@ def _sts(
 
 
 def build_service(
-    config: Config, listen: list[str], domains: list[str], reactor: Any
+    config: Config,
+    listen: list[str],
+    domains: list[str],
+    reactor: Any,
+    plugins: Plugins | None = None,
 ) -> MultiService:
     """
     Wire the daemon for ``config``.
@@ -220,9 +248,16 @@ def build_service(
     :param listen: endpoint strings to listen on.
     :param domains: extra virtual-hosted-style domains.
     :param reactor: the reactor.
+    :param plugins: the plug-ins ``config`` names, already made (by
+        L{load_plugins}, which is called here if they are not given).
+    :raise ConfigError: if a plug-in cannot be made.
     """
+    if plugins is None:
+        plugins = load_plugins(config, reactor)
     server = config.server
     top = MultiService()
+    for service in plugins.services:
+        service.setServiceParent(top)
     forwarder = AgentForwarder.create(
         reactor,
         connect_timeout=server.backend_connect_timeout,
@@ -231,17 +266,18 @@ def build_service(
         user_agent=f"multistore/{__version__}",
     )
     _ForwarderService(forwarder).setServiceParent(top)
-    buckets = StaticBucketRegistry.from_config(config)
+    buckets = plugins.buckets or StaticBucketRegistry.from_config(config)
     files = _ThreadPoolService(ThreadPool(0, FILE_THREADS, "multistore-files"))
     files.setServiceParent(top)
     stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
-    credentials = StaticCredentialRegistry.from_config(config)
+    credentials = plugins.credentials or StaticCredentialRegistry.from_config(config)
     sessions, routes = _sts(config, credentials, reactor)
     gateway = Gateway(
         buckets=buckets,
         credentials=credentials,
         sessions=sessions,
-        routes=routes,
+        routes=(*routes, *plugins.routes),
+        middleware=plugins.middleware,
         dispatcher=Dispatcher(
             stores=stores,
             buckets=buckets,
@@ -262,7 +298,7 @@ def build_service(
         # strports services fail the start-up when they cannot listen,
         # rather than log it and run without a socket.
         strports.service(description, site, reactor).setServiceParent(top)
-    _WarningsService(config).setServiceParent(top)
+    _WarningsService(config, plugins).setServiceParent(top)
     return top
 
 
@@ -273,5 +309,9 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     return build_service(
-        options["loaded"], options["listen"], options["domains"], reactor
+        options["loaded"],
+        options["listen"],
+        options["domains"],
+        reactor,
+        options["plugins"],
     )

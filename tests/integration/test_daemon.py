@@ -498,6 +498,18 @@ BAD_CONFIGS: Final = {
         '[[buckets]\nname = "data"\n',
         ["TOML", "line 1"],
     ),
+    "plugin-not-importable": (
+        '[[middleware]]\nuse = "multistore_test_no_such_module:factory"\n',
+        ["[[middleware]] #1", "field 'use'", "cannot import"],
+    ),
+    "plugin-factory-fails": (
+        '[[routes]]\nuse = "multistore.configfile:load_config"\n',
+        ["[[routes]] #1", "field 'use'", "failed: TypeError"],
+    ),
+    "plugin-wrong-interface": (
+        '[registry]\nuse = "multistore.config:Config"\n',
+        ["[registry]", "field 'use'", "provides neither IBucketRegistry"],
+    ),
     "unset-secret-env": (
         '[[credentials]]\naccess_key_id = "AKID"\n'
         'secret_access_key_env = "MULTISTORE_TEST_UNSET_VARIABLE"\n',
@@ -552,8 +564,9 @@ class BadConfigTests(SynchronousTestCase):
     def test_bad_configs(self) -> None:
         """
         An unknown field, a wrong type, a missing or absent file root, bad
-        TOML and a secret from an unset variable each stop the daemon, with
-        a message naming the file, the table and the field.
+        TOML, a secret from an unset variable and a plug-in that cannot be
+        made each stop the daemon, with a message naming the file, the table
+        and the field.
         """
         directory = self.tmp
         for name, (text, expected) in BAD_CONFIGS.items():

@@ -35,6 +35,7 @@ from multistore.headers import HeaderList
 from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
 from multistore.web.body import RequestBody
+from multistore.web.channel import pending_request_line, request_still_arriving
 
 #: How much of a refused request's body is read (and dropped) so it can be
 #: answered in order; with more to come, the answer goes out at once and the
@@ -90,12 +91,9 @@ class MultistoreRequest(server.Request):
         self.content = self.body
         resource = getattr(getattr(channel, "site", None), "resource", None)
         if length != 0 and isinstance(resource, GatewayResource):
-            # The method and target are on the channel until the whole
-            # request has arrived; HTTP/1.x keeps them there.
-            method = getattr(channel, "_command", None)
-            target = getattr(channel, "_path", None)
-            if isinstance(method, bytes) and isinstance(target, bytes):
-                self.exchange = resource.start(self, method, target)
+            line = pending_request_line(channel)
+            if line is not None:
+                self.exchange = resource.start(self, *line)
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         body = self.body
@@ -284,7 +282,7 @@ class _Exchange:
         still to come.
         """
         request = self._request
-        if getattr(request.channel, "_command", None) is None:
+        if not request_still_arriving(request.channel):
             return False  # the request has been read already
         body = self._incoming.body
         if isinstance(body, RequestBody) and body.gone:

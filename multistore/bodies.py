@@ -62,9 +62,33 @@ def enlarge_buffers(transport: object, size: int = CONNECTION_BUFFER) -> None:
 
 class IBody(Interface):
     """
-    A body that is sent as it arrives, never held whole in memory.
+    A body that streams out of a store (a backend's response, a file) and is
+    never held whole in memory: the outgoing counterpart of
+    C{twisted.web.iweb.IBodyProducer}.
 
-    Exactly one of L{deliver} or L{discard} is called, once.
+    B{Ownership.} A body belongs to whoever holds the value that carries it
+    (an L{multistore.model.ObjectResponse}, then a
+    L{multistore.model.Response}). Its owner calls exactly one of
+    L{deliver} or L{discard}, once. An owner that will not pass the body on
+    (a HEAD or 304 answer, an error found after the store answered, a client
+    that has gone away) discards it, so the backend connection or file is
+    released at once rather than when it times out. A body handed onwards
+    (to a store, wrapped as an C{IBodyProducer} for a streamed copy) stays
+    its owner's until the receiver starts reading it: a store that fails
+    before starting a body it was given leaves it alone, and the caller
+    releases it.
+
+    B{A second call} to L{deliver} or L{discard}, after either, is a
+    programming error: it raises C{RuntimeError} (or L{deliver} returns a
+    Deferred failed with it) and does not disturb the first.
+
+    B{Re-entrancy.} L{deliver} may write to the consumer, and its Deferred
+    may fire, before it returns. The consumer may call C{pauseProducing},
+    C{resumeProducing} and C{stopProducing} on the registered producer at
+    any time, from inside C{write} included: after C{pauseProducing} the
+    body writes nothing until C{resumeProducing}; after C{stopProducing} it
+    writes nothing more, releases its source, and its delivery fails with
+    L{DeliveryStopped}.
     """
 
     length = Attribute(
@@ -77,18 +101,23 @@ class IBody(Interface):
 
         The body registers a streaming (push) producer with ``consumer``
         before writing, so a consumer that cannot keep up pauses it, and
-        unregisters it before the returned Deferred fires.
+        unregisters it before the returned Deferred fires (except after the
+        consumer's own C{stopProducing}).
 
         :return: a Deferred that fires with the number of bytes written once
-            the whole body has been written, or fails if the body could not be
-            delivered in full (the source failed or was cut short). Cancelling
-            it stops the source and releases it (closes the backend
-            connection, the file); it then fails with C{CancelledError}.
+            the whole body has been written. It fails if the body could not
+            be delivered in full: with L{multistore.s3.errors.S3Error}
+            (``ServiceUnavailable``, ``GatewayTimeout``) if the source failed
+            or was cut short, with L{DeliveryStopped} if the consumer stopped
+            it. Cancelling it stops the source and releases it (closes the
+            backend connection, the file); it then fails with
+            C{CancelledError}.
         """
 
     def discard() -> None:
         """
-        Release the body without reading it (for HEAD, 304, or an error).
+        Release the body without reading it: a small remainder may be read
+        and dropped so a connection can be reused; anything else is closed.
         """
 
 

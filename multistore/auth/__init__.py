@@ -1,4 +1,7 @@
 """
-Who is calling and what they may do: SigV4 verification and signing,
-identities, and authorization by scope. Pure code; nothing here does I/O.
+Who is calling and what they may do: SigV4 and SigV2 verification, the
+canonical encoding and the signer stores use, sealed STS session tokens,
+identities, authorization by scope, the authenticator, and the registries
+built from the configuration file. It imports nothing from the web layer,
+the gateway, operations or stores.
 """

@@ -542,6 +542,25 @@ def verify_header_auth(
             f"the request date ({amz_date[:8]})."
         )
     check_skew(when, sent, now, max_skew)
+    return _verified(request, auth, secret, amz_date, payload_hash, presigned=False)
+
+
+def _verified(
+    request: IncomingRequest,
+    auth: SigV4Authorization | SigV4Presigned,
+    secret: str,
+    amz_date: str,
+    payload_hash: str,
+    *,
+    presigned: bool,
+) -> VerifiedSignature:
+    """
+    The checks header and query signatures share, once their times are
+    known to be good: every ``x-amz-*`` header signed, and the signature.
+
+    :raise S3Error: ``AccessDenied`` (unsigned ``x-amz-*`` headers),
+        ``SignatureDoesNotMatch``.
+    """
     _check_amz_headers_signed(request.headers, auth.signed_headers)
     key = signing_key(secret, auth.date, auth.region, auth.service)
     check_signature(
@@ -553,7 +572,7 @@ def verify_header_auth(
         signed_headers=auth.signed_headers,
         payload_hash=payload_hash,
         signature=auth.signature,
-        presigned=False,
+        presigned=presigned,
     )
     return VerifiedSignature(
         access_key_id=auth.access_key_id,
@@ -612,27 +631,7 @@ def verify_presigned(
         _check_payload_hash(payload_hash)
     else:
         payload_hash = UNSIGNED_PAYLOAD
-    _check_amz_headers_signed(request.headers, auth.signed_headers)
-    key = signing_key(secret, auth.date, auth.region, auth.service)
-    check_signature(
-        request,
-        access_key_id=auth.access_key_id,
-        key=key,
-        amz_date=auth.amz_date,
-        scope=auth.scope,
-        signed_headers=auth.signed_headers,
-        payload_hash=payload_hash,
-        signature=auth.signature,
-        presigned=True,
-    )
-    return VerifiedSignature(
-        access_key_id=auth.access_key_id,
-        signing_key=key,
-        amz_date=auth.amz_date,
-        scope=auth.scope,
-        seed_signature=auth.signature,
-        payload_hash=payload_hash,
-    )
+    return _verified(request, auth, secret, auth.amz_date, payload_hash, presigned=True)
 
 
 # -- outbound signing ---------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from attrs import define, evolve, field
 from lxml import etree
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface import implementer
@@ -19,7 +19,6 @@ from zope.interface.verify import verifyObject
 from multistore.auth.canonical import EMPTY_SHA256
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.signing import sign_request
-from multistore.bodies import BytesBody
 from multistore.config import AccessScope, BucketConfig, Config, StoredCredential
 from multistore.gateway.pipeline import Gateway
 from multistore.headers import HeaderList
@@ -27,26 +26,24 @@ from multistore.interfaces import (
     IMiddleware,
     IObjectStore,
     IRouteHandler,
-    IStoreFactory,
     Next,
 )
 from multistore.model import (
     CompletedRequest,
     DispatchContext,
     IncomingRequest,
-    ListPage,
-    ListRequest,
-    ObjectInfo,
     ObjectRead,
-    ObjectResponse,
     Response,
 )
 from multistore.operations.dispatcher import Dispatcher
 from multistore.s3.errors import S3Error
-from tests.unit.unwritable import Unwritable
+from multistore.testing import CollectingConsumer, MemoryStore, MemoryStoreFactory
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 HOST = "127.0.0.1:8080"
+
+#: The backend bucket behind every bucket of L{CONFIG}.
+STORE = "store"
 
 CONFIG = Config(
     buckets=(
@@ -55,8 +52,11 @@ CONFIG = Config(
             backend_type="fake",
             backend_prefix="tenants/a",
             anonymous_access=True,
+            backend_options={"bucket_name": STORE},
         ),
-        BucketConfig(name="private", backend_type="fake"),
+        BucketConfig(
+            name="private", backend_type="fake", backend_options={"bucket_name": STORE}
+        ),
     ),
     credentials=(
         StoredCredential(
@@ -91,71 +91,33 @@ CONFIG = Config(
 )
 
 
-@implementer(IObjectStore)
-@define
-class DictStore(Unwritable):
+def memory_store(objects: dict[str, bytes]) -> MemoryStore:
     """
-    A store over a dict of backend keys, recording what it was asked.
+    The store behind every bucket of L{CONFIG}, holding ``objects`` (by
+    backend key) as plain text.
     """
-
-    objects: dict[str, bytes]
-    reads: list[ObjectRead] = field(factory=list)
-    lists: list[ListRequest] = field(factory=list)
-    failure: Exception | None = None
-
-    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
-        self.reads.append(read)
-        if self.failure is not None:
-            return fail(self.failure)
-        if read.key not in self.objects:
-            return fail(S3Error("NoSuchKey"))
-        data = self.objects[read.key]
-        headers = HeaderList.of(
-            content_length=str(len(data)), etag='"e"', content_type="text/plain"
-        )
-        return succeed(
-            ObjectResponse(200, headers, None if read.head else BytesBody(data))
-        )
-
-    def list_objects(self, request: ListRequest) -> Deferred[ListPage]:
-        self.lists.append(request)
-        keys = sorted(k for k in self.objects if k.startswith(request.prefix))
-        if request.start_after:
-            keys = [k for k in keys if k > request.start_after]
-        objects: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        for key in keys:
-            rest = key[len(request.prefix) :]
-            if request.delimiter and request.delimiter in rest:
-                common = (
-                    request.prefix
-                    + rest.split(request.delimiter)[0]
-                    + request.delimiter
-                )
-                if common not in prefixes:
-                    prefixes.append(common)
-            else:
-                objects.append(ObjectInfo(key, len(self.objects[key]), NOW, '"e"'))
-        # Pages are never truncated here: every test listing is small.
-        return succeed(
-            ListPage(objects=tuple(objects), common_prefixes=tuple(prefixes))
-        )
-
-    def head_bucket(self) -> Deferred[None]:
-        return succeed(None)
+    store = MemoryStore(name=STORE)
+    for key, data in objects.items():
+        store.add(key, data, [("content-type", "text/plain")])
+    return store
 
 
-@implementer(IStoreFactory)
-@define
-class OneStore:
-    store: DictStore
+def stores_of(store: MemoryStore) -> MemoryStoreFactory:
+    """
+    A factory whose every bucket of L{CONFIG} is ``store``.
+    """
+    return MemoryStoreFactory(stores={STORE: store})
 
-    def store_for(self, bucket: BucketConfig) -> IObjectStore:
-        return self.store
+
+def reads(store: MemoryStore) -> list[ObjectRead]:
+    """
+    The reads ``store`` was asked for, in order.
+    """
+    return [args[0] for args in store.calls_to("get_object")]
 
 
 def gateway(
-    store: DictStore,
+    store: MemoryStore,
     *,
     middleware: Sequence[IMiddleware] = (),
     routes: Sequence[IRouteHandler] = (),
@@ -166,7 +128,7 @@ def gateway(
     return Gateway(
         buckets=buckets,
         credentials=StaticCredentialRegistry.from_config(CONFIG),
-        dispatcher=Dispatcher(stores=OneStore(store), buckets=buckets),
+        dispatcher=Dispatcher(stores=stores_of(store), buckets=buckets),
         clock=clock,
         middleware=middleware,
         routes=routes,
@@ -216,24 +178,9 @@ def body_of(response: Response) -> bytes:
     body = response.body
     if body is None or isinstance(body, bytes):
         return body or b""
-    consumer = Collect()
-    body.deliver(consumer)  # type: ignore[arg-type]
-    return b"".join(consumer.data)
-
-
-@define
-class Collect:
-    data: list[bytes] = field(factory=list)
-    producer: object = None
-
-    def registerProducer(self, producer: object, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
+    consumer = CollectingConsumer()
+    body.deliver(consumer)
+    return consumer.value()
 
 
 def error_of(response: Response) -> tuple[int, str, str]:
@@ -247,7 +194,7 @@ class GatewayReadTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.store = DictStore(
+        self.store = memory_store(
             {"tenants/a/k": b"hello", "tenants/a/dir/x": b"x", "k": b"top"}
         )
         self.gateway = gateway(self.store)
@@ -268,8 +215,8 @@ class GatewayReadTests(SynchronousTestCase):
         bucket's prefix and returns the store's answer.
         """
         response = self.handle(incoming("GET", "/public/k", [("range", "bytes=0-1")]))
-        self.assertEqual((response.status, body_of(response)), (200, b"hello"))
-        (read,) = self.store.reads
+        self.assertEqual((response.status, body_of(response)), (206, b"he"))
+        (read,) = reads(self.store)
         self.assertEqual(
             (read.key, read.range, read.head), ("tenants/a/k", "bytes=0-1", False)
         )
@@ -281,7 +228,7 @@ class GatewayReadTests(SynchronousTestCase):
         response = self.handle(incoming("HEAD", "/public/k"))
         self.assertEqual(response.status, 200)
         self.assertIsNone(response.body)
-        self.assertTrue(self.store.reads[0].head)
+        self.assertTrue(reads(self.store)[0].head)
 
     def test_overrides_need_signature(self) -> None:
         """
@@ -306,7 +253,7 @@ class GatewayReadTests(SynchronousTestCase):
         response = self.handle(incoming("GET", "/public/k?partNumber=0"))
         self.assertEqual(error_of(response)[:2], (400, "InvalidArgument"))
         self.handle(incoming("GET", "/public/k?partNumber=1"))
-        self.assertEqual(self.store.reads[-1].part_number, 1)
+        self.assertEqual(reads(self.store)[-1].part_number, 1)
 
     def test_listing_virtual(self) -> None:
         """
@@ -316,7 +263,7 @@ class GatewayReadTests(SynchronousTestCase):
         response = self.handle(incoming("GET", "/public?list-type=2"))
         body = body_of(response)
         self.assertEqual(response.status, 200)
-        self.assertEqual(self.store.lists[0].prefix, "tenants/a/")
+        self.assertEqual(self.store.calls_to("list_objects")[0][0].prefix, "tenants/a/")
         self.assertIn(b"<Key>k</Key>", body)
         self.assertIn(b"<Key>dir/x</Key>", body)
         self.assertNotIn(b"tenants", body)
@@ -327,9 +274,13 @@ class GatewayReadTests(SynchronousTestCase):
         sees only ``data`` and what is under ``data/``, never
         ``data-private``, which the store also returns for that prefix.
         """
-        self.store.objects.update(
-            {"data": b"1", "data/x": b"2", "data-private/secret": b"3", "datum": b"4"}
-        )
+        for key, data in {
+            "data": b"1",
+            "data/x": b"2",
+            "data-private/secret": b"3",
+            "datum": b"4",
+        }.items():
+            self.store.add(key, data)
         request = signed(
             "GET", "/private?list-type=2&prefix=data", "AKDATA", "data-secret"
         )
@@ -351,7 +302,7 @@ class GatewayReadTests(SynchronousTestCase):
         """
         With ``debug_errors``, an internal error names the exception.
         """
-        self.store.failure = RuntimeError("detail")
+        self.store.script("get_object", RuntimeError("detail"))
         self.gateway._debug_errors = True
         _, code, message = error_of(self.handle(incoming("GET", "/public/k")))
         self.assertEqual(code, "InternalError")
@@ -365,7 +316,11 @@ class GatewayReadTests(SynchronousTestCase):
         """
         status, code, _ = error_of(self.handle(signed("DELETE", "/public/k")))
         self.assertEqual((status, code), (403, "AccessDenied"))
-        store = DictStore({})
+        store = memory_store({})
+        store.script(
+            "put_object",
+            S3Error("NotImplemented", "This store does not accept writes yet."),
+        )
         writer = evolve(
             CONFIG,
             credentials=(
@@ -380,7 +335,7 @@ class GatewayReadTests(SynchronousTestCase):
         gw = Gateway(
             buckets,
             StaticCredentialRegistry.from_config(writer),
-            Dispatcher(OneStore(store), buckets),
+            Dispatcher(stores_of(store), buckets),
             clock,
             access_log=False,
         )
@@ -406,7 +361,7 @@ class GatewayReadTests(SynchronousTestCase):
         An unexpected exception is logged and answered with a bare
         ``InternalError``.
         """
-        self.store.failure = RuntimeError("secret detail")
+        self.store.script("get_object", RuntimeError("secret detail"))
         status, code, message = error_of(self.handle(incoming("GET", "/public/k")))
         self.assertEqual((status, code), (500, "InternalError"))
         self.assertNotIn("secret", message)
@@ -419,7 +374,7 @@ class GatewayAuthTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.store = DictStore({"k": b"private"})
+        self.store = memory_store({"k": b"private"})
         self.gateway = gateway(self.store)
 
     def handle(self, request: IncomingRequest) -> Response:
@@ -477,7 +432,7 @@ class GatewayAuthTests(SynchronousTestCase):
         ]
         for request, expected in cases:
             self.assertEqual(error_of(self.handle(request))[:2], expected, request)
-        self.assertEqual(self.store.reads, [])
+        self.assertEqual(reads(self.store), [])
 
 
 @implementer(IMiddleware)
@@ -520,7 +475,7 @@ class ExtensionTests(SynchronousTestCase):
         Middleware sees the authorized context, and is told when the request
         is over.
         """
-        store = DictStore({"tenants/a/k": b"v"})
+        store = memory_store({"tenants/a/k": b"v"})
         recorder = Recorder()
         self.assertTrue(verifyObject(IMiddleware, recorder))
         gw = gateway(store, middleware=[recorder])
@@ -545,13 +500,13 @@ class ExtensionTests(SynchronousTestCase):
         """
         A middleware can answer without the store being asked.
         """
-        store = DictStore({"tenants/a/k": b"v"})
+        store = memory_store({"tenants/a/k": b"v"})
         gw = gateway(store, middleware=[Recorder(answer=Response(429, body=b"slow"))])
         response = self.successResultOf(
             gw.handle(incoming("GET", "/public/k"), gw.start())
         )
         self.assertEqual(response.status, 429)
-        self.assertEqual(store.reads, [])
+        self.assertEqual(reads(store), [])
 
     def test_denied_requests_skip_middleware(self) -> None:
         """
@@ -559,7 +514,7 @@ class ExtensionTests(SynchronousTestCase):
         rejected ones.
         """
         recorder = Recorder()
-        gw = gateway(DictStore({}), middleware=[recorder])
+        gw = gateway(memory_store({}), middleware=[recorder])
         request = incoming("GET", "/private/k")
         trace = gw.start()
         response = self.successResultOf(gw.handle(request, trace))
@@ -573,7 +528,7 @@ class ExtensionTests(SynchronousTestCase):
         """
         A route handler answers its paths and declines the rest.
         """
-        store = DictStore({"tenants/a/k": b"v"})
+        store = memory_store({"tenants/a/k": b"v"})
         gw = gateway(store, routes=[Health()])
         self.assertEqual(
             self.successResultOf(

@@ -45,7 +45,8 @@ from multistore.model import IncomingRequest, Response
 from multistore.operations.dispatcher import Dispatcher
 from multistore.sts.jwks import HTTPGetter, JwksCache
 from multistore.sts.service import StsRoute
-from tests.unit.test_gateway import HOST, NOW, DictStore, OneStore, body_of
+from multistore.testing import MemoryStore, MemoryStoreFactory
+from tests.unit.test_gateway import HOST, NOW, body_of, memory_store, reads
 from tests.unit.test_sts_jwks import EC_KEY, RSA_KEY, FakeIssuer, ec_jwk, rsa_jwk
 
 ISSUER: Final = "https://issuer.example"
@@ -104,10 +105,20 @@ ROLES: Final = (
     ),
 )
 
+#: The backend bucket behind both buckets.
+STORE: Final = "objects"
+
 CONFIG: Final = Config(
     buckets=(
-        BucketConfig(name="data", backend_type="fake"),
-        BucketConfig(name="restricted", backend_type="fake", allowed_roles=("ci",)),
+        BucketConfig(
+            name="data", backend_type="fake", backend_options={"bucket_name": STORE}
+        ),
+        BucketConfig(
+            name="restricted",
+            backend_type="fake",
+            allowed_roles=("ci",),
+            backend_options={"bucket_name": STORE},
+        ),
     ),
     roles=ROLES,
 )
@@ -264,7 +275,7 @@ class World:
     foreign: FakeIssuer
     issuers: Issuers
     stub: StubTreq
-    store: DictStore
+    store: MemoryStore
     keys: SessionKeys = field(repr=False)
 
 
@@ -285,7 +296,7 @@ def world(
     session_keys = SessionKeys(list(keys))
     credentials = StaticCredentialRegistry.from_config(CONFIG)
     buckets = StaticBucketRegistry.from_config(CONFIG)
-    store = DictStore(dict(OBJECTS))
+    store = memory_store(dict(OBJECTS))
     route = StsRoute(
         credentials=credentials,
         keys=session_keys,
@@ -298,7 +309,9 @@ def world(
     gateway = Gateway(
         buckets=buckets,
         credentials=credentials,
-        dispatcher=Dispatcher(stores=OneStore(store), buckets=buckets),
+        dispatcher=Dispatcher(
+            stores=MemoryStoreFactory(stores={STORE: store}), buckets=buckets
+        ),
         clock=clock,
         routes=[route],
         sessions=session_keys,
@@ -941,7 +954,7 @@ class SessionRequestTests(_StsCase):
         ):
             response = self.s3(session, method, target)
             self.assertEqual(self.s3_error(response), (403, "AccessDenied"), target)
-        self.assertEqual(self.world.store.reads, [])
+        self.assertEqual(reads(self.world.store), [])
 
     def test_without_token(self) -> None:
         """

@@ -420,8 +420,13 @@ class RecordingBody(BytesBody):
 class CollectingConsumer:
     """
     A consumer that keeps everything written to it, records its producer,
-    and can pause that producer after a given number of writes.
+    and can pause that producer after a given number of writes, or act on
+    each write.
 
+    :ivar pause_after: pause the registered producer after this many
+        writes.
+    :ivar on_write: called with the consumer after each write (to stop or
+        pause a request body, which does not register with its consumer).
     :ivar chunks: what was written, in order.
     :ivar producer: the registered producer, if any.
     :ivar streaming: whether it registered as a push producer.
@@ -432,6 +437,7 @@ class CollectingConsumer:
     """
 
     pause_after: int | None = None
+    on_write: Callable[[CollectingConsumer], object] | None = None
     chunks: list[bytes] = field(factory=list)
     producer: IProducer | None = None
     streaming: bool | None = None
@@ -467,6 +473,8 @@ class CollectingConsumer:
             and self.producer is not None
         ):
             cast(IPushProducer, self.producer).pauseProducing()
+        if self.on_write is not None:
+            self.on_write(self)
 
     def value(self) -> bytes:
         """

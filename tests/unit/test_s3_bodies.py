@@ -14,7 +14,7 @@ from botocore import httpchecksum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IConsumer, IProducer
+from twisted.internet.interfaces import IConsumer
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
@@ -39,6 +39,7 @@ from multistore.s3 import checksums
 from multistore.s3.checksums import discover, library_for, md5_b64
 from multistore.s3.errors import S3Error
 from multistore.s3.framing import MAX_LINE, AwsChunkedBody, VerifyingBody
+from multistore.testing import CollectingConsumer, ControlledProducer
 from tests.unit.test_s3_checksums import (
     fake_awscrt,
     importer,
@@ -51,88 +52,7 @@ from tests.unit.test_s3_checksums import (
 
 @implementer(IBodyProducer)
 @define
-class FakeSource:
-    """
-    An upload as the web layer hands it over: the test writes pieces and
-    ends it; it records how it was driven.
-    """
-
-    length: object = UNKNOWN_LENGTH
-    consumer: IConsumer | None = None
-    done: Deferred[None] | None = None
-    paused: bool = False
-    pauses: int = 0
-    resumes: int = 0
-    stopped: bool = False
-    cancelled: bool = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """
-        Remember the consumer.
-        """
-        self.consumer = consumer
-        self.done = Deferred(self._cancel)
-        return self.done
-
-    def _cancel(self, done: Deferred[None]) -> None:
-        self.cancelled = True
-
-    def pauseProducing(self) -> None:
-        """
-        Note the pause.
-        """
-        self.paused = True
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        """
-        Note the resumption.
-        """
-        self.paused = False
-        self.resumes += 1
-
-    def stopProducing(self) -> None:
-        """
-        Note the stop.
-        """
-        self.stopped = True
-
-    @property
-    def over(self) -> bool:
-        """
-        Whether the body may write no more: stopped, or its Deferred fired.
-        """
-        return self.stopped or (self.done is not None and self.done.called)
-
-    def send(self, *pieces: bytes) -> None:
-        """
-        Write pieces, as long as the body has not been stopped.
-        """
-        assert self.consumer is not None
-        for piece in pieces:
-            if self.over:
-                return
-            self.consumer.write(piece)
-
-    def finish(self) -> None:
-        """
-        End the upload.
-        """
-        assert self.done is not None
-        if not self.over:
-            self.done.callback(None)
-
-    def fail(self, reason: Exception) -> None:
-        """
-        End the upload with a failure (the client went away).
-        """
-        assert self.done is not None
-        self.done.errback(reason)
-
-
-@implementer(IBodyProducer)
-@define
-class EagerSource(FakeSource):
+class EagerSource(ControlledProducer):
     """
     A source that writes everything and finishes inside C{startProducing},
     as an in-memory producer does.
@@ -150,46 +70,6 @@ class EagerSource(FakeSource):
         if self.finishes:
             self.finish()
         return done
-
-
-@implementer(IConsumer)
-@define
-class Sink:
-    """
-    A consumer that records what it gets, and can act on the producer while
-    being written to.
-    """
-
-    pieces: list[bytes] = field(factory=list)
-    on_write: Callable[[Sink], None] | None = None
-    producer: IProducer | None = None
-
-    @property
-    def data(self) -> bytes:
-        """
-        Everything written.
-        """
-        return b"".join(self.pieces)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        """
-        Remember the producer.
-        """
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        """
-        Forget the producer.
-        """
-        self.producer = None
-
-    def write(self, data: bytes) -> None:
-        """
-        Record ``data``.
-        """
-        self.pieces.append(data)
-        if self.on_write is not None:
-            self.on_write(self)
 
 
 @define
@@ -230,14 +110,14 @@ class Outcome:
 
 def drive(
     body: IBodyProducer,
-    source: FakeSource,
+    source: ControlledProducer,
     pieces: Sequence[bytes],
-    consumer: Sink | None = None,
-) -> tuple[Sink, Outcome]:
+    consumer: CollectingConsumer | None = None,
+) -> tuple[CollectingConsumer, Outcome]:
     """
     Start ``body``, feed ``pieces`` through ``source`` and end it.
     """
-    sink = consumer if consumer is not None else Sink()
+    sink = consumer if consumer is not None else CollectingConsumer()
     outcome = Outcome()
     outcome.watch(body.startProducing(sink))
     source.send(*pieces)
@@ -375,11 +255,11 @@ def chunked(
 
 def decode(
     wire: bytes, pieces: Sequence[bytes] | None = None, **arguments: Any
-) -> tuple[Sink, Outcome, FakeSource, AwsChunkedBody]:
+) -> tuple[CollectingConsumer, Outcome, ControlledProducer, AwsChunkedBody]:
     """
     Decode ``wire`` (fed as ``pieces``) with an L{AwsChunkedBody}.
     """
-    source = FakeSource(len(wire))
+    source = ControlledProducer(len(wire))
     body = AwsChunkedBody(source, **arguments)
     sink, outcome = drive(body, source, [wire] if pieces is None else pieces)
     return sink, outcome, source, body
@@ -402,28 +282,28 @@ class VerifyingBodyTests(SynchronousTestCase):
         """
         It is an L{IBodyProducer} with its source's length.
         """
-        body = VerifyingBody(FakeSource(12))
+        body = VerifyingBody(ControlledProducer(12))
         verifyObject(IBodyProducer, body)
         self.assertEqual(body.length, 12)
-        self.assertIs(VerifyingBody(FakeSource()).length, UNKNOWN_LENGTH)
+        self.assertIs(VerifyingBody(ControlledProducer()).length, UNKNOWN_LENGTH)
 
     def test_passes_through(self) -> None:
         """
         The bytes pass unchanged; the last piece is held until the source
         has finished, and the Deferred fires after it was written.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         body = VerifyingBody(source, sha256_hex=hashlib.sha256(b"abcdef").hexdigest())
-        sink = Sink()
+        sink = CollectingConsumer()
         outcome = Outcome()
         outcome.watch(body.startProducing(sink))
         source.send(b"ab", b"cd")
-        self.assertEqual(sink.data, b"ab")
+        self.assertEqual(sink.value(), b"ab")
         source.send(b"ef")
-        self.assertEqual(sink.data, b"abcd")
+        self.assertEqual(sink.value(), b"abcd")
         self.assertEqual(outcome.results, [])
         source.finish()
-        self.assertEqual(sink.data, b"abcdef")
+        self.assertEqual(sink.value(), b"abcdef")
         self.assertTrue(outcome.succeeded)
 
     def test_sha256_mismatch(self) -> None:
@@ -433,7 +313,7 @@ class VerifyingBodyTests(SynchronousTestCase):
         piece is never written.
         """
         claimed = hashlib.sha256(b"other").hexdigest()
-        source = FakeSource()
+        source = ControlledProducer()
         sink, outcome = drive(
             VerifyingBody(source, sha256_hex=claimed), source, [b"abc", b"def"]
         )
@@ -446,13 +326,13 @@ class VerifyingBodyTests(SynchronousTestCase):
                 ("S3ComputedContentSHA256", hashlib.sha256(b"abcdef").hexdigest()),
             ),
         )
-        self.assertEqual(sink.data, b"abc")
+        self.assertEqual(sink.value(), b"abc")
 
     def test_sha256_upper_case(self) -> None:
         """
         A hash in upper-case hex matches.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         claimed = hashlib.sha256(b"abc").hexdigest().upper()
         _sink, outcome = drive(
             VerifyingBody(source, sha256_hex=claimed), source, [b"abc"]
@@ -464,25 +344,25 @@ class VerifyingBodyTests(SynchronousTestCase):
         A matching ``Content-MD5`` passes; another is ``BadDigest`` and the
         last piece is withheld.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         sink, outcome = drive(
             VerifyingBody(source, md5_b64=md5_b64(b"abcd")), source, [b"ab", b"cd"]
         )
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, b"abcd")
-        source = FakeSource()
+        self.assertEqual(sink.value(), b"abcd")
+        source = ControlledProducer()
         sink, outcome = drive(
             VerifyingBody(source, md5_b64=md5_b64(b"abce")), source, [b"ab", b"cd"]
         )
         self.assertEqual(outcome.error(self).code, "BadDigest")
-        self.assertEqual(sink.data, b"ab")
+        self.assertEqual(sink.value(), b"ab")
 
     def test_malformed_md5(self) -> None:
         """
         A malformed ``Content-MD5`` is refused at once with ``InvalidDigest``.
         """
         error = self.assertRaises(
-            S3Error, VerifyingBody, FakeSource(), md5_b64="AAAAAA=="
+            S3Error, VerifyingBody, ControlledProducer(), md5_b64="AAAAAA=="
         )
         self.assertEqual(error.code, "InvalidDigest")
 
@@ -492,14 +372,14 @@ class VerifyingBodyTests(SynchronousTestCase):
         naming the algorithm, and the last piece is withheld.
         """
         for algorithm in ("CRC32", "SHA1", "SHA256"):
-            source = FakeSource()
+            source = ControlledProducer()
             body = VerifyingBody(
                 source, checksum=(algorithm, reference_b64(algorithm, b"xyz"))
             )
             self.assertTrue(body.checksum_verified)
             sink, outcome = drive(body, source, [b"x", b"yz"])
             self.assertTrue(outcome.succeeded, algorithm)
-            source = FakeSource()
+            source = ControlledProducer()
             body = VerifyingBody(
                 source, checksum=(algorithm, reference_b64(algorithm, b"xyZ"))
             )
@@ -513,7 +393,7 @@ class VerifyingBodyTests(SynchronousTestCase):
                     "calculated checksum.",
                 ),
             )
-            self.assertEqual(sink.data, b"x")
+            self.assertEqual(sink.value(), b"x")
 
     def test_checksum_library(self) -> None:
         """
@@ -527,7 +407,7 @@ class VerifyingBodyTests(SynchronousTestCase):
             ):
                 self.patch(checksums, "_ENGINES", discover(finder))
                 wrong = reference_b64(algorithm, b"other")
-                source = FakeSource()
+                source = ControlledProducer()
                 body = VerifyingBody(source, checksum=(algorithm, wrong))
                 self.assertEqual(body.checksum_verified, verifiable)
                 sink, outcome = drive(body, source, [b"data"])
@@ -535,7 +415,7 @@ class VerifyingBodyTests(SynchronousTestCase):
                     self.assertEqual(outcome.error(self).code, "BadDigest")
                 else:
                     self.assertTrue(outcome.succeeded)
-                    self.assertEqual(sink.data, b"data")
+                    self.assertEqual(sink.value(), b"data")
 
     def test_malformed_checksum(self) -> None:
         """
@@ -543,7 +423,7 @@ class VerifyingBodyTests(SynchronousTestCase):
         ``InvalidRequest``.
         """
         error = self.assertRaises(
-            S3Error, VerifyingBody, FakeSource(), checksum=("crc32", "AAAA")
+            S3Error, VerifyingBody, ControlledProducer(), checksum=("crc32", "AAAA")
         )
         self.assertEqual(
             (error.code, error.message),
@@ -555,23 +435,23 @@ class VerifyingBodyTests(SynchronousTestCase):
         Fewer bytes than expected is ``IncompleteBody``, the last piece
         withheld.
         """
-        source = FakeSource(10)
+        source = ControlledProducer(10)
         sink, outcome = drive(VerifyingBody(source), source, [b"abc", b"def"])
         self.assertEqual(outcome.error(self).code, "IncompleteBody")
-        self.assertEqual(sink.data, b"abc")
+        self.assertEqual(sink.value(), b"abc")
 
     def test_long(self) -> None:
         """
         More bytes than expected is ``IncompleteBody`` at once; the source is
         stopped and the excess never written.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         sink, outcome = drive(
             VerifyingBody(source, expected_length=4), source, [b"abc", b"def"]
         )
         self.assertEqual(outcome.error(self).code, "IncompleteBody")
         self.assertTrue(source.stopped)
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def test_empty(self) -> None:
         """
@@ -580,18 +460,18 @@ class VerifyingBodyTests(SynchronousTestCase):
         digests match passes.
         """
         error = self.assertRaises(
-            S3Error, VerifyingBody, FakeSource(0), md5_b64=md5_b64(b"x")
+            S3Error, VerifyingBody, ControlledProducer(0), md5_b64=md5_b64(b"x")
         )
         self.assertEqual(error.code, "BadDigest")
         error = self.assertRaises(
             S3Error,
             VerifyingBody,
-            FakeSource(),
+            ControlledProducer(),
             expected_length=0,
             sha256_hex=hashlib.sha256(b"x").hexdigest(),
         )
         self.assertEqual(error.code, "XAmzContentSHA256Mismatch")
-        source = FakeSource(0)
+        source = ControlledProducer(0)
         body = VerifyingBody(
             source,
             md5_b64=md5_b64(b""),
@@ -606,14 +486,14 @@ class VerifyingBodyTests(SynchronousTestCase):
         A failing source (the client left) fails the body with the same
         failure, and the last piece is withheld.
         """
-        source = FakeSource()
-        sink = Sink()
+        source = ControlledProducer()
+        sink = CollectingConsumer()
         outcome = Outcome()
         outcome.watch(VerifyingBody(source).startProducing(sink))
         source.send(b"abc", b"def")
         reason = ConnectionError("gone")
         source.fail(reason)
-        self.assertEqual(sink.data, b"abc")
+        self.assertEqual(sink.value(), b"abc")
         self.assertEqual(len(outcome.results), 1)
         failure = outcome.results[0]
         assert isinstance(failure, Failure)
@@ -625,7 +505,7 @@ class VerifyingBodyTests(SynchronousTestCase):
         """
         Any bytes, cut anywhere, pass exactly, with every digest verified.
         """
-        source = FakeSource(len(data))
+        source = ControlledProducer(len(data))
         body = VerifyingBody(
             source,
             sha256_hex=hashlib.sha256(data).hexdigest(),
@@ -634,7 +514,7 @@ class VerifyingBodyTests(SynchronousTestCase):
         )
         sink, outcome = drive(body, source, split(data, cuts))
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, data)
+        self.assertEqual(sink.value(), data)
 
     def test_http_request_aborted(self) -> None:
         """
@@ -643,7 +523,7 @@ class VerifyingBodyTests(SynchronousTestCase):
         the request fails.
         """
         data = b"x" * 1000
-        source = FakeSource(len(data))
+        source = ControlledProducer(len(data))
         body = VerifyingBody(source, md5_b64=md5_b64(b"y" * 1000))
         transport = StringTransport()
         outcome = Outcome()
@@ -662,7 +542,9 @@ class VerifyingBodyTests(SynchronousTestCase):
 # -- both wrappers: the producer contract -----------------------------------------
 
 
-def _wrappers() -> list[tuple[str, Callable[[FakeSource], IBodyProducer], bytes]]:
+def _wrappers() -> list[
+    tuple[str, Callable[[ControlledProducer], IBodyProducer], bytes]
+]:
     """
     Each wrapper over a source, with a wire body it accepts (payload
     ``hello world``).
@@ -684,9 +566,9 @@ class ProducerContractTests(SynchronousTestCase):
         Pausing the body pauses the source; resuming resumes it.
         """
         for name, make, _ in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
-            body.startProducing(Sink())
+            body.startProducing(CollectingConsumer())
             body.pauseProducing()
             self.assertTrue(source.paused, name)
             body.resumeProducing()
@@ -698,15 +580,15 @@ class ProducerContractTests(SynchronousTestCase):
         pauses the source; the pieces already on their way still arrive.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
             transport = StringTransport()
             transport.registerProducer(body, True)
 
-            def full(sink: Sink, body: IBodyProducer = body) -> None:
+            def full(sink: CollectingConsumer, body: IBodyProducer = body) -> None:
                 body.pauseProducing()
 
-            sink = Sink(on_write=full)
+            sink = CollectingConsumer(on_write=full)
             outcome = Outcome()
             outcome.watch(body.startProducing(sink))
             source.send(*[wire[i : i + 1] for i in range(len(wire))])
@@ -714,7 +596,7 @@ class ProducerContractTests(SynchronousTestCase):
             body.resumeProducing()
             source.finish()
             self.assertTrue(outcome.succeeded, name)
-            self.assertEqual(sink.data, b"hello world", name)
+            self.assertEqual(sink.value(), b"hello world", name)
 
     def test_paused_before_start(self) -> None:
         """
@@ -722,11 +604,11 @@ class ProducerContractTests(SynchronousTestCase):
         its buffer is full) pauses its source as soon as it starts it.
         """
         for name, make, _ in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
             body.pauseProducing()
             self.assertFalse(source.paused, name)
-            body.startProducing(Sink())
+            body.startProducing(CollectingConsumer())
             self.assertTrue(source.paused, name)
 
     def test_stop(self) -> None:
@@ -735,13 +617,13 @@ class ProducerContractTests(SynchronousTestCase):
         held, and the Deferred never fires, whatever the source does next.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
-            sink = Sink()
+            sink = CollectingConsumer()
             outcome = Outcome()
             outcome.watch(body.startProducing(sink))
             source.consumer.write(wire[:-3])  # type: ignore[union-attr]
-            written = sink.data
+            written = sink.value()
             body.stopProducing()
             self.assertTrue(source.stopped, name)
             self.assertTrue(source.cancelled, name)
@@ -749,7 +631,7 @@ class ProducerContractTests(SynchronousTestCase):
             body.pauseProducing()
             body.stopProducing()
             self.assertEqual(outcome.results, [], name)
-            self.assertEqual(sink.data, written, name)
+            self.assertEqual(sink.value(), written, name)
 
     def test_cancel(self) -> None:
         """
@@ -757,10 +639,10 @@ class ProducerContractTests(SynchronousTestCase):
         with C{CancelledError}.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
             outcome = Outcome()
-            done = body.startProducing(Sink())
+            done = body.startProducing(CollectingConsumer())
             outcome.watch(done)
             source.send(wire[:4])
             done.cancel()
@@ -777,9 +659,9 @@ class ProducerContractTests(SynchronousTestCase):
         A body can be started only once.
         """
         for _name, make, _ in _wrappers():
-            body = make(FakeSource())
-            body.startProducing(Sink())
-            self.assertRaises(RuntimeError, body.startProducing, Sink())
+            body = make(ControlledProducer())
+            body.startProducing(CollectingConsumer())
+            self.assertRaises(RuntimeError, body.startProducing, CollectingConsumer())
 
     def test_stopped_while_writing_tail(self) -> None:
         """
@@ -787,15 +669,15 @@ class ProducerContractTests(SynchronousTestCase):
         connection lost at that moment) gets no callback.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
 
-            def stop(sink: Sink, body: IBodyProducer = body) -> None:
-                if sink.data.endswith(b"world"):
+            def stop(sink: CollectingConsumer, body: IBodyProducer = body) -> None:
+                if sink.value().endswith(b"world"):
                     body.stopProducing()
 
             outcome = Outcome()
-            outcome.watch(body.startProducing(Sink(on_write=stop)))
+            outcome.watch(body.startProducing(CollectingConsumer(on_write=stop)))
             source.send(wire[:-2], wire[-2:])
             source.finish()
             self.assertEqual(outcome.results, [], name)
@@ -805,14 +687,14 @@ class ProducerContractTests(SynchronousTestCase):
         A consumer whose write raises fails the body and stops the source.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
 
-            def explode(sink: Sink) -> None:
+            def explode(sink: CollectingConsumer) -> None:
                 raise OSError("disk full")
 
             outcome = Outcome()
-            outcome.watch(body.startProducing(Sink(on_write=explode)))
+            outcome.watch(body.startProducing(CollectingConsumer(on_write=explode)))
             source.send(*[wire[i : i + 1] for i in range(len(wire))])
             source.finish()
             self.assertEqual(len(outcome.results), 1, name)
@@ -826,10 +708,10 @@ class ProducerContractTests(SynchronousTestCase):
         After a failure, nothing the source does fires the Deferred again.
         """
         for name, make, wire in _wrappers():
-            source = FakeSource()
+            source = ControlledProducer()
             body = make(source)
             outcome = Outcome()
-            outcome.watch(body.startProducing(Sink()))
+            outcome.watch(body.startProducing(CollectingConsumer()))
             source.send(wire)
             source.fail(ConnectionError("gone"))
             body.stopProducing()
@@ -842,11 +724,11 @@ class ProducerContractTests(SynchronousTestCase):
         """
         for name, make, wire in _wrappers():
             body = make(EagerSource(len(wire), wire=wire))
-            sink = Sink()
+            sink = CollectingConsumer()
             outcome = Outcome()
             outcome.watch(body.startProducing(sink))
             self.assertTrue(outcome.succeeded, name)
-            self.assertEqual(sink.data, b"hello world", name)
+            self.assertEqual(sink.value(), b"hello world", name)
 
     def test_fails_inside_start(self) -> None:
         """
@@ -858,7 +740,7 @@ class ProducerContractTests(SynchronousTestCase):
             source, decoded_length=3, mode=STREAMING_UNSIGNED_PAYLOAD_TRAILER
         )
         outcome = Outcome()
-        outcome.watch(body.startProducing(Sink()))
+        outcome.watch(body.startProducing(CollectingConsumer()))
         self.assertEqual(outcome.error(self).code, "InvalidRequest")
         self.assertTrue(source.stopped)
         self.assertTrue(source.cancelled)
@@ -907,7 +789,7 @@ class AwsExampleTests(SynchronousTestCase):
                 signature=verified(),
             )
             self.assertTrue(outcome.succeeded, cut)
-            self.assertEqual(sink.data, payload, cut)
+            self.assertEqual(sink.value(), payload, cut)
             self.assertIsNone(body.checksum)
         sink, outcome, _, _ = decode(
             wire,
@@ -917,7 +799,7 @@ class AwsExampleTests(SynchronousTestCase):
             signature=verified(),
         )
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, payload)
+        self.assertEqual(sink.value(), payload)
 
     def _trailer_example(self) -> bytes:
         payload = b"a" * 66560
@@ -946,7 +828,7 @@ class AwsExampleTests(SynchronousTestCase):
 
     def _decode_trailer_example(
         self, wire: bytes, cut: int = 0
-    ) -> tuple[Sink, Outcome, AwsChunkedBody]:
+    ) -> tuple[CollectingConsumer, Outcome, AwsChunkedBody]:
         sink, outcome, _, body = decode(
             wire,
             [wire[:cut], wire[cut:]],
@@ -967,7 +849,7 @@ class AwsExampleTests(SynchronousTestCase):
         for cut in [*range(len(wire) - 250, len(wire)), 0, 100]:
             sink, outcome, body = self._decode_trailer_example(wire, cut)
             self.assertTrue(outcome.succeeded, cut)
-            self.assertEqual(sink.data, b"a" * 66560)
+            self.assertEqual(sink.value(), b"a" * 66560)
             self.assertEqual(body.checksum, ("CRC32C", "sOO8/Q=="))
             self.assertEqual(body.checksum_verified, library_for("CRC32C") is not None)
 
@@ -991,7 +873,7 @@ class AwsExampleTests(SynchronousTestCase):
         )
         sink, outcome, body = self._decode_trailer_example(wrong)
         self.assertEqual(outcome.error(self).code, "BadDigest")
-        self.assertEqual(len(sink.data), 0)
+        self.assertEqual(len(sink.value()), 0)
 
     def test_trailer_checksum_unverifiable(self) -> None:
         """
@@ -1045,7 +927,7 @@ class BotocoreBodyTests(SynchronousTestCase):
                     trailer_names=[name],
                 )
                 self.assertTrue(outcome.succeeded, (algorithm, size))
-                self.assertEqual(sink.data, payload)
+                self.assertEqual(sink.value(), payload)
                 self.assertEqual(
                     body.checksum, (algorithm, reference_b64(algorithm, payload))
                 )
@@ -1067,7 +949,7 @@ class BotocoreBodyTests(SynchronousTestCase):
             trailer_names=[name],
         )
         self.assertEqual(outcome.error(self).code, "BadDigest")
-        self.assertLess(len(sink.data), len(payload))
+        self.assertLess(len(sink.value()), len(payload))
 
 
 class AwsChunkedBodyTests(SynchronousTestCase):
@@ -1080,7 +962,9 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         It is an L{IBodyProducer} whose length is the decoded length.
         """
         body = AwsChunkedBody(
-            FakeSource(500), decoded_length=300, mode=STREAMING_UNSIGNED_PAYLOAD_TRAILER
+            ControlledProducer(500),
+            decoded_length=300,
+            mode=STREAMING_UNSIGNED_PAYLOAD_TRAILER,
         )
         verifyObject(IBodyProducer, body)
         self.assertEqual(body.length, 300)
@@ -1104,7 +988,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
                         wire, split(wire, [first, second]), **arguments
                     )
                     self.assertTrue(outcome.succeeded, (mode, first, second))
-                    self.assertEqual(sink.data, payload)
+                    self.assertEqual(sink.value(), payload)
 
     @settings(deadline=None)
     @given(
@@ -1130,7 +1014,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         wire, arguments = chunked(payload, chunk_cuts, mode, checksum)
         sink, outcome, _, body = decode(wire, split(wire, wire_cuts), **arguments)
         self.assertTrue(outcome.succeeded, outcome.results)
-        self.assertEqual(sink.data, payload)
+        self.assertEqual(sink.value(), payload)
         if checksum is not None:
             self.assertEqual(
                 body.checksum, (checksum, reference_b64(checksum, payload))
@@ -1171,14 +1055,14 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         )
         self.assertEqual(len(outcome.results), 1)
         if outcome.succeeded:
-            self.assertEqual(sink.data, payload)
+            self.assertEqual(sink.value(), payload)
         else:
             outcome.error(self)
-            self.assertLess(len(sink.data), len(payload))
+            self.assertLess(len(sink.value()), len(payload))
 
     def _decode_signed(
         self, wire: bytes, mode: str = STREAMING_PAYLOAD, **extra: Any
-    ) -> tuple[Sink, Outcome, FakeSource]:
+    ) -> tuple[CollectingConsumer, Outcome, ControlledProducer]:
         arguments: dict[str, Any] = {
             "decoded_length": 20,
             "mode": mode,
@@ -1201,7 +1085,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
             )
             sink, outcome, _source = self._decode_signed(damaged)
             self.assertEqual(outcome.error(self).code, "SignatureDoesNotMatch")
-            self.assertLess(len(sink.data), 20)
+            self.assertLess(len(sink.value()), 20)
 
     def test_wrong_seed(self) -> None:
         """
@@ -1210,7 +1094,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         wire, _ = frame([b"x" * 20], STREAMING_PAYLOAD, verified(seed="ab" * 32))
         sink, outcome, _ = self._decode_signed(wire)
         self.assertEqual(outcome.error(self).code, "SignatureDoesNotMatch")
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def test_swapped_chunks(self) -> None:
         """
@@ -1244,7 +1128,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
             trailer_names=["x-amz-checksum-crc32"],
         )
         self.assertEqual(outcome.error(self).code, "SignatureDoesNotMatch")
-        self.assertLess(len(sink.data), 20)
+        self.assertLess(len(sink.value()), 20)
 
     def test_missing_trailer_signature(self) -> None:
         """
@@ -1272,11 +1156,11 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         wire, _ = frame([b"x" * 20], STREAMING_UNSIGNED_PAYLOAD_TRAILER)
         sink, outcome, _ = self._decode_signed(wire)
         self.assertEqual(outcome.error(self).code, "InvalidRequest")
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def _unsigned(
         self, wire: bytes, decoded_length: int, names: Sequence[str] = ()
-    ) -> tuple[Sink, Outcome, FakeSource, AwsChunkedBody]:
+    ) -> tuple[CollectingConsumer, Outcome, ControlledProducer, AwsChunkedBody]:
         return decode(
             wire,
             [wire],
@@ -1293,7 +1177,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         wire, _ = frame([b"abc"], STREAMING_UNSIGNED_PAYLOAD_TRAILER)
         sink, outcome, _, _ = self._unsigned(wire, 4)
         self.assertEqual(outcome.error(self).code, "IncompleteBody")
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def test_decoded_length_long(self) -> None:
         """
@@ -1305,7 +1189,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         sink, outcome, source, _ = self._unsigned(wire, 4)
         self.assertEqual(outcome.error(self).code, "IncompleteBody")
         self.assertTrue(source.stopped)
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def test_truncated(self) -> None:
         """
@@ -1321,7 +1205,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
                 mode=STREAMING_UNSIGNED_PAYLOAD_TRAILER,
             )
             self.assertEqual(outcome.error(self).code, "IncompleteBody", end)
-            self.assertLess(len(sink.data), 6)
+            self.assertLess(len(sink.value()), 6)
 
     def test_malformed(self) -> None:
         """
@@ -1342,7 +1226,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         ):
             sink, outcome, _, _ = self._unsigned(wire, 3)
             self.assertEqual(outcome.error(self).code, "InvalidRequest", wire)
-            self.assertEqual(sink.data, b"", wire)
+            self.assertEqual(sink.value(), b"", wire)
 
     def test_lenient_framing(self) -> None:
         """
@@ -1353,19 +1237,19 @@ class AwsChunkedBodyTests(SynchronousTestCase):
             b"000A;foo=bar\r\n0123456789\r\n0\r\n\r\n", 10
         )
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, b"0123456789")
+        self.assertEqual(sink.value(), b"0123456789")
 
     def test_long_line(self) -> None:
         """
         A chunk header longer than L{MAX_LINE} is refused without being
         held whole.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         body = AwsChunkedBody(
             source, decoded_length=3, mode=STREAMING_UNSIGNED_PAYLOAD_TRAILER
         )
         outcome = Outcome()
-        outcome.watch(body.startProducing(Sink()))
+        outcome.watch(body.startProducing(CollectingConsumer()))
         source.send(b"3;" + b"x" * (MAX_LINE - 10))
         self.assertEqual(outcome.results, [])
         source.send(b"x" * 20)
@@ -1419,7 +1303,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
                 "The SHA1 you specified did not match the calculated checksum.",
             ),
         )
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
 
     def test_unverifiable_trailer(self) -> None:
         """
@@ -1455,7 +1339,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         Modes, signatures and announced trailers are checked when the body
         is made.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         self.assertRaises(
             ValueError,
             AwsChunkedBody,
@@ -1493,7 +1377,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         wire, arguments = chunked(b"", [], STREAMING_PAYLOAD_TRAILER, "CRC32")
         sink, outcome, _, body = decode(wire, **arguments)
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, b"")
+        self.assertEqual(sink.value(), b"")
         self.assertEqual(body.checksum, ("CRC32", "AAAAAA=="))
 
     def test_verifying_chained(self) -> None:
@@ -1503,7 +1387,7 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         """
         payload = b"0123456789" * 3
         wire, arguments = chunked(payload, [10, 20], STREAMING_PAYLOAD)
-        source = FakeSource(len(wire))
+        source = ControlledProducer(len(wire))
         body = VerifyingBody(
             AwsChunkedBody(source, **arguments),
             checksum=("SHA256", reference_b64("SHA256", payload)),
@@ -1511,15 +1395,15 @@ class AwsChunkedBodyTests(SynchronousTestCase):
         self.assertEqual(body.length, 30)
         sink, outcome = drive(body, source, split(wire, [50, 150, 200]))
         self.assertTrue(outcome.succeeded)
-        self.assertEqual(sink.data, payload)
-        source = FakeSource(len(wire))
+        self.assertEqual(sink.value(), payload)
+        source = ControlledProducer(len(wire))
         body = VerifyingBody(
             AwsChunkedBody(source, **arguments),
             checksum=("SHA256", reference_b64("SHA256", b"other")),
         )
         sink, outcome = drive(body, source, split(wire, [50, 150, 200]))
         self.assertEqual(outcome.error(self).code, "BadDigest")
-        self.assertLess(len(sink.data), 30)
+        self.assertLess(len(sink.value()), 30)
 
 
 # -- collect ------------------------------------------------------------------------
@@ -1534,7 +1418,7 @@ class CollectTests(SynchronousTestCase):
         """
         The whole body is gathered once it has been verified.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         done = collect(VerifyingBody(source, md5_b64=md5_b64(b"abc")), 10)
         source.send(b"a", b"bc")
         self.assertNoResult(done)
@@ -1547,12 +1431,12 @@ class CollectTests(SynchronousTestCase):
         decided; a bad signature fails it.
         """
         wire, arguments = chunked(b"", [], STREAMING_PAYLOAD)
-        source = FakeSource(len(wire))
+        source = ControlledProducer(len(wire))
         done = collect(AwsChunkedBody(source, **arguments), 0)
         source.send(wire)
         source.finish()
         self.assertEqual(self.successResultOf(done), b"")
-        source = FakeSource(len(wire))
+        source = ControlledProducer(len(wire))
         done = collect(AwsChunkedBody(source, **arguments), 0)
         source.send(wire.replace(b"chunk-signature=", b"chunk-signature=0"))
         self.assertEqual(
@@ -1564,14 +1448,14 @@ class CollectTests(SynchronousTestCase):
         A body longer than the limit fails with ``MaxMessageLengthExceeded``
         and is stopped; one whose length says so is not even started.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         done = collect(VerifyingBody(source), 4)
         source.send(b"abc", b"def", b"g")
         self.assertEqual(
             self.failureResultOf(done, S3Error).value.code, "MaxMessageLengthExceeded"
         )
         self.assertTrue(source.stopped)
-        source = FakeSource(5)
+        source = ControlledProducer(5)
         done = collect(VerifyingBody(source), 4)
         self.failureResultOf(done, S3Error)
         self.assertIsNone(source.consumer)
@@ -1580,7 +1464,7 @@ class CollectTests(SynchronousTestCase):
         """
         A body that fails fails the collection.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         done = collect(VerifyingBody(source, expected_length=9), 10)
         source.send(b"abc")
         source.finish()
@@ -1592,7 +1476,7 @@ class CollectTests(SynchronousTestCase):
         """
         Cancelling the collection stops the body.
         """
-        source = FakeSource()
+        source = ControlledProducer()
         done = collect(VerifyingBody(source), 10)
         done.cancel()
         self.failureResultOf(done, CancelledError)

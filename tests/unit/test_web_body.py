@@ -13,29 +13,23 @@ from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
 from zope.interface.verify import verifyObject
 
 from multistore.s3.errors import S3Error
+from multistore.testing import CollectingConsumer
 from multistore.web.body import PENDING_LIMIT, RequestBody
 
 
-class Consumer:
+def reader(body: RequestBody, pause_after: int | None = None) -> CollectingConsumer:
     """
-    A consumer that records writes and can push back.
+    A consumer of ``body`` that pauses it once it has been written to
+    ``pause_after`` times (a request body does not register with its
+    consumer: it is paused directly).
     """
 
-    def __init__(self, body: RequestBody, pause_after: int | None = None) -> None:
-        self.body = body
-        self.data: list[bytes] = []
-        self.pause_after = pause_after
+    def push_back(consumer: CollectingConsumer) -> None:
+        assert consumer.registrations == 0, "body producers are not registered"
+        if pause_after is not None and len(consumer.chunks) >= pause_after:
+            body.pauseProducing()
 
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-        if self.pause_after is not None and len(self.data) >= self.pause_after:
-            self.body.pauseProducing()
-
-    def registerProducer(self, producer: object, streaming: bool) -> None:
-        raise AssertionError("body producers are not registered")
-
-    def unregisterProducer(self) -> None:
-        raise AssertionError("body producers are not unregistered")
+    return CollectingConsumer(on_write=push_back)
 
 
 class RequestBodyTests(SynchronousTestCase):
@@ -61,10 +55,10 @@ class RequestBodyTests(SynchronousTestCase):
         Chunks go straight to the consumer; the Deferred fires when the
         client has sent everything.
         """
-        consumer = Consumer(self.body)
+        consumer = reader(self.body)
         done = self.body.startProducing(consumer)
         self.body.write(b"hello")
-        self.assertEqual(consumer.data, [b"hello"])
+        self.assertEqual(consumer.chunks, [b"hello"])
         self.assertNoResult(done)
         self.body.write(b"world")
         self.body.finish()
@@ -80,16 +74,16 @@ class RequestBodyTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "producing")
         self.body.write(b"y")
         self.assertEqual(self.transport.producerState, "paused")
-        consumer = Consumer(self.body)
+        consumer = reader(self.body)
         self.body.startProducing(consumer)
-        self.assertEqual(b"".join(consumer.data), b"x" * (PENDING_LIMIT - 1) + b"y")
+        self.assertEqual(b"".join(consumer.chunks), b"x" * (PENDING_LIMIT - 1) + b"y")
         self.assertEqual(self.transport.producerState, "producing")
 
     def test_backpressure(self) -> None:
         """
         A consumer that pauses the body pauses the client's socket.
         """
-        consumer = Consumer(self.body, pause_after=1)
+        consumer = reader(self.body, pause_after=1)
         self.body.startProducing(consumer)
         self.body.write(b"a")
         self.assertEqual(self.transport.producerState, "paused")
@@ -103,23 +97,23 @@ class RequestBodyTests(SynchronousTestCase):
         """
         self.body.write(b"0123456789")
         self.body.finish()
-        consumer = Consumer(self.body)
+        consumer = reader(self.body)
         done = self.body.startProducing(consumer)
-        self.assertEqual(consumer.data, [b"0123456789"])
+        self.assertEqual(consumer.chunks, [b"0123456789"])
         self.successResultOf(done)
 
     def test_lost(self) -> None:
         """
         A client that goes away mid-body fails the delivery.
         """
-        done = self.body.startProducing(Consumer(self.body))
+        done = self.body.startProducing(reader(self.body))
         self.body.write(b"abc")
         self.body.lost(Failure(ConnectionLost()))
         failure = self.failureResultOf(done, S3Error)
         self.assertEqual(failure.value.code, "IncompleteBody")
         # Once complete, a later loss changes nothing.
         body = RequestBody(1, self.transport)
-        finished = body.startProducing(Consumer(body))
+        finished = body.startProducing(reader(body))
         body.write(b"z")
         body.finish()
         body.lost(Failure(ConnectionLost()))
@@ -131,25 +125,25 @@ class RequestBodyTests(SynchronousTestCase):
         fires, and the rest of the body is read and dropped (so the request
         can be answered), with the socket resumed.
         """
-        consumer = Consumer(self.body, pause_after=1)
+        consumer = reader(self.body, pause_after=1)
         done = self.body.startProducing(consumer)
         self.body.write(b"a")
         self.body.stopProducing()
         self.assertEqual(self.transport.producerState, "producing")
         self.body.write(b"b")
         self.body.finish()
-        self.assertEqual(consumer.data, [b"a"])
+        self.assertEqual(consumer.chunks, [b"a"])
         self.assertNoResult(done)
 
     def test_cancel(self) -> None:
         """
         Cancelling the delivery stops it like C{stopProducing}.
         """
-        consumer = Consumer(self.body)
+        consumer = reader(self.body)
         done: Deferred[None] = self.body.startProducing(consumer)
         done.cancel()
         self.body.write(b"late")
-        self.assertEqual(consumer.data, [])
+        self.assertEqual(consumer.chunks, [])
         self.failureResultOf(done)
 
     def test_discard(self) -> None:
@@ -162,11 +156,11 @@ class RequestBodyTests(SynchronousTestCase):
         self.assertEqual(self.transport.producerState, "producing")
         self.body.write(b"more")
         self.assertEqual(self.body.received, PENDING_LIMIT + 4)
-        self.assertRaises(RuntimeError, self.body.startProducing, Consumer(self.body))
+        self.assertRaises(RuntimeError, self.body.startProducing, reader(self.body))
 
     def test_once(self) -> None:
         """
         A body can be read only once.
         """
-        self.body.startProducing(Consumer(self.body))
-        self.assertRaises(RuntimeError, self.body.startProducing, Consumer(self.body))
+        self.body.startProducing(reader(self.body))
+        self.assertRaises(RuntimeError, self.body.startProducing, reader(self.body))

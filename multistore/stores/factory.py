@@ -1,6 +1,11 @@
 # -*- test-case-name: tests.unit.test_factory -*-
 """
 Choosing the store for a bucket by its ``backend_type``.
+
+The choice is made here, once per store: a GCS bucket with HMAC keys is
+served through GCS's XML API by an L{S3Store}, any other GCS bucket through
+the JSON API by a L{GcsStore} (see
+L{multistore.stores.gcs.store.xml_api_bucket}).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from multistore.config import BucketConfig
 from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
 from multistore.s3.errors import S3Error
 from multistore.stores.azure import AzureStore
-from multistore.stores.gcs import GcsStore
+from multistore.stores.gcs import GcsStore, xml_api_bucket
 from multistore.stores.local import LocalStore
 from multistore.stores.s3.store import S3Store
 
@@ -41,6 +46,9 @@ class StoreFactory:
         if bucket.backend_type == "azure":
             return AzureStore(bucket, self.forwarder, self.reactor)
         if bucket.backend_type == "gcs":
+            on_xml_api = xml_api_bucket(bucket)
+            if on_xml_api is not None:
+                return S3Store(on_xml_api, self.forwarder, self.reactor)
             return GcsStore(bucket, self.forwarder, self.reactor)
         if bucket.backend_type == "file":
             return LocalStore.for_bucket(

@@ -24,7 +24,7 @@ from multistore.model import BackendRequest, BackendResponse
 from multistore.s3.errors import S3Error
 from multistore.stores.azure import AzureStore
 from multistore.stores.factory import StoreFactory
-from multistore.stores.gcs import GcsStore
+from multistore.stores.gcs import GcsStore, xml_api_bucket
 from multistore.stores.local import LocalStore
 from multistore.stores.s3.store import S3Store
 
@@ -170,6 +170,32 @@ class StoreFactoryTests(SynchronousTestCase):
             self.assertIsInstance(store, kind)
             self.assertTrue(verifyObject(IObjectStore, store))
             self.assertIs(store.forwarder, self.forwarder)
+
+    def test_gcs_hmac(self) -> None:
+        """
+        A GCS bucket with HMAC keys gets an L{S3Store} on GCS's XML API
+        (the JSON API takes no HMAC signatures), chosen once, when the store
+        is made; one with a service account key gets a L{GcsStore}.
+        """
+        hmac = {
+            "endpoint": "http://gcs.test:4443",
+            "bucket_name": "g",
+            "access_key_id": "GOOG1KEY",
+            "secret_access_key": "secret",
+        }
+        bucket = BucketConfig(name="g", backend_type="gcs", backend_options=hmac)
+        store = self.factory.store_for(bucket)
+        assert isinstance(store, S3Store)
+        self.assertTrue(verifyObject(IObjectStore, store))
+        self.assertEqual(store.bucket, xml_api_bucket(bucket))
+        self.assertEqual(store.url("k"), "http://gcs.test:4443/g/k")
+        self.assertIs(store.forwarder, self.forwarder)
+        keyed = BucketConfig(
+            name="g",
+            backend_type="gcs",
+            backend_options={**hmac, "service_account_key": "{}"},
+        )
+        self.assertIsInstance(self.factory.store_for(keyed), GcsStore)
 
     def test_not_implemented(self) -> None:
         """

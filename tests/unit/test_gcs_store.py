@@ -28,6 +28,7 @@ from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import UNKNOWN_LENGTH
 from twisted.web.resource import Resource
@@ -47,7 +48,8 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
-from multistore.stores.gcs import GcsStore
+from multistore.stores.factory import StoreFactory
+from multistore.stores.gcs import GcsStore, xml_api_bucket
 from multistore.stores.gcs import auth as gcs_auth
 from multistore.stores.gcs import store as gcs_store
 from multistore.stores.gcs.auth import (
@@ -222,6 +224,23 @@ def make_store(
     forwarder = RoutingForwarder(handler)
     bucket = BucketConfig(name="virtual", backend_type="gcs", backend_options=settings)
     return GcsStore(bucket, forwarder, clock), forwarder
+
+
+def factory_store(
+    handler: Handler, **options: str
+) -> tuple[IObjectStore, RoutingForwarder]:
+    """
+    The store L{StoreFactory} makes for a bucket on L{BUCKET} at
+    L{ENDPOINT} with ``options``.
+    """
+    clock = Clock()
+    clock.advance(NOW)
+    forwarder = RoutingForwarder(handler)
+    settings = {"endpoint": ENDPOINT, "bucket_name": BUCKET, **options}
+    bucket = BucketConfig(name="virtual", backend_type="gcs", backend_options=settings)
+    # Never started: GCS stores do no file I/O.
+    factory = StoreFactory(forwarder, clock, ThreadPool())
+    return factory.store_for(bucket), forwarder
 
 
 class StoreTestCase(SynchronousTestCase):
@@ -709,9 +728,10 @@ class PutTests(StoreTestCase):
     def test_hmac(self) -> None:
         """
         HMAC keys, which only the XML API takes, send S3 requests signed
-        with SigV4 to the XML API.
+        with SigV4 to the XML API: the store factory makes an S3 store on
+        it.
         """
-        store, forwarder = make_store(
+        store, forwarder = factory_store(
             lambda r, d: answer(200, b"", [("etag", '"e"')]),
             skip_signature="false",
             access_key_id="GOOG1KEY",
@@ -731,6 +751,59 @@ class PutTests(StoreTestCase):
             authorization,
         )
         self.assertIn("/auto/s3/aws4_request", authorization)
+
+    def test_json_store_takes_no_hmac(self) -> None:
+        """
+        The choice of API is made when the store is made: a L{GcsStore}
+        made for a bucket with HMAC keys sends nothing (its requests would
+        go unsigned), answering ``NotImplemented``.
+        """
+        store, forwarder = make_store(
+            upload_handler(),
+            skip_signature="false",
+            access_key_id="GOOG1KEY",
+            secret_access_key="secret",
+        )
+        failure = self.failureResultOf(store.get_object(ObjectRead("k")), S3Error)
+        self.assertEqual(failure.value.code, "NotImplemented")
+        self.assertEqual(forwarder.requests, [])
+
+    def test_xml_api_bucket(self) -> None:
+        """
+        L{xml_api_bucket} sends a bucket with HMAC keys, and no service
+        account key, to the XML API as an S3 bucket (region ``auto`` unless
+        given); every other bucket stays on the JSON API.
+        """
+        hmac = {
+            "endpoint": ENDPOINT + "/",
+            "bucket_name": BUCKET,
+            "access_key_id": "GOOG1KEY",
+            "secret_access_key": "secret",
+        }
+        bucket = BucketConfig(name="v", backend_type="gcs", backend_options=hmac)
+        s3 = xml_api_bucket(bucket)
+        assert s3 is not None
+        self.assertEqual((s3.name, s3.backend_type), ("v", "s3"))
+        self.assertEqual(
+            dict(s3.backend_options),
+            {**hmac, "endpoint": ENDPOINT, "region": "auto"},
+        )
+        in_region = BucketConfig(
+            name="v", backend_type="gcs", backend_options={**hmac, "region": "eu"}
+        )
+        on_xml = xml_api_bucket(in_region)
+        assert on_xml is not None
+        self.assertEqual(on_xml.option("region"), "eu")
+        for options in (
+            {**hmac, "skip_signature": "true"},
+            {**hmac, "service_account_key": "{}"},
+            {**hmac, "secret_access_key": ""},
+            {"bucket_name": BUCKET},
+        ):
+            json_api = BucketConfig(
+                name="v", backend_type="gcs", backend_options=options
+            )
+            self.assertIsNone(xml_api_bucket(json_api), options)
 
     def test_access_key_without_secret(self) -> None:
         """

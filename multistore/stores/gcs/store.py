@@ -12,11 +12,12 @@ Requests carry ``Authorization: Bearer`` with an OAuth2 token of the
 bucket's service account (``service_account_key``; see
 L{multistore.stores.gcs.auth}) or of an injected L{TokenProvider}, or
 nothing when ``skip_signature`` is set. A bucket with HMAC keys
-(``access_key_id`` / ``secret_access_key``) instead is served through
-GCS's S3-compatible XML API by an L{S3Store} signing with SigV4 (region
-``auto`` unless ``region`` says otherwise): the JSON API takes no HMAC
-signatures. (fake-gcs-server has no XML API uploads, so that path is
-tested only against a fake forwarder.)
+(``access_key_id`` / ``secret_access_key``) is not served by this store:
+the JSON API takes no HMAC signatures, so the store factory serves it
+through GCS's S3-compatible XML API with an S3 store signing with SigV4
+(L{xml_api_bucket} says which buckets, and how they are reached; the choice
+is made once, when the store is made). (fake-gcs-server has no XML API
+uploads, so that path is tested only against a fake forwarder.)
 
 What clients see:
 
@@ -109,7 +110,7 @@ from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.failures import failed, refused
 from multistore.stores.gcs.auth import TokenProvider, no_token, shared_tokens
-from multistore.stores.s3.store import LastByteHeld, PartBuffer, S3Store, read_empty
+from multistore.stores.s3.store import LastByteHeld, PartBuffer, read_empty
 
 #: The API root when the bucket names no endpoint.
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
@@ -314,6 +315,34 @@ def _service(bucket: BucketConfig) -> tuple[str, str] | None:
     return where, hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+def xml_api_bucket(bucket: BucketConfig) -> BucketConfig | None:
+    """
+    Choose how a GCS bucket is reached, once, when its store is made.
+
+    :return: for a bucket with HMAC keys (``access_key_id`` and
+        ``secret_access_key``, no service account key, not
+        ``skip_signature``), the configuration of an S3 bucket on GCS's XML
+        API, which takes SigV4 signatures made with HMAC keys and speaks S3
+        (multipart uploads included; region ``auto`` unless ``region`` says
+        otherwise); ``None`` for a bucket served through the JSON API by a
+        L{GcsStore}.
+    """
+    if bucket.flag("skip_signature") or bucket.option("service_account_key"):
+        return None
+    access_key = bucket.option("access_key_id")
+    secret = bucket.option("secret_access_key")
+    if not (access_key and secret):
+        return None
+    options = {
+        "endpoint": (bucket.option("endpoint") or DEFAULT_ENDPOINT).rstrip("/"),
+        "bucket_name": bucket.option("bucket_name", "") or "",
+        "access_key_id": access_key,
+        "secret_access_key": secret,
+        "region": bucket.option("region", "auto") or "auto",
+    }
+    return evolve(bucket, backend_type="s3", backend_options=options)
+
+
 def _page_items(document: Mapping[str, Any]) -> list[dict[str, Any]]:
     items = document.get("items") or []
     return [item for item in items if isinstance(item, dict) and "name" in item]
@@ -444,34 +473,6 @@ class GcsStore:
     def _object_path(self, name: str) -> str:
         return f"{self._bucket_path()}/o/{uri_encode(name, keep_slash=False)}"
 
-    def _interop(self) -> S3Store | None:
-        """
-        :return: for a bucket with HMAC keys (``access_key_id`` and
-            ``secret_access_key``, no service account key, no token
-            provider), an S3 store on GCS's XML API, which takes SigV4
-            signatures made with HMAC keys and speaks S3 (including
-            multipart uploads); ``None`` for every other bucket.
-        """
-        if (
-            self.bucket.flag("skip_signature")
-            or self.token_provider is not None
-            or self.bucket.option("service_account_key")
-        ):
-            return None
-        access_key = self.bucket.option("access_key_id")
-        secret = self.bucket.option("secret_access_key")
-        if not (access_key and secret):
-            return None
-        options = {
-            "endpoint": self._endpoint,
-            "bucket_name": self._bucket_name,
-            "access_key_id": access_key,
-            "secret_access_key": secret,
-            "region": self.bucket.option("region", "auto") or "auto",
-        }
-        s3_bucket = evolve(self.bucket, backend_type="s3", backend_options=options)
-        return S3Store(s3_bucket, self.forwarder, self.clock)
-
     def _token(self) -> Deferred[str] | None:
         """
         :return: a Deferred bearer token, or ``None`` to send no credentials.
@@ -489,10 +490,14 @@ class GcsStore:
             except S3Error:
                 return no_token()
         if self.bucket.option("access_key_id"):
-            # An access key without its secret: nothing can be signed.
+            # HMAC keys sign only for the XML API, which StoreFactory serves
+            # with an S3Store (see xml_api_bucket); without their secret,
+            # they sign nothing at all.
             raise S3Error(
                 "NotImplemented",
-                "The bucket's HMAC key has no secret_access_key.",
+                "The bucket's HMAC key has no secret_access_key."
+                if not self.bucket.option("secret_access_key")
+                else "This store speaks the JSON API, which takes no HMAC keys.",
             )
         return None
 
@@ -672,9 +677,6 @@ class GcsStore:
         worked out from it), then its bytes, pinned to the generation whose
         metadata was read.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.get_object(read)
         return Deferred.fromCoroutine(self._get(read))
 
     async def _list_page(
@@ -777,9 +779,6 @@ class GcsStore:
         (inclusive on GCS, so a key equal to it is skipped); GCS's page token
         is the store's resume token.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.list_objects(request)
         return Deferred.fromCoroutine(self._list(request))
 
     async def _head_bucket(self) -> None:
@@ -789,9 +788,6 @@ class GcsStore:
         response.body.discard()
 
     def head_bucket(self) -> Deferred[None]:
-        interop = self._interop()
-        if interop is not None:
-            return interop.head_bucket()
         return Deferred.fromCoroutine(self._head_bucket())
 
     # --- uploads --------------------------------------------------------------
@@ -968,9 +964,6 @@ class GcsStore:
         description), with its content headers and metadata, honouring
         ``if-match`` / ``if-none-match``.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.put_object(write)
         return Deferred.fromCoroutine(self._put(write))
 
     # --- multipart ------------------------------------------------------------
@@ -1014,9 +1007,6 @@ class GcsStore:
 
         :return: the upload id (32 hex digits).
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.create_multipart_upload(key, headers)
         return Deferred.fromCoroutine(self._create_upload(key, headers))
 
     async def _marker(self, key: str, upload_id: str) -> dict[str, Any]:
@@ -1054,9 +1044,6 @@ class GcsStore:
         :raise S3Error: ``MissingContentLength`` for a body of unknown
             length; ``NoSuchUpload``.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.upload_part(write, upload_id, part_number)
         return Deferred.fromCoroutine(self._upload_part(write, upload_id, part_number))
 
     async def _scan(
@@ -1119,9 +1106,6 @@ class GcsStore:
     def list_parts(
         self, key: str, upload_id: str, max_parts: int, part_number_marker: int
     ) -> Deferred[PartsPage]:
-        interop = self._interop()
-        if interop is not None:
-            return interop.list_parts(key, upload_id, max_parts, part_number_marker)
         return Deferred.fromCoroutine(
             self._list_parts(key, upload_id, max_parts, part_number_marker)
         )
@@ -1205,9 +1189,6 @@ class GcsStore:
         with the upload's headers and the multipart ETag, then delete the
         parts and the marker.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.complete_multipart_upload(key, upload_id, parts, headers)
         return Deferred.fromCoroutine(self._complete(key, upload_id, parts, headers))
 
     async def _clean_up(self, names: Sequence[str], marker: str) -> None:
@@ -1245,9 +1226,6 @@ class GcsStore:
         """
         Delete an upload's parts and marker.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.abort_multipart_upload(key, upload_id)
         return Deferred.fromCoroutine(self._abort(key, upload_id))
 
     async def _list_uploads(
@@ -1329,11 +1307,6 @@ class GcsStore:
         List the uploads' markers (every marker is read: this is meant for
         buckets with few uploads in progress at a time).
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.list_multipart_uploads(
-                prefix, delimiter, key_marker, upload_id_marker, max_uploads
-            )
         return Deferred.fromCoroutine(
             self._list_uploads(
                 prefix, delimiter, key_marker, upload_id_marker, max_uploads
@@ -1459,9 +1432,6 @@ class GcsStore:
 
         :raise S3Error: ``NotImplemented`` for any other source.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.copy_object(source, key, headers)
         return Deferred.fromCoroutine(self._copy(source, key, headers))
 
     async def _part_copy(
@@ -1483,9 +1453,6 @@ class GcsStore:
         :raise S3Error: ``NotImplemented`` for a ranged copy (GCS cannot copy
             a range) or a source elsewhere: the gateway streams those.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.upload_part_copy(source, key, upload_id, part_number)
         return Deferred.fromCoroutine(
             self._part_copy(source, key, upload_id, part_number)
         )
@@ -1511,9 +1478,6 @@ class GcsStore:
         Delete an object (a version is a generation); a missing one is
         deleted already.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.delete_object(key, version_id)
         return Deferred.fromCoroutine(self._delete_object(key, version_id))
 
     async def _delete_one(self, key: str, version_id: str | None) -> DeleteOutcome:
@@ -1547,9 +1511,6 @@ class GcsStore:
         """
         Delete each key on its own, L{DELETE_CONCURRENCY} at a time.
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.delete_objects(keys)
         return Deferred.fromCoroutine(self._delete_many(keys))
 
     # --- buckets --------------------------------------------------------------
@@ -1581,9 +1542,6 @@ class GcsStore:
         Create the bucket in the project ``project_id`` (or the service
         account's project).
         """
-        interop = self._interop()
-        if interop is not None:
-            return interop.create_bucket()
         return Deferred.fromCoroutine(self._create_bucket())
 
     async def _delete_bucket(self) -> None:
@@ -1596,9 +1554,6 @@ class GcsStore:
         response.body.discard()
 
     def delete_bucket(self) -> Deferred[None]:
-        interop = self._interop()
-        if interop is not None:
-            return interop.delete_bucket()
         return Deferred.fromCoroutine(self._delete_bucket())
 
 

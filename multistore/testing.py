@@ -428,6 +428,7 @@ class CollectingConsumer:
     :ivar on_write: called with the consumer after each write (to stop or
         pause a request body, which does not register with its consumer).
     :ivar chunks: what was written, in order.
+    :ivar received: the number of bytes written.
     :ivar producer: the registered producer, if any.
     :ivar streaming: whether it registered as a push producer.
     :ivar registrations: how often a producer registered.
@@ -439,6 +440,7 @@ class CollectingConsumer:
     pause_after: int | None = None
     on_write: Callable[[CollectingConsumer], object] | None = None
     chunks: list[bytes] = field(factory=list)
+    received: int = 0
     producer: IProducer | None = None
     streaming: bool | None = None
     registrations: int = 0
@@ -467,6 +469,7 @@ class CollectingConsumer:
         if self.producer is None:
             self.writes_without_producer += 1
         self.chunks.append(data)
+        self.received += len(data)
         if (
             self.pause_after is not None
             and len(self.chunks) == self.pause_after

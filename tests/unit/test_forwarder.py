@@ -79,6 +79,7 @@ from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder
 from multistore.model import BackendRequest, BackendResponse
 from multistore.s3.errors import S3Error
+from multistore.testing import CollectingConsumer, ControlledBody, ControlledProducer
 
 reactor: Any = _global_reactor
 
@@ -171,71 +172,6 @@ class FakeAgent:
         record["deferred"] = Deferred(cancel)
         self.requests.append(record)
         return cast(Deferred[Any], record["deferred"])
-
-
-@implementer(IConsumer)
-class CollectingConsumer:
-    """
-    A consumer that keeps everything, checks that a producer is registered
-    while it is written to, and can pause its producer after a given write.
-    """
-
-    def __init__(self, pause_after: int | None = None) -> None:
-        self.producer: Any = None
-        self.streaming: bool | None = None
-        self.chunks: list[bytes] = []
-        self.received = 0
-        self.digest = hashlib.sha256()
-        self.writes_without_producer = 0
-        self.registrations = 0
-        self.unregistrations = 0
-        self._pause_after = pause_after
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        self.registrations += 1
-        self.producer = producer
-        self.streaming = streaming
-
-    def unregisterProducer(self) -> None:
-        self.unregistrations += 1
-        self.producer = None
-
-    def write(self, data: bytes) -> None:
-        if self.producer is None:
-            self.writes_without_producer += 1
-        self.chunks.append(data)
-        self.received += len(data)
-        self.digest.update(data)
-        if self._pause_after is not None and len(self.chunks) == self._pause_after:
-            self.producer.pauseProducing()
-
-    def value(self) -> bytes:
-        return b"".join(self.chunks)
-
-
-@implementer(IBodyProducer)
-class PendingProducer:
-    """
-    A one-byte request body that is finished only when the test says so.
-    """
-
-    length = 1
-
-    def __init__(self) -> None:
-        self.done: Deferred[None] = Deferred()
-        self.stopped = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        return self.done
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        self.stopped = True
 
 
 def pump_body(
@@ -500,47 +436,6 @@ class BytesProducerTests(SynchronousTestCase):
         producer.stopProducing()
 
 
-@implementer(IBody)
-class UnknownLengthBody:
-    """
-    A body of unknown length written in chunks, for L{read_body}.
-    """
-
-    length = None
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self._body = BytesBody(b"".join(chunks), chunk_size=len(chunks[0]) or 1)
-        self.stopped = False
-
-    def deliver(self, consumer: IConsumer) -> Deferred[int]:
-        def stopped(result: Failure) -> Failure:
-            if result.check(DeliveryStopped):
-                self.stopped = True
-            return result
-
-        return self._body.deliver(consumer).addErrback(stopped)
-
-    def discard(self) -> None:
-        self._body.discard()
-
-
-@implementer(IBody)
-class DiscardRecordingBody:
-    """
-    A body of known length that records whether it was discarded.
-    """
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-        self.discarded = False
-
-    def deliver(self, consumer: IConsumer) -> Deferred[int]:
-        raise AssertionError("should not be delivered")
-
-    def discard(self) -> None:
-        self.discarded = True
-
-
 class ReadBodyTests(SynchronousTestCase):
     """
     Tests for L{read_body}.
@@ -559,7 +454,7 @@ class ReadBodyTests(SynchronousTestCase):
         """
         A body whose length is known to exceed the limit is discarded unread.
         """
-        body = DiscardRecordingBody(101)
+        body = ControlledBody(length=101)
         failure = self.failureResultOf(read_body(body, 100), S3Error)
         self.assertEqual(failure.value.code, "ServiceUnavailable")
         self.assertIn("oversized", failure.value.message)
@@ -569,8 +464,13 @@ class ReadBodyTests(SynchronousTestCase):
         """
         A body of unknown length is stopped as soon as it exceeds the limit.
         """
-        body = UnknownLengthBody([b"0123456789"] * 10)
-        failure = self.failureResultOf(read_body(body, 25), S3Error)
+        body = ControlledBody(length=None)
+        reading = read_body(body, 25)
+        for _ in range(10):
+            if body.stopped:
+                break
+            body.send(b"0123456789")
+        failure = self.failureResultOf(reading, S3Error)
         self.assertEqual(failure.value.code, "ServiceUnavailable")
         self.assertTrue(body.stopped)
 
@@ -918,7 +818,7 @@ class AgentForwarderTests(SynchronousTestCase):
         suspended; it runs while the backend holds the body back, and again
         once the body is sent.
         """
-        slow = PendingProducer()
+        slow = ControlledProducer(length=1)
         result = self.forwarder.forward(
             request_of(method="PUT", body=slow, timeout=1.0)
         )
@@ -944,7 +844,7 @@ class AgentForwarderTests(SynchronousTestCase):
         When the agent cancels the request body (the request is aborted),
         the body producer is told to stop as well.
         """
-        slow = PendingProducer()
+        slow = ControlledProducer(length=1)
         self.forwarder.forward(request_of(method="PUT", body=slow))
         producing = self.agent.requests[0]["body"].startProducing(StringTransport())
         producing.cancel()
@@ -1536,7 +1436,9 @@ class LoopbackTests(TestCase):
         expected = hashlib.sha256()
         for _ in range(total // len(block)):
             expected.update(block)
-        self.assertEqual(consumer.digest.hexdigest(), expected.hexdigest())
+        self.assertEqual(
+            hashlib.sha256(consumer.value()).hexdigest(), expected.hexdigest()
+        )
 
     @inline
     async def test_refused(self) -> None:

@@ -53,55 +53,20 @@ from multistore.s3.errors import S3Error
 from multistore.s3.keys import check_key, from_backend, to_backend
 from multistore.s3.request import parse_part_number
 from multistore.s3.xml import parse_delete_request
+from multistore.stores.streaming import (
+    OBJECT_WRITE,
+    STREAMED_COPY,
+    allowed_headers,
+    conditions,
+)
 
 if TYPE_CHECKING:
     from multistore.operations.dispatcher import Dispatcher
 
 
-#: Request headers an object (or upload) keeps.
-_WRITE_HEADERS: Final = frozenset(
-    {
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-md5",
-        "content-type",
-        "expires",
-        "if-match",
-        "if-none-match",
-        "x-amz-sdk-checksum-algorithm",
-        "x-amz-storage-class",
-        "x-amz-tagging",
-        "x-amz-website-redirect-location",
-    }
-)
-_WRITE_PREFIXES: Final = (
-    "x-amz-meta-",
-    "x-amz-checksum-",
-    "x-amz-server-side-encryption",
-    "x-amz-object-lock-",
-)
-
 #: Headers a copy passes to the destination store as they are.
 _COPY_HEADERS: Final = frozenset(
     {"x-amz-metadata-directive", "x-amz-tagging-directive"}
-)
-
-
-#: Object headers a streamed copy takes from the source when metadata is
-#: copied.
-_COPIED_FROM_SOURCE: Final = frozenset(
-    {
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-type",
-        "expires",
-        "x-amz-storage-class",
-        "x-amz-website-redirect-location",
-    }
 )
 
 
@@ -111,19 +76,7 @@ def write_headers(headers: HeaderList) -> HeaderList:
         with ``aws-chunked`` (framing, not content) taken out of
         ``Content-Encoding``.
     """
-    kept = []
-    for name, value in headers:
-        if name == "content-encoding":
-            codings = [
-                c.strip()
-                for c in value.split(",")
-                if c.strip().lower() != "aws-chunked"
-            ]
-            if codings:
-                kept.append((name, ", ".join(codings)))
-        elif name in _WRITE_HEADERS or name.startswith(_WRITE_PREFIXES):
-            kept.append((name, value))
-    return HeaderList(kept)
+    return allowed_headers(headers, OBJECT_WRITE)
 
 
 async def _payload(
@@ -357,11 +310,7 @@ async def _copy_through(
     if replace:
         kept = write_headers(headers)
     else:
-        kept = HeaderList(
-            (n, v)
-            for n, v in source_headers
-            if n in _COPIED_FROM_SOURCE or n.startswith("x-amz-meta-")
-        ).plus((n, v) for n, v in headers if n in {"if-match", "if-none-match"})
+        kept = STREAMED_COPY.kept(source_headers).plus(conditions(headers))
     kept = HeaderList(
         (n, v)
         for n, v in kept

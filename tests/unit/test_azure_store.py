@@ -64,13 +64,13 @@ from multistore.stores.azure.xml import (
     parse_error_code,
     parse_list_blobs,
 )
-from multistore.stores.s3.store import LastByteHeld
+from multistore.stores.streaming import LastByteHeld
 from tests.unit.test_s3_store import (
     FakeForwarder,
-    MemoryBody,
     TrackedBody,
     respond,
 )
+from tests.unit.test_stores_streaming import MemoryBody
 
 NOW = 1_700_000_000.0
 ENDPOINT = "http://azure.test:10000/acct"

@@ -62,18 +62,18 @@ from multistore.stores.gcs.auth import (
 )
 from multistore.stores.gcs.store import (
     COMPOSE_LIMIT,
-    DELETE_CONCURRENCY,
     ETAG_METADATA,
     RESERVED_METADATA,
     etag_of,
     object_resource,
     response_headers,
 )
-from tests.unit.test_s3_store import (
+from multistore.stores.streaming import DELETE_CONCURRENCY
+from tests.unit.test_s3_store import TrackedBody
+from tests.unit.test_stores_streaming import (
     BodyFailed,
     LengthEnforcing,
     MemoryBody,
-    TrackedBody,
 )
 
 #: The fake clock's time: 2023-11-14T22:13:20Z.

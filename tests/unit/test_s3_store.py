@@ -70,15 +70,20 @@ from multistore.s3.xml import (
 )
 from multistore.stores.s3 import store as s3_module
 from multistore.stores.s3.store import (
-    MAX_ERROR_DOCUMENT,
     MAX_RESULT_DOCUMENT,
     PART_SIZE,
-    LastByteHeld,
-    PartBuffer,
     S3Store,
     forwarded_headers,
-    object_headers,
-    write_response_headers,
+)
+from multistore.stores.streaming import MAX_ERROR_DOCUMENT, LastByteHeld
+from tests.unit.test_stores_streaming import (
+    DROPPED_HEADERS,
+    KEPT_HEADERS,
+    BodyFailed,
+    LengthEnforcing,
+    MemoryBody,
+    SteppedBody,
+    pending,
 )
 
 #: The fake clock's time: 2023-11-14T22:13:20Z.
@@ -174,40 +179,6 @@ class TrackedBody(BytesBody):
         """
         self.uses.append("discard")
         super().discard()
-
-
-@implementer(IConsumer)
-class LengthEnforcing:
-    """
-    Consumes a request body as a transport does: everything up to the
-    declared length, and an error for a byte more.
-
-    :ivar chunks: what was written, in order.
-    """
-
-    def __init__(self, length: object) -> None:
-        self._length = length
-        self.chunks: list[bytes] = []
-
-    def registerProducer(self, producer: object, streaming: bool) -> None:
-        raise AssertionError("a request body must not register with its consumer")
-
-    def unregisterProducer(self) -> None:
-        raise AssertionError("a request body must not register with its consumer")
-
-    def write(self, data: bytes) -> None:
-        """
-        Keep a chunk.
-        """
-        self.chunks.append(data)
-        if isinstance(self._length, int) and len(self.value()) > self._length:
-            raise AssertionError("more bytes than the body's length")
-
-    def value(self) -> bytes:
-        """
-        Everything written.
-        """
-        return b"".join(self.chunks)
 
 
 @implementer(IForwarder)
@@ -856,100 +827,6 @@ FULL_READ_HEADERS = HeaderList(
     ]
 )
 
-#: Backend response headers an object response keeps.
-KEPT_HEADERS = (
-    ("content-type", "text/plain; charset=utf-8"),
-    ("content-length", "10"),
-    ("content-range", "bytes 10-19/100"),
-    ("content-encoding", "gzip"),
-    ("content-disposition", 'attachment; filename="a b.txt"'),
-    ("content-language", "fr"),
-    ("cache-control", "max-age=60"),
-    ("expires", "Thu, 01 Jan 2099 00:00:00 GMT"),
-    ("etag", '"0123456789abcdef"'),
-    ("last-modified", "Tue, 14 Nov 2023 00:00:00 GMT"),
-    ("accept-ranges", "bytes"),
-    ("x-amz-meta-owner", "Zoë"),
-    ("x-amz-meta-empty", ""),
-    ("x-amz-checksum-crc32", "AAAAAA=="),
-    ("x-amz-checksum-sha256", "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
-    ("x-amz-version-id", "v1"),
-    ("x-amz-storage-class", "STANDARD_IA"),
-    ("x-amz-server-side-encryption", "AES256"),
-    ("x-amz-tagging-count", "2"),
-    ("x-amz-delete-marker", "false"),
-    ("x-amz-mp-parts-count", "3"),
-)
-
-#: Backend response headers that say something about the backend.
-DROPPED_HEADERS = (
-    ("x-amz-request-id", "BACKENDREQ123"),
-    ("x-amz-id-2", "backend-host-id/abc="),
-    ("server", "AmazonS3"),
-    ("set-cookie", "session=backend; Path=/"),
-    ("x-amz-expiration", 'expiry-date="..", rule-id="backend rule"'),
-    ("x-amz-bucket-region", "eu-west-2"),
-    ("x-backend-thing", "internal"),
-    ("date", "Tue, 14 Nov 2023 22:13:20 GMT"),
-    ("via", "1.1 backend-proxy"),
-    ("x-amz-server-side-encryption-context", "secret context"),
-)
-
-
-class ObjectHeadersTests(SynchronousTestCase):
-    """
-    L{object_headers} keeps only what clients may see.
-    """
-
-    def test_allow_list(self) -> None:
-        """
-        Object headers are kept in order, the backend's own dropped.
-        """
-        mixed = [*DROPPED_HEADERS[:5], *KEPT_HEADERS, *DROPPED_HEADERS[5:]]
-        self.assertEqual(object_headers(HeaderList(mixed)), HeaderList(KEPT_HEADERS))
-
-    def test_case_and_repeats(self) -> None:
-        """
-        Names match whatever their case; repeated fields keep every value.
-        """
-        headers = HeaderList(
-            [
-                ("X-Amz-Meta-Tag", "one"),
-                ("Server", "x"),
-                ("X-AMZ-META-TAG", "two"),
-                ("ETag", '"e"'),
-            ]
-        )
-        self.assertEqual(
-            list(object_headers(headers)),
-            [("x-amz-meta-tag", "one"), ("x-amz-meta-tag", "two"), ("etag", '"e"')],
-        )
-
-    def test_lookalikes(self) -> None:
-        """
-        Names that only start like allowed names are dropped.
-        """
-        headers = HeaderList(
-            [("etag-x", "1"), ("x-amz-metadata", "2"), ("content-typo", "3")]
-        )
-        self.assertEqual(list(object_headers(headers)), [])
-
-    @given(
-        st.lists(
-            st.tuples(
-                st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1), st.text()
-            )
-        )
-    )
-    def test_subset(self, fields: list[tuple[str, str]]) -> None:
-        """
-        The result is the input's fields that are allowed, in order.
-        """
-        headers = HeaderList(fields)
-        kept = list(object_headers(headers))
-        self.assertTrue(all(pair in list(headers) for pair in kept))
-        self.assertEqual(object_headers(HeaderList(kept)), HeaderList(kept))
-
 
 class GetObjectTests(StoreTestCase):
     """
@@ -1572,77 +1449,6 @@ class HeadBucketTests(StoreTestCase):
 # --- writes: helpers ---------------------------------------------------------
 
 
-class BodyFailed(Exception):
-    """
-    How a test body fails (a digest that does not match, a client gone).
-    """
-
-
-@implementer(IBodyProducer)
-class MemoryBody:
-    """
-    A request body held in memory: written in chunks at once when started,
-    then finished, failed, or left pending.
-
-    :ivar started: whether C{startProducing} was called.
-    :ivar stopped: whether C{stopProducing} was called.
-    :ivar calls: the producer calls received, in order.
-    """
-
-    def __init__(
-        self,
-        data: bytes = b"",
-        *,
-        chunks: Sequence[bytes] | None = None,
-        length: object = "actual",
-        fail: bool = False,
-        pending: bool = False,
-    ) -> None:
-        self._chunks = list(chunks) if chunks is not None else [data] if data else []
-        self.length: object = (
-            sum(map(len, self._chunks)) if length == "actual" else length
-        )
-        self._fail = fail
-        self._pending = pending
-        self.started = False
-        self.stopped = False
-        self.calls: list[str] = []
-        self.done: Deferred[None] = Deferred(lambda _: self.calls.append("cancel"))
-        self.error = BodyFailed("the body did not verify")
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """
-        Write every chunk, then finish, fail or wait.
-        """
-        self.started = True
-        for chunk in self._chunks:
-            consumer.write(chunk)
-        if self._fail:
-            self.done.errback(self.error)
-        elif not self._pending:
-            self.done.callback(None)
-        return self.done
-
-    def pauseProducing(self) -> None:
-        """
-        Record the pause.
-        """
-        self.calls.append("pause")
-
-    def resumeProducing(self) -> None:
-        """
-        Record the resumption.
-        """
-        self.calls.append("resume")
-
-    def stopProducing(self) -> None:
-        """
-        Record the stop.
-        """
-        self.stopped = True
-        self.calls.append("stop")
-
-
 def write_of(
     data: bytes = b"data", headers: Sequence[tuple[str, str]] = (), **kwargs: Any
 ) -> ObjectWrite:
@@ -1736,8 +1542,8 @@ NEVER_FORWARDED = (
 
 class ForwardedHeadersTests(SynchronousTestCase):
     """
-    L{forwarded_headers} and L{write_response_headers} choose what crosses
-    between client and backend.
+    L{forwarded_headers} chooses the request headers that cross from client
+    to backend.
     """
 
     def test_put_allow_list(self) -> None:
@@ -1809,157 +1615,6 @@ class ForwardedHeadersTests(SynchronousTestCase):
             s3_module._COPY_HEADERS,
         ):
             self.assertEqual(len(forwarded_headers(HeaderList(fields), allowed)), 0)
-
-    def test_write_response_headers(self) -> None:
-        """
-        The answer to a write keeps its ETag, versions, checksums and
-        encryption, and drops the length and type of its own body and
-        everything about the backend.
-        """
-        kept = [
-            ("etag", '"abc"'),
-            ("x-amz-version-id", "v1"),
-            ("x-amz-copy-source-version-id", "v0"),
-            ("x-amz-delete-marker", "true"),
-            ("x-amz-checksum-crc32", "AAAAAA=="),
-            ("x-amz-checksum-type", "FULL_OBJECT"),
-            ("x-amz-server-side-encryption", "aws:kms"),
-            ("x-amz-server-side-encryption-bucket-key-enabled", "true"),
-            ("x-amz-server-side-encryption-customer-algorithm", "AES256"),
-            ("x-amz-server-side-encryption-customer-key-md5", "abc=="),
-        ]
-        dropped = [
-            *DROPPED_HEADERS,
-            ("content-length", "0"),
-            ("content-type", "application/xml"),
-            ("last-modified", "Tue, 14 Nov 2023 00:00:00 GMT"),
-            ("x-amz-server-side-encryption-aws-kms-key-id", "arn:aws:kms:...:key/1"),
-        ]
-        headers = HeaderList([*dropped[:3], *kept, *dropped[3:]])
-        self.assertEqual(write_response_headers(headers), HeaderList(kept))
-
-
-# --- the last byte of an upload ----------------------------------------------
-
-
-class LastByteHeldTests(SynchronousTestCase):
-    """
-    L{LastByteHeld} keeps an upload's last byte back until its body has
-    succeeded.
-    """
-
-    def test_interfaces(self) -> None:
-        """
-        It is a body producer, and a consumer for the body it wraps.
-        """
-        held = LastByteHeld(MemoryBody(b"x"))
-        verifyObject(IBodyProducer, held)
-        verifyObject(IConsumer, held)
-        self.assertEqual(held.length, 1)
-
-    def test_success(self) -> None:
-        """
-        Every byte passes, the last one only once the body has finished.
-        """
-        body = MemoryBody(chunks=[b"abc", b"def"], pending=True)
-        sink = LengthEnforcing(6)
-        done = LastByteHeld(body).startProducing(sink)
-        self.assertEqual(sink.chunks, [b"abc", b"de"])
-        self.assertNoResult(done)
-        body.done.callback(None)
-        self.assertIsNone(self.successResultOf(done))
-        self.assertEqual(sink.value(), b"abcdef")
-
-    @given(st.lists(st.binary(min_size=0, max_size=20), min_size=1, max_size=10))
-    def test_any_chunks(self, chunks: list[bytes]) -> None:
-        """
-        However the body is cut into chunks, all but its last byte pass
-        before it finishes, and all of it after.
-        """
-        data = b"".join(chunks)
-        body = MemoryBody(chunks=chunks, pending=True)
-        sink = LengthEnforcing(len(data))
-        done = LastByteHeld(body).startProducing(sink)
-        self.assertEqual(sink.value(), data[:-1])
-        self.assertNotIn(b"", sink.chunks)
-        body.done.callback(None)
-        self.successResultOf(done)
-        self.assertEqual(sink.value(), data)
-
-    def test_failure(self) -> None:
-        """
-        A body that fails after its last byte fails with its own failure,
-        and its last byte is never passed on.
-        """
-        body = MemoryBody(b"abcdef", fail=True)
-        sink = LengthEnforcing(6)
-        done = LastByteHeld(body).startProducing(sink)
-        self.assertIs(self.failureResultOf(done, BodyFailed).value, body.error)
-        self.assertEqual(sink.value(), b"abcde")
-
-    def test_too_long(self) -> None:
-        """
-        A body longer than its length does not get its extra bytes (nor its
-        last byte) through, and fails with ``IncompleteBody``.
-        """
-        body = MemoryBody(chunks=[b"abc", b"def", b"g"], length=6)
-        sink = LengthEnforcing(6)
-        done = LastByteHeld(body).startProducing(sink)
-        error = self.failureResultOf(done, S3Error).value
-        self.assertEqual(error.code, "IncompleteBody")
-        self.assertEqual(sink.value(), b"abcde")
-        crossing = MemoryBody(chunks=[b"abc", b"defg"], length=6)
-        sink = LengthEnforcing(6)
-        self.failureResultOf(LastByteHeld(crossing).startProducing(sink), S3Error)
-        self.assertEqual(sink.value(), b"abc")
-
-    def test_too_short(self) -> None:
-        """
-        A body that finishes short of its length fails with
-        ``IncompleteBody``.
-        """
-        sink = LengthEnforcing(6)
-        done = LastByteHeld(MemoryBody(b"abc", length=6)).startProducing(sink)
-        self.assertEqual(
-            self.failureResultOf(done, S3Error).value.code, "IncompleteBody"
-        )
-
-    def test_producer_calls(self) -> None:
-        """
-        Pause, resume and stop reach the body; once stopped, the result
-        never fires, whatever the body does.
-        """
-        body = MemoryBody(b"abc", pending=True)
-        held = LastByteHeld(body)
-        done = held.startProducing(LengthEnforcing(3))
-        held.pauseProducing()
-        held.resumeProducing()
-        held.stopProducing()
-        self.assertEqual(body.calls, ["pause", "resume", "stop"])
-        body.done.callback(None)
-        self.assertNoResult(done)
-
-    def test_stopped_then_failed(self) -> None:
-        """
-        A body that fails after being stopped does not fire the result
-        either, and its failure is not left unhandled.
-        """
-        body = MemoryBody(b"abc", pending=True)
-        held = LastByteHeld(body)
-        done = held.startProducing(LengthEnforcing(3))
-        held.stopProducing()
-        body.done.errback(BodyFailed())
-        self.assertNoResult(done)
-
-    def test_cancel(self) -> None:
-        """
-        Cancelling the result cancels the body's own Deferred.
-        """
-        body = MemoryBody(b"abc", pending=True)
-        done = LastByteHeld(body).startProducing(LengthEnforcing(3))
-        done.cancel()
-        self.assertEqual(body.calls, ["cancel"])
-        self.failureResultOf(done, CancelledError)
 
 
 # --- PutObject ---------------------------------------------------------------
@@ -2520,116 +2175,6 @@ def uploads_document(*keys: str, prefixes: Sequence[str] = ()) -> bytes:
 # --- bodies of unknown length ------------------------------------------------
 
 
-@implementer(IBodyProducer)
-class SteppedBody:
-    """
-    A request body of unknown length that writes what the test sends, when
-    it sends it, as a client's connection does: bytes sent while the body
-    is paused wait until it is resumed.
-
-    :ivar calls: the producer calls received, in order.
-    :ivar written: the bytes written to the consumer so far.
-    :ivar most_held: the most bytes written but not yet sent to the
-        backend at any write, if C{uploaded} was given.
-    """
-
-    length = UNKNOWN_LENGTH
-
-    def __init__(self, uploaded: FakeForwarder | None = None) -> None:
-        """
-        :param uploaded: a forwarder whose C{uploads} count as no longer
-            held.
-        """
-        self._uploaded = uploaded
-        self._consumer: IConsumer | None = None
-        self._waiting: list[bytes] = []
-        self._finishing = False
-        self.paused = False
-        self.stopped = False
-        self.calls: list[str] = []
-        self.written = 0
-        self.most_held = 0
-        self.done: Deferred[None] = Deferred(lambda _: self.calls.append("cancel"))
-        self.error = BodyFailed("the body did not verify")
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """
-        Write what has been sent so far.
-        """
-        self._consumer = consumer
-        self._flush()
-        return self.done
-
-    def send(self, *chunks: bytes) -> None:
-        """
-        The client sends ``chunks``.
-        """
-        self._waiting.extend(chunks)
-        self._flush()
-
-    def finish(self) -> None:
-        """
-        The body ends once everything sent has been written.
-        """
-        self._finishing = True
-        self._flush()
-
-    def fail(self) -> None:
-        """
-        The body fails (a digest does not match, the client goes away).
-        """
-        self.done.errback(self.error)
-
-    def _flush(self) -> None:
-        consumer = self._consumer
-        while consumer is not None and self._waiting and not self.paused:
-            if self.stopped or self.done.called:
-                return
-            chunk = self._waiting.pop(0)
-            self.written += len(chunk)
-            consumer.write(chunk)
-            if self._uploaded is not None:
-                uploaded = sum(map(len, self._uploaded.uploads))
-                self.most_held = max(self.most_held, self.written - uploaded)
-        if (
-            consumer is not None
-            and self._finishing
-            and not self._waiting
-            and not self.done.called
-        ):
-            self.done.callback(None)
-
-    def pauseProducing(self) -> None:
-        """
-        Hold what is sent from now on.
-        """
-        self.calls.append("pause")
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        """
-        Write what was held.
-        """
-        self.calls.append("resume")
-        self.paused = False
-        self._flush()
-
-    def stopProducing(self) -> None:
-        """
-        Stop for good.
-        """
-        self.calls.append("stop")
-        self.stopped = True
-
-
-def pending(cancelled: list[str] | None = None) -> Deferred[object]:
-    """
-    A backend answer still to come; cancelling it is recorded in
-    ``cancelled``.
-    """
-    return Deferred(lambda _: (cancelled if cancelled is not None else []).append("x"))
-
-
 def complete_result(etag: str = '"abc-3"') -> bytes:
     """
     A backend's CompleteMultipartUpload answer.
@@ -2666,156 +2211,6 @@ THREE_PARTS = [
     ("PUT", "partNumber=3&uploadId=up1"),
     ("POST", "uploadId=up1"),
 ]
-
-
-class PartBufferTests(SynchronousTestCase):
-    """
-    L{PartBuffer} reads a body a part at a time, pausing it while a part is
-    full.
-    """
-
-    def buffer(self, part_size: int = 4) -> tuple[SteppedBody, PartBuffer]:
-        """
-        A started buffer of parts of ``part_size`` bytes over a new body.
-        """
-        body = SteppedBody()
-        buffer = PartBuffer(body, part_size)
-        buffer.start()
-        return body, buffer
-
-    def test_interfaces(self) -> None:
-        """
-        It is a consumer for the body.
-        """
-        verifyObject(IConsumer, PartBuffer(SteppedBody(), 4))
-
-    def test_pauses_when_full(self) -> None:
-        """
-        The body goes on until the buffer holds more than a part; it is
-        then paused until a part is taken out and the buffer resumed.
-        """
-        body, buffer = self.buffer()
-        filled = buffer.fill()
-        body.send(b"ab", b"cd")
-        self.assertNoResult(filled)
-        self.assertEqual((body.calls, buffer.size), ([], 4))
-        body.send(b"e", b"f")
-        self.successResultOf(filled)
-        self.assertEqual((body.calls, buffer.size, buffer.paused), (["pause"], 5, True))
-        self.assertEqual(buffer.take(), [b"ab", b"cd"])
-        self.assertEqual(body.calls, ["pause"])
-        buffer.resume()
-        self.assertEqual(body.calls, ["pause", "resume"])
-        self.assertEqual(buffer.size, 2)
-        self.assertFalse(buffer.holds_rest)
-        body.finish()
-        self.successResultOf(buffer.fill())
-        self.assertTrue(buffer.holds_rest)
-        self.assertEqual(buffer.take(), [b"e", b"f"])
-
-    def test_take_splits_chunks(self) -> None:
-        """
-        A chunk across a part's end is split: the part is exactly a part.
-        """
-        body, buffer = self.buffer()
-        body.send(b"abc", b"defgh")
-        self.assertEqual(buffer.take(), [b"abc", b"d"])
-        self.assertEqual(buffer.size, 4)
-        body.finish()
-        buffer.resume()
-        self.assertTrue(buffer.holds_rest)
-        self.assertEqual(buffer.take(), [b"efgh"])
-
-    def test_writes_while_paused(self) -> None:
-        """
-        What the body writes after being paused is kept; it is resumed only
-        once the buffer holds no more than a part.
-        """
-        body, buffer = self.buffer(2)
-        body.send(b"abc")
-        body.paused = False  # the body ignores the pause
-        body.send(b"def", b"g")
-        self.assertEqual(buffer.size, 7)
-        self.assertEqual(buffer.take(), [b"ab"])
-        buffer.resume()
-        self.assertEqual(buffer.take(), [b"c", b"d"])
-        buffer.resume()
-        self.assertEqual(body.calls, ["pause"])
-        self.assertEqual(buffer.take(), [b"ef"])
-        buffer.resume()
-        self.assertEqual(body.calls, ["pause", "resume"])
-
-    def test_failure(self) -> None:
-        """
-        A body that fails fails the fill with its own failure, cancels the
-        request being watched, and is what L{PartBuffer.check} raises.
-        """
-        body, buffer = self.buffer()
-        buffer.check()
-        answered: Deferred[None] = buffer.watch(Deferred())
-        answered.callback(None)
-        cancelled: list[str] = []
-        request = buffer.watch(pending(cancelled))
-        body.send(b"abc")
-        filled = buffer.fill()
-        body.fail()
-        self.assertIs(self.failureResultOf(filled, BodyFailed).value, body.error)
-        self.assertIs(self.failureResultOf(buffer.fill(), BodyFailed).value, body.error)
-        self.assertEqual(cancelled, ["x"])
-        self.failureResultOf(request, CancelledError)
-        self.assertIs(self.assertRaises(BodyFailed, buffer.check), body.error)
-        self.assertEqual(buffer.size, 0)
-        buffer.stop()
-        self.assertNotIn("stop", body.calls)
-
-    def test_watch_ends(self) -> None:
-        """
-        A request answered before the body fails is not cancelled.
-        """
-        body, buffer = self.buffer()
-        request: Deferred[object] = Deferred()
-        buffer.watch(request)
-        request.callback("answer")
-        body.fail()
-        self.assertEqual(self.successResultOf(request), "answer")
-
-    def test_stop(self) -> None:
-        """
-        Stopping stops a body still producing, once, and drops what is
-        held; what the body does after is ignored.
-        """
-        body, buffer = self.buffer()
-        body.send(b"abc")
-        buffer.stop()
-        buffer.stop()
-        self.assertEqual((body.calls, buffer.size), (["stop"], 0))
-        body.fail()
-        self.assertIsNone(buffer.failure)
-        ended, buffer = self.buffer()
-        ended.finish()
-        buffer.stop()
-        self.assertEqual(ended.calls, [])
-
-    def test_fill_cancelled(self) -> None:
-        """
-        Cancelling a fill leaves the body alone; another fill can follow.
-        """
-        body, buffer = self.buffer()
-        filled = buffer.fill()
-        filled.cancel()
-        self.failureResultOf(filled, CancelledError)
-        self.assertEqual(body.calls, [])
-        again = buffer.fill()
-        body.send(b"abcde")
-        self.successResultOf(again)
-
-    def test_one_reader(self) -> None:
-        """
-        Only one fill waits at a time.
-        """
-        _, buffer = self.buffer()
-        buffer.fill()
-        self.assertRaises(RuntimeError, buffer.fill)
 
 
 class UnknownLengthPutTests(StoreTestCase):

@@ -93,10 +93,9 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Final, NoReturn, TypeVar
-from urllib.parse import urlsplit
 
 from attrs import evolve, frozen
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -147,7 +146,18 @@ from multistore.stores.azure.xml import (
     parse_list_blobs,
 )
 from multistore.stores.failures import failed, refused
-from multistore.stores.s3.store import Chunks, LastByteHeld, PartBuffer, read_empty
+from multistore.stores.streaming import (
+    HTTP_OBJECT_HEADERS,
+    Chunks,
+    PartBuffer,
+    conditions,
+    content_header,
+    delete_each,
+    error_body,
+    held,
+    now,
+    service_root,
+)
 
 _T = TypeVar("_T")
 
@@ -161,9 +171,8 @@ BLOCK_SIZE: Final = 8 * 1024 * 1024
 #: Most blocks in one blob (Azure's limit).
 MAX_BLOCKS: Final = 50_000
 
-#: Largest listing, block list or error document read from Azure.
+#: Largest listing or block list read from Azure.
 MAX_LISTING: Final = 8 * 1024 * 1024
-MAX_ERROR_DOCUMENT: Final = 64 * 1024
 
 #: How many List Blobs pages one listing reads at most while it skips keys
 #: up to ``start_after``; then it returns an empty truncated page.
@@ -172,9 +181,6 @@ MAX_LIST_PAGES: Final = 20
 #: How long, and how often, a pending server-side copy is polled.
 COPY_POLL_INTERVAL: Final = 0.2
 COPY_POLLS: Final = 150
-
-#: How many deletes of a DeleteObjects run at once.
-DELETE_CONCURRENCY: Final = 8
 
 #: The longest upload id made (object headers and metadata included).
 MAX_UPLOAD_ID: Final = 4096
@@ -195,22 +201,6 @@ _CONTENT_PROPERTIES: Final = (
     ("content-language", "x-ms-blob-content-language"),
     ("content-disposition", "x-ms-blob-content-disposition"),
     ("cache-control", "x-ms-blob-cache-control"),
-)
-
-#: Response headers of a read passed on to clients as they are.
-_OBJECT_HEADERS: Final = frozenset(
-    {
-        "accept-ranges",
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-length",
-        "content-range",
-        "content-type",
-        "etag",
-        "last-modified",
-    }
 )
 
 #: Azure error codes and the S3 codes clients get for them.
@@ -272,11 +262,6 @@ def _quoted(etag: str) -> str:
     return etag if etag.startswith('"') else f'"{etag}"'
 
 
-def _without_aws_chunked(value: str) -> str:
-    codings = [c.strip() for c in value.split(",")]
-    return ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
-
-
 def object_properties(headers: HeaderList) -> HeaderList:
     """
     Translate what an S3 write says about its object into Azure headers.
@@ -288,30 +273,14 @@ def object_properties(headers: HeaderList) -> HeaderList:
     """
     out: list[tuple[str, str]] = []
     for s3_name, azure_name in _CONTENT_PROPERTIES:
-        value = headers.get(s3_name)
-        if value is None:
-            continue
-        if s3_name == "content-encoding":
-            value = _without_aws_chunked(value)
-            if not value:
-                continue
-        out.append((azure_name, value))
+        value = content_header(headers, s3_name)
+        if value is not None:
+            out.append((azure_name, value))
     for name, value in headers:
         if name.startswith("x-amz-meta-"):
             meta = name[len("x-amz-meta-") :]
             out.append(("x-ms-meta-" + encode_metadata_name(meta), value))
     return HeaderList(out)
-
-
-def conditions(headers: HeaderList) -> HeaderList:
-    """
-    :return: the ``If-Match`` / ``If-None-Match`` of a write.
-    """
-    return HeaderList(
-        (name, value)
-        for name, value in headers
-        if name in ("if-match", "if-none-match")
-    )
 
 
 def s3_object_headers(headers: HeaderList) -> HeaderList:
@@ -325,7 +294,7 @@ def s3_object_headers(headers: HeaderList) -> HeaderList:
     """
     out: list[tuple[str, str]] = []
     for name, value in headers:
-        if name in _OBJECT_HEADERS:
+        if name in HTTP_OBJECT_HEADERS:
             out.append((name, value))
         elif name.startswith("x-ms-meta-"):
             meta = decode_metadata_name(name[len("x-ms-meta-") :])
@@ -477,9 +446,9 @@ def _service(bucket: BucketConfig) -> tuple[str, str, str] | None:
     if bucket.backend_type != "azure":
         return None
     account = bucket.option("account_name", "") or ""
-    endpoint = bucket.option("endpoint") or f"https://{account}.blob.core.windows.net"
-    parts = urlsplit(endpoint.strip().rstrip("/"))
-    where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    where = service_root(
+        bucket.option("endpoint") or f"https://{account}.blob.core.windows.net"
+    )
     credential = (
         ""
         if bucket.flag("skip_signature")
@@ -518,7 +487,7 @@ class AzureStore:
     # --- requests -------------------------------------------------------------
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+        return now(self.clock)
 
     @property
     def _account(self) -> str:
@@ -666,17 +635,10 @@ class AzureStore:
         """
         code = response.headers.get("x-ms-error-code")
         message: str | None = None
-        if response.body.length == 0:
-            response.body.discard()
-        else:
-            try:
-                body = await read_body(response.body, MAX_ERROR_DOCUMENT)
-            except S3Error:
-                body = b""
-            parsed = parse_error_code(body)
-            if parsed is not None:
-                code = code or parsed[0]
-                message = parsed[1]
+        parsed = parse_error_code(await error_body(response))
+        if parsed is not None:
+            code = code or parsed[0]
+            message = parsed[1]
         if code is None:
             fallback = dict(statuses or {}).get(response.status) or {
                 404: "NoSuchKey",
@@ -970,12 +932,8 @@ class AzureStore:
     async def _put(self, write: ObjectWrite) -> ObjectResponse:
         length = write.body.length
         if isinstance(length, int) and length <= MAX_PUT_BLOB:
-            if length == 0:
-                await read_empty(write.body)
-                return await self._put_blob(write.key, write.headers, None)
-            return await self._put_blob(
-                write.key, write.headers, LastByteHeld(write.body)
-            )
+            body = await held(write.body)
+            return await self._put_blob(write.key, write.headers, body)
         return await self._put_in_blocks(write)
 
     def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
@@ -1098,13 +1056,7 @@ class AzureStore:
         if not 1 <= part_number <= 10_000:
             raise S3Error("InvalidArgument", "Part number must be 1 to 10000.")
         block = upload.block_id(part_number)
-        body: IBodyProducer | None
-        if length == 0:
-            await read_empty(write.body)
-            body = None
-        else:
-            body = LastByteHeld(write.body)
-        await self._put_block(write.key, block, body)
+        await self._put_block(write.key, block, await held(write.body))
         return ObjectResponse(200, HeaderList([("etag", part_etag(block, length))]))
 
     def upload_part(
@@ -1504,32 +1456,14 @@ class AzureStore:
         """
         return Deferred.fromCoroutine(self._delete(key, version_id))
 
-    async def _delete_one(self, key: str, version_id: str | None) -> DeleteOutcome:
-        try:
-            await self._delete(key, version_id)
-        except S3Error as error:
-            return DeleteOutcome(key, version_id, error=(error.code, error.message))
-        return DeleteOutcome(key, version_id)
-
     def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
     ) -> Deferred[Sequence[DeleteOutcome]]:
         """
-        One Delete Blob per key, L{DELETE_CONCURRENCY} at a time.
+        One Delete Blob per key, a few at a time (see
+        L{multistore.stores.streaming.delete_each}).
         """
-        semaphore = DeferredSemaphore(DELETE_CONCURRENCY)
-        work = [
-            semaphore.run(
-                lambda k, v: Deferred.fromCoroutine(self._delete_one(k, v)),
-                key,
-                version_id,
-            )
-            for key, version_id in keys
-        ]
-        gathered: Deferred[list[DeleteOutcome]] = gatherResults(
-            work, consumeErrors=True
-        )
-        return gathered.addCallback(lambda outcomes: list(outcomes))
+        return delete_each(keys, self._delete)
 
     # --- containers -----------------------------------------------------------
 

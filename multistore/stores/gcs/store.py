@@ -70,14 +70,12 @@ from urllib.parse import urlsplit
 
 from attrs import evolve, frozen
 from twisted.internet.defer import (
-    CancelledError,
     Deferred,
     DeferredList,
     DeferredSemaphore,
 )
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -110,7 +108,17 @@ from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.failures import failed, refused
 from multistore.stores.gcs.auth import TokenProvider, no_token, shared_tokens
-from multistore.stores.s3.store import LastByteHeld, PartBuffer, read_empty
+from multistore.stores.streaming import (
+    DELETE_CONCURRENCY,
+    PartBuffer,
+    content_header,
+    delete_each,
+    error_body,
+    finish_quietly,
+    held,
+    now,
+    service_root,
+)
 
 #: The API root when the bucket names no endpoint.
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"
@@ -140,14 +148,8 @@ MIN_PART_SIZE: Final = 5 * 1024 * 1024
 #: Most parts in an upload.
 MAX_PARTS: Final = 10_000
 
-#: Most concurrent requests of a batch delete or a clean-up.
-DELETE_CONCURRENCY: Final = 8
-
 #: Largest JSON answer read (a listing page of 1000 objects with metadata).
 MAX_DOCUMENT: Final = 8 * 1024 * 1024
-
-#: Largest error answer read.
-MAX_ERROR_DOCUMENT: Final = 64 * 1024
 
 #: Most ``rewrite`` calls for one copy (GCS copies large objects in steps).
 MAX_REWRITE_STEPS: Final = 1000
@@ -186,11 +188,6 @@ def _header_of(text: str) -> str:
     return text.encode("utf-8").decode("latin-1")
 
 
-def _without_aws_chunked(value: str) -> str:
-    codings = [c.strip() for c in value.split(",")]
-    return ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
-
-
 def object_resource(headers: HeaderList) -> dict[str, Any]:
     """
     The GCS object fields for an S3 write's headers.
@@ -202,11 +199,7 @@ def object_resource(headers: HeaderList) -> dict[str, Any]:
     """
     resource: dict[str, Any] = {}
     for header, name in _CONTENT_FIELDS:
-        value = headers.get(header)
-        if value is None:
-            continue
-        if header == "content-encoding":
-            value = _without_aws_chunked(value)
+        value = content_header(headers, header)
         if value:
             resource[name] = _text_of(value)
     metadata = {}
@@ -307,8 +300,7 @@ def _service(bucket: BucketConfig) -> tuple[str, str] | None:
     """
     if bucket.backend_type != "gcs":
         return None
-    parts = urlsplit((bucket.option("endpoint") or DEFAULT_ENDPOINT).rstrip("/"))
-    where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+    where = service_root(bucket.option("endpoint") or DEFAULT_ENDPOINT)
     if bucket.flag("skip_signature"):
         return where, ""
     key = bucket.option("service_account_key") or ""
@@ -443,7 +435,7 @@ class GcsStore:
         return self.bucket.option("bucket_name", "") or ""
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+        return now(self.clock)
 
     def url(
         self,
@@ -562,13 +554,9 @@ class GcsStore:
             L{_status_code}'s.
         """
         reason = ""
-        if head or response.body.length == 0:
-            response.body.discard()
-        else:
-            with suppress(Exception):
-                body = await read_body(response.body, MAX_ERROR_DOCUMENT)
-                error = json.loads(body).get("error", {})
-                reason = str(error.get("message", ""))[:500]
+        with suppress(Exception):
+            error = json.loads(await error_body(response, head)).get("error", {})
+            reason = str(error.get("message", ""))[:500]
         status = response.status
         code = (statuses or {}).get(status) or _status_code(status)
         if code == "AccessDenied":
@@ -860,18 +848,14 @@ class GcsStore:
         its caller.
         """
 
-        def failed(failure: Failure) -> None:
-            self.log.failure(
-                "could not cancel an upload in bucket {bucket}",
-                failure,
-                bucket=self.bucket.name,
-            )
-
         cancelling = Deferred.fromCoroutine(self._send("DELETE", session))
         cancelling.addCallback(lambda response: response.body.discard())
-        cancelling.addErrback(failed)
-        with suppress(CancelledError):
-            await _shielded(cancelling)
+        await finish_quietly(
+            cancelling,
+            self.log,
+            "could not cancel an upload in bucket {bucket}",
+            bucket=self.bucket.name,
+        )
 
     async def _finished(self, response: BackendResponse) -> dict[str, Any]:
         if response.status not in (200, 201):
@@ -890,17 +874,15 @@ class GcsStore:
 
         :return: the new object's resource.
         """
-        length = body.length
-        if isinstance(length, int) and length == 0:
-            await read_empty(body)
+        whole = isinstance(body.length, int)
+        sent = await held(body) if whole else None
         session = await self._open_session(name, resource, query)
         try:
-            if not isinstance(length, int):
+            if not whole:
                 return await self._store_chunked(session, body)
-            producer: IBodyProducer = (
-                BytesProducer(b"") if length == 0 else LastByteHeld(body)
+            response = await self._send(
+                "PUT", session, body=BytesProducer(b"") if sent is None else sent
             )
-            response = await self._send("PUT", session, body=producer)
             return await self._finished(response)
         except BaseException:
             await self._cancel_session(session)
@@ -1480,38 +1462,14 @@ class GcsStore:
         """
         return Deferred.fromCoroutine(self._delete_object(key, version_id))
 
-    async def _delete_one(self, key: str, version_id: str | None) -> DeleteOutcome:
-        try:
-            await self._delete(key, _generation(version_id))
-        except S3Error as error:
-            return DeleteOutcome(key, version_id, error=(error.code, error.message))
-        return DeleteOutcome(key, version_id)
-
-    async def _delete_many(
-        self, keys: Sequence[tuple[str, str | None]]
-    ) -> Sequence[DeleteOutcome]:
-        semaphore = DeferredSemaphore(DELETE_CONCURRENCY)
-        outcomes: list[DeleteOutcome] = await DeferredList(
-            [
-                semaphore.run(
-                    lambda k, v: Deferred.fromCoroutine(self._delete_one(k, v)),
-                    key,
-                    version_id,
-                )
-                for key, version_id in keys
-            ],
-            fireOnOneErrback=True,
-            consumeErrors=True,
-        ).addCallback(lambda results: [outcome for _, outcome in results])
-        return outcomes
-
     def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
     ) -> Deferred[Sequence[DeleteOutcome]]:
         """
-        Delete each key on its own, L{DELETE_CONCURRENCY} at a time.
+        Delete each key on its own, a few at a time (see
+        L{multistore.stores.streaming.delete_each}).
         """
-        return Deferred.fromCoroutine(self._delete_many(keys))
+        return delete_each(keys, self._delete_object)
 
     # --- buckets --------------------------------------------------------------
 
@@ -1555,22 +1513,3 @@ class GcsStore:
 
     def delete_bucket(self) -> Deferred[None]:
         return Deferred.fromCoroutine(self._delete_bucket())
-
-
-def _shielded(work: Deferred[Any]) -> Deferred[Any]:
-    """
-    :return: a Deferred with the result of ``work`` whose cancellation
-        leaves ``work`` running.
-    """
-    shield: Deferred[Any] = Deferred()
-
-    def settle(result: object) -> None:
-        if shield.called:
-            return
-        if isinstance(result, Failure):
-            shield.errback(result)
-        else:
-            shield.callback(result)
-
-    work.addBoth(settle)
-    return shield

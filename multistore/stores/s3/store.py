@@ -34,18 +34,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections import Counter, deque
-from collections.abc import Collection, Mapping, Sequence
-from contextlib import suppress
-from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Final
 from urllib.parse import urlsplit
 
-from attrs import define, evolve, field, frozen
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
+from attrs import evolve, frozen
+from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -86,16 +84,30 @@ from multistore.stores.s3.xml import (
     parse_list_parts,
     parse_list_uploads,
 )
-
-_T = TypeVar("_T")
+from multistore.stores.streaming import (
+    CHECKSUM_VALUES,
+    CONDITIONS,
+    OBJECT_REQUEST_HEADERS,
+    OBJECT_REQUEST_PREFIXES,
+    AllowList,
+    Chunks,
+    PartBuffer,
+    allowed_headers,
+    deleted,
+    error_body,
+    finish_quietly,
+    held,
+    now,
+    object_headers,
+    service_root,
+    shielded,
+    write_response_headers,
+)
 
 #: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
 #: url-encoded, with their metadata, fits several times over); also the
 #: limit for ListParts, ListMultipartUploads and DeleteObjects answers.
 MAX_LISTING: Final = 8 * 1024 * 1024
-
-#: Largest error document read from a backend.
-MAX_ERROR_DOCUMENT: Final = 64 * 1024
 
 #: Largest answer to CreateMultipartUpload, CopyObject, UploadPartCopy or
 #: CompleteMultipartUpload read from a backend (S3 pads the answers of long
@@ -111,122 +123,49 @@ PART_SIZE: Final = 8 * 1024 * 1024
 #: up to C{MAX_PARTS * PART_SIZE} bytes.
 MAX_PARTS: Final = 10_000
 
-#: Object response headers passed on to clients.
-_OBJECT_HEADERS: Final = frozenset(
-    {
-        "accept-ranges",
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-length",
-        "content-range",
-        "content-type",
-        "etag",
-        "expires",
-        "last-modified",
-        "x-amz-delete-marker",
-        "x-amz-missing-meta",
-        "x-amz-mp-parts-count",
-        "x-amz-object-lock-legal-hold",
-        "x-amz-object-lock-mode",
-        "x-amz-object-lock-retain-until-date",
-        "x-amz-replication-status",
-        "x-amz-restore",
-        "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-bucket-key-enabled",
-        "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-server-side-encryption-customer-key-md5",
-        "x-amz-storage-class",
-        "x-amz-tagging-count",
-        "x-amz-version-id",
-        "x-amz-website-redirect-location",
-    }
-)
-_OBJECT_HEADER_PREFIXES: Final = ("x-amz-meta-", "x-amz-checksum-")
-
-#: Response headers of a write (PUT, copy, part, completion, delete) passed
-#: on to clients.
-_WRITE_RESPONSE_HEADERS: Final = frozenset(
-    {
-        "etag",
-        "x-amz-copy-source-version-id",
-        "x-amz-delete-marker",
-        "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-bucket-key-enabled",
-        "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-server-side-encryption-customer-key-md5",
-        "x-amz-version-id",
-    }
-)
-_WRITE_RESPONSE_PREFIXES: Final = ("x-amz-checksum-",)
-
-#: Request headers that describe the object being written.
-_OBJECT_REQUEST_HEADERS: Final = frozenset(
-    {
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-type",
-        "expires",
-        "x-amz-storage-class",
-        "x-amz-tagging",
-        "x-amz-website-redirect-location",
-    }
-)
-_OBJECT_REQUEST_PREFIXES: Final = (
-    "x-amz-meta-",
-    "x-amz-server-side-encryption",
-    "x-amz-object-lock-",
-)
-#: The checksums of a body, one header per algorithm.
-_CHECKSUM_VALUES: Final = frozenset(
-    f"x-amz-checksum-{algorithm}"
-    for algorithm in ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
-)
-_CONDITIONS: Final = frozenset({"if-match", "if-none-match"})
 _CUSTOMER_KEY: Final = "x-amz-server-side-encryption-customer-"
 _SOURCE_CUSTOMER_KEY: Final = "x-amz-copy-source-server-side-encryption-customer-"
 
-#: The request headers each write passes on: names, and name prefixes.
-_PUT_HEADERS: Final = (
-    _OBJECT_REQUEST_HEADERS
-    | _CHECKSUM_VALUES
-    | _CONDITIONS
+#: The request headers each write passes on.
+_PUT_HEADERS: Final = AllowList(
+    OBJECT_REQUEST_HEADERS
+    | CHECKSUM_VALUES
+    | CONDITIONS
     | {"content-md5", "x-amz-sdk-checksum-algorithm"},
-    _OBJECT_REQUEST_PREFIXES,
+    OBJECT_REQUEST_PREFIXES,
 )
-_CREATE_UPLOAD_HEADERS: Final = (
-    _OBJECT_REQUEST_HEADERS | {"x-amz-checksum-algorithm", "x-amz-checksum-type"},
-    _OBJECT_REQUEST_PREFIXES,
+_CREATE_UPLOAD_HEADERS: Final = AllowList(
+    OBJECT_REQUEST_HEADERS | {"x-amz-checksum-algorithm", "x-amz-checksum-type"},
+    OBJECT_REQUEST_PREFIXES,
 )
-_PART_HEADERS: Final = (
-    _CHECKSUM_VALUES | {"content-md5", "x-amz-sdk-checksum-algorithm"},
+_PART_HEADERS: Final = AllowList(
+    CHECKSUM_VALUES | {"content-md5", "x-amz-sdk-checksum-algorithm"},
     (_CUSTOMER_KEY,),
 )
-_COMPLETE_HEADERS: Final = (
-    _CHECKSUM_VALUES | _CONDITIONS | {"x-amz-checksum-type", "x-amz-mp-object-size"},
+_COMPLETE_HEADERS: Final = AllowList(
+    CHECKSUM_VALUES | CONDITIONS | {"x-amz-checksum-type", "x-amz-mp-object-size"},
     (_CUSTOMER_KEY,),
 )
-_COPY_HEADERS: Final = (
-    _OBJECT_REQUEST_HEADERS
-    | _CONDITIONS
+_COPY_HEADERS: Final = AllowList(
+    OBJECT_REQUEST_HEADERS
+    | CONDITIONS
     | {
         "x-amz-checksum-algorithm",
         "x-amz-metadata-directive",
         "x-amz-tagging-directive",
     },
-    (*_OBJECT_REQUEST_PREFIXES, _SOURCE_CUSTOMER_KEY),
+    (*OBJECT_REQUEST_PREFIXES, _SOURCE_CUSTOMER_KEY),
 )
 #: What the parts and completion of an object of unknown length sent in
 #: parts pass on from its write: the customer's encryption key, which every
 #: part needs, and the conditions, which the completion checks. The
 #: object's own digests describe no part and are verified by the gateway.
-_BUFFERED_PART_HEADERS: Final = (frozenset[str](), (_CUSTOMER_KEY,))
-_BUFFERED_COMPLETE_HEADERS: Final = (_CONDITIONS, (_CUSTOMER_KEY,))
-_PART_COPY_HEADERS: Final = (frozenset[str](), (_CUSTOMER_KEY, _SOURCE_CUSTOMER_KEY))
-_COPY_CONDITIONS: Final = (
+_BUFFERED_PART_HEADERS: Final = AllowList(frozenset(), (_CUSTOMER_KEY,))
+_BUFFERED_COMPLETE_HEADERS: Final = AllowList(CONDITIONS, (_CUSTOMER_KEY,))
+_PART_COPY_HEADERS: Final = AllowList(
+    frozenset(), (_CUSTOMER_KEY, _SOURCE_CUSTOMER_KEY)
+)
+_COPY_CONDITIONS: Final = AllowList(
     frozenset(
         {
             "x-amz-copy-source-if-match",
@@ -234,8 +173,7 @@ _COPY_CONDITIONS: Final = (
             "x-amz-copy-source-if-modified-since",
             "x-amz-copy-source-if-unmodified-since",
         }
-    ),
-    (),
+    )
 )
 
 #: Backend error codes passed on as they are (others become 503).
@@ -272,68 +210,19 @@ _PASSED_CODES: Final = frozenset(
 )
 
 
-def _allowed(name: str, names: Collection[str], prefixes: tuple[str, ...]) -> bool:
-    return name in names or name.startswith(prefixes)
-
-
-def object_headers(headers: HeaderList) -> HeaderList:
-    """
-    :return: the headers of a backend object response that clients may see.
-    """
-    return HeaderList(
-        (name, value)
-        for name, value in headers
-        if _allowed(name, _OBJECT_HEADERS, _OBJECT_HEADER_PREFIXES)
-    )
-
-
-def write_response_headers(headers: HeaderList) -> HeaderList:
-    """
-    :return: the headers of a backend's answer to a write that clients may
-        see: the ETag, version ids, delete marker, checksums and encryption
-        (not the length or type of the answer's own body).
-    """
-    return HeaderList(
-        (name, value)
-        for name, value in headers
-        if _allowed(name, _WRITE_RESPONSE_HEADERS, _WRITE_RESPONSE_PREFIXES)
-    )
-
-
-def _without_aws_chunked(value: str) -> str:
-    """
-    :return: a ``Content-Encoding`` without the ``aws-chunked`` coding, which
-        describes the client's framing, not the object.
-    """
-    codings = [c.strip() for c in value.split(",")]
-    return ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
-
-
-def forwarded_headers(
-    headers: HeaderList, allowed: tuple[Collection[str], tuple[str, ...]]
-) -> HeaderList:
+def forwarded_headers(headers: HeaderList, allowed: AllowList) -> HeaderList:
     """
     Choose the request headers a write passes on to the backend.
 
     :param headers: the headers the caller gave.
-    :param allowed: the names, and the name prefixes, this write passes on.
-    :return: the allowed headers, in order; ``aws-chunked`` removed from
-        ``content-encoding`` (and the header dropped if nothing is left);
-        ``x-amz-sdk-checksum-algorithm`` kept only with the
+    :param allowed: what this write passes on.
+    :return: the allowed headers, in order, as L{allowed_headers} chooses
+        them; ``x-amz-sdk-checksum-algorithm`` kept only with the
         ``x-amz-checksum-*`` header it names (S3 refuses it otherwise, and
         a trailing checksum is verified by the gateway, not sent on).
     """
-    names, prefixes = allowed
-    kept: list[tuple[str, str]] = []
-    for name, value in headers:
-        if not _allowed(name, names, prefixes):
-            continue
-        if name == "content-encoding":
-            value = _without_aws_chunked(value)
-            if not value:
-                continue
-        kept.append((name, value))
-    present = {name for name, _ in kept}
+    kept = allowed_headers(headers, allowed)
+    present = kept.names()
     return HeaderList(
         (name, value)
         for name, value in kept
@@ -381,8 +270,7 @@ def _service(bucket: BucketConfig) -> tuple[str, str] | None:
         return None
     endpoint = bucket.option("endpoint")
     if endpoint:
-        parts = urlsplit(endpoint.strip().rstrip("/"))
-        where = f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
+        where = service_root(endpoint)
     else:
         where = "aws:" + (bucket.option("region", "us-east-1") or "us-east-1")
     signed = (
@@ -418,434 +306,6 @@ def _within(page: UploadsPage, prefix: str, delimiter: str | None) -> UploadsPag
     return evolve(page, uploads=tuple(uploads), common_prefixes=tuple(sorted(common)))
 
 
-@implementer(IBodyProducer, IConsumer)
-@define
-class LastByteHeld:
-    """
-    A request body on its way to an S3 store, with its last byte held back
-    until the body has finished without failing.
-
-    A store turns an upload into an object as soon as it holds as many bytes
-    as ``Content-Length`` said. A body that is verified as it passes (a
-    payload hash or a trailing checksum is checked after its last byte) can
-    fail only after that byte was read; held back, it is never sent, the
-    transport abandons the request, and the store never completes it.
-
-    :ivar _inner: the body; its length must be known.
-    """
-
-    _inner: IBodyProducer
-    _consumer: IConsumer | None = None
-    _written: int = 0
-    _held: bytes = b""
-    _overflow: bool = False
-    _stopped: bool = False
-    _result: Deferred[None] | None = None
-    _produced: Deferred[None] | None = None
-
-    @property
-    def length(self) -> int:
-        """
-        The wrapped body's length.
-        """
-        length = self._inner.length
-        assert isinstance(length, int)
-        return length
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        """
-        Start the wrapped body, writing to ``consumer`` all of it but its
-        last byte, which follows once the body has succeeded.
-
-        :return: a Deferred that fires once the whole body is written; it
-            fails with the body's own failure, or with L{S3Error}
-            ``IncompleteBody`` if the body did not produce exactly its
-            length. Cancelling it cancels the body.
-        """
-        self._consumer = consumer
-        result: Deferred[None] = Deferred(self._cancel)
-        self._result = result
-        produced: Deferred[None] = self._inner.startProducing(self)
-        self._produced = produced
-        produced.addCallbacks(self._succeeded, self._failed)
-        return result
-
-    def _succeeded(self, ignored: object) -> None:
-        result = self._result
-        if self._stopped or result is None or result.called:
-            return
-        if self._overflow or self._written != self.length:
-            result.errback(
-                S3Error(
-                    "IncompleteBody",
-                    "The request body did not have the length it declared.",
-                )
-            )
-            return
-        if self._held and self._consumer is not None:
-            self._consumer.write(self._held)
-            self._held = b""
-        result.callback(None)
-
-    def _failed(self, failure: Failure) -> None:
-        result = self._result
-        if self._stopped or result is None or result.called:
-            return
-        self._held = b""
-        result.errback(failure)
-
-    def _cancel(self, result: Deferred[None]) -> None:
-        if self._produced is not None:
-            self._produced.cancel()
-
-    # IConsumer, for the wrapped body.
-
-    def write(self, data: bytes) -> None:
-        """
-        Pass a chunk on, except the body's last byte; a chunk beyond the
-        body's length is dropped, and the body then fails.
-        """
-        if self._consumer is None or self._overflow or not data:
-            return
-        remaining = self.length - self._written
-        if len(data) > remaining:
-            self._overflow = True
-            return
-        self._written += len(data)
-        if len(data) == remaining:
-            self._held, data = data[-1:], data[:-1]
-        if data:
-            self._consumer.write(data)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        """
-        Nothing to do: the transport drives the wrapped body through this
-        one.
-        """
-
-    def unregisterProducer(self) -> None:
-        """
-        Nothing to do.
-        """
-
-    # IBodyProducer, for the transport.
-
-    def pauseProducing(self) -> None:
-        """
-        Pause the wrapped body.
-        """
-        self._inner.pauseProducing()
-
-    def resumeProducing(self) -> None:
-        """
-        Resume the wrapped body.
-        """
-        self._inner.resumeProducing()
-
-    def stopProducing(self) -> None:
-        """
-        Stop the wrapped body; the result never fires.
-        """
-        self._stopped = True
-        self._held = b""
-        self._inner.stopProducing()
-
-
-@implementer(IConsumer)
-@define
-class _Counter:
-    """
-    Reads a body that should be empty, counting what it writes.
-    """
-
-    count: int = 0
-
-    def write(self, data: bytes) -> None:
-        self.count += len(data)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        pass
-
-    def unregisterProducer(self) -> None:
-        pass
-
-
-async def read_empty(body: IBodyProducer) -> None:
-    """
-    Read an empty body to its end, so that it is verified before the
-    request it belongs to is sent (a store completes an empty upload as
-    soon as it has the request's headers).
-
-    :raise S3Error: ``IncompleteBody`` if it was not empty after all; or
-        the body's own failure.
-    """
-    counter = _Counter()
-    await body.startProducing(counter)
-    if counter.count:
-        raise S3Error(
-            "IncompleteBody", "The request body did not have the length it declared."
-        )
-
-
-@implementer(IConsumer)
-@define
-class PartBuffer:
-    """
-    A body of unknown length, read into memory a part at a time.
-
-    The body writes into the buffer until it holds more than a part (or the
-    body ends), and is then paused until L{take} has taken a part out and
-    L{resume} lets it go on: however long the body, the buffer holds at most
-    a part, the chunk that overfilled it, and whatever the body writes after
-    being asked to pause.
-
-    A failure of the body is kept (see L{failure}), fails whoever waits in
-    L{fill}, and cancels the request L{watch}ed at the time.
-
-    :ivar _body: the body.
-    :ivar _part_size: the bytes in a part.
-    """
-
-    _body: IBodyProducer
-    _part_size: int
-    _chunks: deque[bytes] = field(factory=deque)
-    _size: int = 0
-    _paused: bool = False
-    _ended: bool = False
-    _stopped: bool = False
-    _failure: Failure | None = None
-    _waiter: Deferred[None] | None = None
-    _watched: Deferred[Any] | None = None
-
-    @property
-    def size(self) -> int:
-        """
-        The bytes held.
-        """
-        return self._size
-
-    @property
-    def paused(self) -> bool:
-        """
-        Whether the body is paused by the buffer.
-        """
-        return self._paused
-
-    @property
-    def failure(self) -> Failure | None:
-        """
-        The body's failure, if it failed.
-        """
-        return self._failure
-
-    @property
-    def holds_rest(self) -> bool:
-        """
-        Whether the body has ended and what is held is at most a part: the
-        next L{take} takes the body's last bytes.
-        """
-        return self._ended and self._size <= self._part_size
-
-    def start(self) -> None:
-        """
-        Start reading the body.
-        """
-        self._body.startProducing(self).addCallbacks(self._end, self._fail)
-
-    def _end(self, ignored: object) -> None:
-        if self._stopped:
-            return
-        self._ended = True
-        self._paused = False
-        self._wake()
-
-    def _fail(self, failure: Failure) -> None:
-        if self._stopped or self._ended:
-            return
-        self._failure = failure
-        self._chunks.clear()
-        self._size = 0
-        watched, self._watched = self._watched, None
-        if watched is not None:
-            watched.cancel()
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter, self._waiter = self._waiter, None
-        if waiter is None:
-            return
-        if self._failure is not None:
-            waiter.errback(self._failure)
-        else:
-            waiter.callback(None)
-
-    def check(self) -> None:
-        """
-        :raise Exception: the body's own failure, if it failed.
-        """
-        if self._failure is not None:
-            self._failure.raiseException()
-
-    def fill(self) -> Deferred[None]:
-        """
-        Let the body fill the buffer.
-
-        :return: a Deferred that fires once the buffer holds more than a
-            part or the body has ended, or fails with the body's failure.
-            Cancelling it leaves the body as it is.
-        """
-        if self._failure is not None:
-            return fail(self._failure)
-        if self._ended or self._size > self._part_size:
-            return succeed(None)
-        if self._waiter is not None:
-            raise RuntimeError("a part buffer is filled for one reader at a time")
-        self._waiter = Deferred(self._give_up)
-        waiter = self._waiter
-        self.resume()
-        return waiter
-
-    def _give_up(self, waiter: Deferred[None]) -> None:
-        if self._waiter is waiter:
-            self._waiter = None
-
-    def take(self) -> list[bytes]:
-        """
-        Take a part out: the first C{part_size} bytes held, or all of them
-        if there are no more.
-
-        :return: the part's chunks, in order.
-        """
-        if self._size <= self._part_size:
-            taken = list(self._chunks)
-            self._chunks.clear()
-            self._size = 0
-            return taken
-        taken = []
-        wanted = self._part_size
-        while wanted:
-            chunk = self._chunks.popleft()
-            if len(chunk) > wanted:
-                self._chunks.appendleft(chunk[wanted:])
-                chunk = chunk[:wanted]
-            taken.append(chunk)
-            wanted -= len(chunk)
-        self._size -= self._part_size
-        return taken
-
-    def resume(self) -> None:
-        """
-        Resume the body if it is paused and the buffer has room.
-        """
-        if self._paused and not self._stopped and self._size <= self._part_size:
-            self._paused = False
-            self._body.resumeProducing()
-
-    def stop(self) -> None:
-        """
-        Stop the body if it is still producing, and drop what is held.
-        """
-        self._chunks.clear()
-        self._size = 0
-        if self._stopped or self._ended or self._failure is not None:
-            return
-        self._stopped = True
-        self._paused = False
-        self._body.stopProducing()
-
-    def watch(self, request: Deferred[_T]) -> Deferred[_T]:
-        """
-        Cancel ``request`` if the body fails before it has an answer.
-
-        :return: ``request``.
-        """
-        self._watched = request
-
-        def done(result: object) -> object:
-            if self._watched is request:
-                self._watched = None
-            return result
-
-        request.addBoth(done)
-        return request
-
-    # IConsumer, for the body.
-
-    def write(self, data: bytes) -> None:
-        """
-        Keep a chunk; pause the body once more than a part is held.
-        """
-        if self._stopped or self._ended or self._failure is not None or not data:
-            return
-        self._chunks.append(data)
-        self._size += len(data)
-        if self._size > self._part_size:
-            if not self._paused:
-                self._paused = True
-                self._body.pauseProducing()
-            self._wake()
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        """
-        Nothing to do: the body is paused through its own methods.
-        """
-
-    def unregisterProducer(self) -> None:
-        """
-        Nothing to do.
-        """
-
-
-@implementer(IBodyProducer)
-@frozen
-class Chunks:
-    """
-    A request body of chunks held in memory (a part of a body of unknown
-    length), written in one go.
-    """
-
-    _chunks: Sequence[bytes]
-
-    @property
-    def length(self) -> int:
-        return sum(map(len, self._chunks))
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        for chunk in self._chunks:
-            consumer.write(chunk)
-        return succeed(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        pass
-
-
-def _shielded(work: Deferred[_T]) -> Deferred[_T]:
-    """
-    :return: a Deferred with the result of ``work``, whose cancellation
-        leaves ``work`` running; ``work`` then keeps its result for whoever
-        waits on it next.
-    """
-    shield: Deferred[_T] = Deferred()
-
-    def settle(result: object) -> object:
-        if shield.called:
-            return result
-        if isinstance(result, Failure):
-            shield.errback(result)
-        else:
-            shield.callback(result)  # type: ignore[arg-type]
-        return None
-
-    work.addBoth(settle)
-    return shield
-
-
 def _content_md5(data: bytes) -> str:
     """
     :return: the ``Content-MD5`` of ``data`` (S3 requires one on
@@ -877,7 +337,7 @@ class S3Store:
         return self.bucket.option("region", "us-east-1") or "us-east-1"
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), UTC)
+        return now(self.clock)
 
     def url(self, key: str | None, query: Sequence[tuple[str, str]] = ()) -> str:
         """
@@ -997,12 +457,8 @@ class S3Store:
         :return: its ``(code, message, body)``; code and message are
             ``None`` if there is no S3 error document.
         """
-        if head or response.body.length == 0:
-            response.body.discard()
-            return None, None, b""
-        try:
-            body = await read_body(response.body, MAX_ERROR_DOCUMENT)
-        except S3Error:
+        body = await error_body(response, head)
+        if not body:
             return None, None, b""
         parsed = parse_error_document(body)
         if parsed is None:
@@ -1138,7 +594,7 @@ class S3Store:
         self,
         write: ObjectWrite,
         query: Sequence[tuple[str, str]],
-        allowed: tuple[Collection[str], tuple[str, ...]],
+        allowed: AllowList,
         statuses: Mapping[int, str],
     ) -> ObjectResponse:
         """
@@ -1147,15 +603,9 @@ class S3Store:
         :raise S3Error: ``MissingContentLength`` for a body of unknown
             length, as S3 answers an UploadPart without one.
         """
-        length = write.body.length
-        body: IBodyProducer | None
-        if not isinstance(length, int):
+        if not isinstance(write.body.length, int):
             raise S3Error("MissingContentLength")
-        if length == 0:
-            await read_empty(write.body)
-            body = None
-        else:
-            body = LastByteHeld(write.body)
+        body = await held(write.body)
         return await self._put(write.key, query, write.headers, allowed, statuses, body)
 
     async def _put(
@@ -1163,7 +613,7 @@ class S3Store:
         key: str,
         query: Sequence[tuple[str, str]],
         headers: HeaderList,
-        allowed: tuple[Collection[str], tuple[str, ...]],
+        allowed: AllowList,
         statuses: Mapping[int, str],
         body: IBodyProducer | None,
     ) -> ObjectResponse:
@@ -1220,7 +670,7 @@ class S3Store:
         creating = Deferred.fromCoroutine(self._create_upload(key, write.headers))
         try:
             try:
-                upload_id = await _shielded(creating)
+                upload_id = await shielded(creating)
             except CancelledError:
                 # The caller gave up while the upload was being created:
                 # learn its id, to abort it.
@@ -1310,20 +760,14 @@ class S3Store:
         its client goes away, which is when the abort matters most): a
         cancelled caller stops waiting and the abort goes on.
         """
-
-        def failed(failure: Failure) -> None:
-            self.log.failure(
-                "could not abort upload {upload_id} of {key} in bucket {bucket}",
-                failure,
-                upload_id=upload_id,
-                key=key,
-                bucket=self.bucket.name,
-            )
-
-        aborting = Deferred.fromCoroutine(self._abort(key, upload_id))
-        aborting.addErrback(failed)
-        with suppress(CancelledError):
-            await _shielded(aborting)
+        await finish_quietly(
+            Deferred.fromCoroutine(self._abort(key, upload_id)),
+            self.log,
+            "could not abort upload {upload_id} of {key} in bucket {bucket}",
+            upload_id=upload_id,
+            key=key,
+            bucket=self.bucket.name,
+        )
 
     def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
         """
@@ -1595,17 +1039,6 @@ class S3Store:
             code = "InternalError"
         return code, S3Error(code).message
 
-    async def _delete_one(self, key: str, version_id: str | None) -> DeleteOutcome:
-        try:
-            response = await self._delete(key, version_id)
-        except S3Error as error:
-            return DeleteOutcome(key, version_id, error=(error.code, error.message))
-        return DeleteOutcome(
-            key,
-            response.headers.get("x-amz-version-id") or version_id,
-            delete_marker=response.headers.get("x-amz-delete-marker") == "true",
-        )
-
     async def _delete_batch(
         self, keys: Sequence[tuple[str, str | None]]
     ) -> list[DeleteOutcome]:
@@ -1665,7 +1098,9 @@ class S3Store:
         for key, version_id in alone:
             # XML cannot name this key without naming another: delete it on
             # its own.
-            outcomes.append(await self._delete_one(key, version_id))
+            outcomes.append(
+                await deleted(key, version_id, self._delete(key, version_id))
+            )
         return outcomes
 
     def delete_objects(

@@ -112,18 +112,47 @@ class IObjectStore(Interface):
             the store has them, ``x-amz-version-id`` and checksum headers.
         """
 
+    def can_copy(source: CopySource) -> bool:
+        """
+        Say whether this store copies from ``source`` itself: whether
+        L{copy_object} and L{upload_part_copy} take it.
+
+        The answer is decided from ``source``'s bucket configuration and
+        range and the store's own configuration, without asking any
+        backend: this neither blocks nor fails. It says what the store can
+        do, not whether the copy will succeed (the source may be missing,
+        its conditions may fail, the backend may refuse).
+
+        The gateway asks before every CopyObject and UploadPartCopy. When
+        the answer is no, it streams the copy itself: it reads the source
+        from the source's own store and writes it with L{put_object} or
+        L{upload_part}. When the answer is yes, whatever the copy fails
+        with, a backend's own ``501 NotImplemented`` included, is the
+        client's answer.
+
+        :param source: the source of a copy, in the source store's key
+            space; its C{range} is set for a ranged UploadPartCopy.
+        :return: C{True} if this store copies from ``source``: on its
+            service where it can (a copy within an S3 service, Copy Blob
+            within an Azure account, ``rewrite`` within GCS, a file copy
+            between directory stores), or by reading the source itself
+            where its service copies no such thing (Azure copies no block:
+            a part copied within an account is read and written by the
+            store); C{False} for a source elsewhere, or reached with other
+            credentials, or a range the store's service cannot copy.
+        """
+
     def copy_object(
         source: CopySource, key: str, headers: HeaderList
     ) -> Deferred[CopyResult]:
         """
-        Copy within this store's service (the source bucket is on the same
-        service; the gateway streams copies between services itself).
+        Copy an object from ``source``, which L{can_copy} accepts.
 
         :param key: the destination backend key.
         :param headers: ``x-amz-metadata-directive``, ``x-amz-tagging-directive``
             and, when metadata is replaced, the new object's headers.
-        :raise S3Error: ``NotImplemented`` if ``source`` is not on a service
-            this store can copy from.
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
+            (a caller that asked never sees it), or from the backend itself.
         """
 
     def delete_object(key: str, version_id: str | None) -> Deferred[ObjectResponse]:
@@ -163,7 +192,11 @@ class IObjectStore(Interface):
         source: CopySource, key: str, upload_id: str, part_number: int
     ) -> Deferred[CopyResult]:
         """
-        Store one part copied from an object on the same service.
+        Store one part copied from ``source`` (its C{range}, or all of it),
+        which L{can_copy} accepts.
+
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
+            (a caller that asked never sees it), or from the backend itself.
         """
 
     def complete_multipart_upload(

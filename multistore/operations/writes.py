@@ -31,7 +31,6 @@ from multistore.model import (
     CopySource,
     DeleteOutcome,
     DispatchContext,
-    ObjectRead,
     ObjectWrite,
     Operation,
     ResolvedBucket,
@@ -58,6 +57,7 @@ from multistore.stores.streaming import (
     STREAMED_COPY,
     allowed_headers,
     conditions,
+    open_source,
 )
 
 if TYPE_CHECKING:
@@ -211,46 +211,21 @@ def _copy_headers(context: DispatchContext) -> HeaderList:
     return passed.plus(write_headers(headers))
 
 
-def _read_of(source: CopySource) -> ObjectRead:
-    """
-    The read that streams a copy's source, with the copy's conditions.
-    """
-    conditions = source.conditions
-    return ObjectRead(
-        key=source.key,
-        range=source.range,
-        if_match=conditions.get("x-amz-copy-source-if-match"),
-        if_none_match=conditions.get("x-amz-copy-source-if-none-match"),
-        if_modified_since=conditions.get("x-amz-copy-source-if-modified-since"),
-        if_unmodified_since=conditions.get("x-amz-copy-source-if-unmodified-since"),
-        version_id=source.version_id,
-    )
-
-
 async def _streamed_source(
     dispatcher: Dispatcher, source: CopySource
 ) -> tuple[BodyAsProducer, HeaderList]:
     """
-    Open a copy's source on another service, to stream it.
+    Open a copy's source on its own store, to stream it.
 
     :return: the body and the source object's headers.
     """
-    answer = await dispatcher.stores.store_for(source.bucket).get_object(
-        _read_of(source)
-    )
-    if answer.status == 304 or answer.body is None:
-        if answer.body is not None:
-            answer.body.discard()
-        raise S3Error(
-            "PreconditionFailed",
-            extra=(("Condition", "x-amz-copy-source-If-None-Match"),),
-        )
-    return BodyAsProducer(answer.body), answer.headers
+    return await open_source(dispatcher.stores.store_for(source.bucket), source)
 
 
 async def copy_object(dispatcher: Dispatcher, context: DispatchContext) -> Response:
     """
-    CopyObject: on the store's service when it can, else streamed through.
+    CopyObject: by the destination's store when it says it can
+    (L{IObjectStore.can_copy}), else streamed through the gateway.
     """
     key = operation_key(context)
     store, prefix = dispatcher.store(context)
@@ -278,11 +253,10 @@ async def copy_object(dispatcher: Dispatcher, context: DispatchContext) -> Respo
             "redirect location or encryption attributes.",
         )
     destination = to_backend(prefix, key)
-    try:
+    if store.can_copy(source):
+        # A failure here, a backend's own 501 included, is the client's.
         result = await store.copy_object(source, destination, headers)
-    except S3Error as error:
-        if error.code != "NotImplemented":
-            raise
+    else:
         result = await _copy_through(
             dispatcher, store, source, destination, headers, replace
         )
@@ -333,20 +307,21 @@ async def upload_part_copy(
     dispatcher: Dispatcher, context: DispatchContext
 ) -> Response:
     """
-    UploadPartCopy: a part copied from an object.
+    UploadPartCopy: a part copied from an object, by the destination's store
+    when it says it can (L{IObjectStore.can_copy}), else streamed through
+    the gateway.
     """
     key = operation_key(context)
     upload_id, part_number = _part(context.operation.params)
     store, prefix = dispatcher.store(context)
     _, source = await _copy_source(dispatcher, context)
     destination = to_backend(prefix, key)
-    try:
+    if store.can_copy(source):
+        # A failure here, a backend's own 501 included, is the client's.
         result = await store.upload_part_copy(
             source, destination, upload_id, part_number
         )
-    except S3Error as error:
-        if error.code != "NotImplemented":
-            raise
+    else:
         body, _ = await _streamed_source(dispatcher, source)
         try:
             answer = await store.upload_part(

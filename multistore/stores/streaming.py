@@ -31,6 +31,14 @@ source (L{STREAMED_COPY}). ``aws-chunked`` is the client's framing, never
 the object's coding: L{without_aws_chunked} takes it out of
 ``Content-Encoding`` wherever a write's headers go.
 
+Copies
+======
+
+L{IObjectStore.can_copy} says whether a store copies a source itself; a
+store asked for a copy it said it cannot do fails with L{cannot_copy}. A
+copy the store cannot do is streamed instead: L{open_source} opens the
+source on its own store, as a body a write can take.
+
 Deletes
 =======
 
@@ -63,11 +71,14 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.bodies import read_body
+from multistore.bodies import BodyAsProducer, read_body
 from multistore.headers import HeaderList
+from multistore.interfaces import IObjectStore
 from multistore.model import (
     BackendResponse,
+    CopySource,
     DeleteOutcome,
+    ObjectRead,
     ObjectResponse,
 )
 from multistore.s3.errors import S3Error
@@ -785,6 +796,60 @@ async def finish_quietly(
     work.addErrback(failed)
     with suppress(CancelledError):
         await shielded(work)
+
+
+# --- copies --------------------------------------------------------------------
+
+
+def cannot_copy() -> S3Error:
+    """
+    :return: the failure of a copy asked of a store whose
+        L{IObjectStore.can_copy} said no.
+    """
+    return S3Error(
+        "NotImplemented",
+        "This store cannot copy from that bucket on the server side.",
+    )
+
+
+def source_read(source: CopySource) -> ObjectRead:
+    """
+    :return: the read of a copy's source, with the copy's range and its
+        ``x-amz-copy-source-if-*`` conditions.
+    """
+    found = source.conditions
+    return ObjectRead(
+        key=source.key,
+        range=source.range,
+        if_match=found.get("x-amz-copy-source-if-match"),
+        if_none_match=found.get("x-amz-copy-source-if-none-match"),
+        if_modified_since=found.get("x-amz-copy-source-if-modified-since"),
+        if_unmodified_since=found.get("x-amz-copy-source-if-unmodified-since"),
+        version_id=source.version_id,
+    )
+
+
+async def open_source(
+    store: IObjectStore, source: CopySource
+) -> tuple[BodyAsProducer, HeaderList]:
+    """
+    Open a copy's source on its own store, to stream it into a write.
+
+    :param store: the source's store.
+    :return: the source as a request body (release it once the write is
+        done), and the source object's headers.
+    :raise S3Error: ``PreconditionFailed`` if the source is not modified
+        (``x-amz-copy-source-if-none-match``); the read's own failures.
+    """
+    answer = await store.get_object(source_read(source))
+    if answer.status == 304 or answer.body is None:
+        if answer.body is not None:
+            answer.body.discard()
+        raise S3Error(
+            "PreconditionFailed",
+            extra=(("Condition", "x-amz-copy-source-If-None-Match"),),
+        )
+    return BodyAsProducer(answer.body), answer.headers
 
 
 # --- deletes -------------------------------------------------------------------

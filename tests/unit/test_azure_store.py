@@ -1264,13 +1264,132 @@ class MultipartTests(StoreTestCase):
 
     def test_part_copy_not_implemented(self) -> None:
         """
-        UploadPartCopy is left to the gateway.
+        UploadPartCopy from a source L{AzureStore.can_copy} refuses (in
+        another account) is left to the gateway: ``NotImplemented``, and
+        nothing is sent.
         """
-        store = make_store(FakeForwarder())
+        forwarder = FakeForwarder()
+        store = make_store(forwarder)
+        elsewhere = BucketConfig(
+            name="o",
+            backend_type="azure",
+            backend_options={
+                **store.bucket.backend_options,
+                "endpoint": "http://other.test/acct",
+            },
+        )
         error = self.error_of(
-            store.upload_part_copy(CopySource(store.bucket, "s"), "k", "u", 1)
+            store.upload_part_copy(CopySource(elsewhere, "s"), "k", "u", 1)
         )
         self.assertEqual(error.code, "NotImplemented")
+        self.assertEqual(forwarder.requests, [])
+
+    def test_part_copy(self) -> None:
+        """
+        A part copied within the account is read from the source blob (its
+        range, version and conditions) with the store's credentials and
+        written as the part's block: Azure copies no block itself.
+        """
+        forwarder = FakeForwarder(
+            respond(
+                206,
+                [
+                    ("content-length", "2"),
+                    ("content-range", "bytes 1-2/3"),
+                    ("etag", '"0x1"'),
+                ],
+                b"bc",
+            ),
+            respond(201),
+            read_bodies=True,
+        )
+        store = make_store(forwarder)
+        upload_id = self.upload(store)
+        upload = UploadId.decode(upload_id, "k")
+        other_container = BucketConfig(
+            name="o",
+            backend_type="azure",
+            backend_options={**store.bucket.backend_options, "container_name": "c2"},
+        )
+        source = CopySource(
+            other_container,
+            "src key",
+            version_id="v1",
+            conditions=HeaderList([("x-amz-copy-source-if-match", '"0x1"')]),
+            range="bytes=1-2",
+        )
+        result = self.successResultOf(store.upload_part_copy(source, "k", upload_id, 2))
+        self.assertEqual(result.etag, part_etag(upload.block_id(2), 2))
+        read, write = forwarder.requests
+        self.assertEqual(
+            (read.method, read.url),
+            ("GET", f"{ENDPOINT}/c2/src%20key?versionid=v1"),
+        )
+        self.assertEqual(read.headers.get("x-ms-range"), "bytes=1-2")
+        self.assertEqual(read.headers.get("if-match"), '"0x1"')
+        self.assertIsNotNone(read.headers.get("authorization"))
+        self.assertEqual(
+            (write.method, query_of(write)),
+            ("PUT", {"comp": "block", "blockid": upload.block_id(2)}),
+        )
+        self.assertEqual(forwarder.uploads, [b"bc"])
+        self.assert_settled(forwarder)
+
+    def test_part_copy_fails(self) -> None:
+        """
+        A part copy whose source is missing writes nothing; one for an
+        upload that is not the key's is ``NoSuchUpload`` (the source was
+        read, and released).
+        """
+        forwarder = FakeForwarder(azure_error(404, "BlobNotFound"))
+        store = make_store(forwarder)
+        upload_id = self.upload(store)
+        error = self.error_of(
+            store.upload_part_copy(CopySource(store.bucket, "s"), "k", upload_id, 1)
+        )
+        self.assertEqual(error.code, "NoSuchKey")
+        self.assertEqual(len(forwarder.requests), 1)
+        forwarder = FakeForwarder(respond(200, [("content-length", "1")], b"x"))
+        store = make_store(forwarder)
+        error = self.error_of(
+            store.upload_part_copy(CopySource(store.bucket, "s"), "j", upload_id, 1)
+        )
+        self.assertEqual(error.code, "NoSuchUpload")
+        self.assert_settled(forwarder)
+
+    def test_can_copy(self) -> None:
+        """
+        L{AzureStore.can_copy} accepts any container of the same account
+        reached with the same credentials, ranged or not, and refuses
+        others, without asking Azure.
+        """
+        forwarder = FakeForwarder()
+        store = make_store(forwarder)
+        options = store.bucket.backend_options
+        for accepted in (
+            {},
+            {"container_name": "other"},
+            {"endpoint": "http://AZURE.test:10000/acct/"},
+        ):
+            bucket = BucketConfig(
+                name="o", backend_type="azure", backend_options={**options, **accepted}
+            )
+            for copy_range in (None, "bytes=0-1"):
+                source = CopySource(bucket, "s", range=copy_range)
+                self.assertTrue(store.can_copy(source), accepted)
+        for refused, backend_type in (
+            ({"endpoint": "http://other.test/acct"}, "azure"),
+            ({"access_key": "b3RoZXI="}, "azure"),
+            ({"container_name": ""}, "azure"),
+            ({}, "s3"),
+        ):
+            bucket = BucketConfig(
+                name="o",
+                backend_type=backend_type,
+                backend_options={**options, **refused},
+            )
+            self.assertFalse(store.can_copy(CopySource(bucket, "s")), refused)
+        self.assertEqual(forwarder.requests, [])
 
 
 class CopyTests(StoreTestCase):
@@ -1312,7 +1431,7 @@ class CopyTests(StoreTestCase):
     def test_elsewhere(self) -> None:
         """
         A source in another account, or with other credentials, is
-        ``NotImplemented``.
+        ``NotImplemented`` (L{AzureStore.can_copy} refuses it).
         """
         store = make_store(FakeForwarder())
         for options in (

@@ -1074,10 +1074,45 @@ class MultipartTests(StoreTestCase):
         )
         self.assertEqual(failure.value.code, "InvalidPartOrder")
 
+    def test_can_copy(self) -> None:
+        """
+        L{GcsStore.can_copy} accepts a whole object on the same service with
+        the same credentials, and refuses a range (``rewrite`` copies none),
+        a source elsewhere, with other credentials, or of another kind,
+        without asking GCS.
+        """
+        store, forwarder = make_store(lambda r, d: answer(200))
+        same = BucketConfig(
+            name="s",
+            backend_type="gcs",
+            backend_options={
+                "bucket_name": "x",
+                "endpoint": ENDPOINT.upper().replace("HTTP", "http") + "/",
+                "skip_signature": "true",
+            },
+        )
+        self.assertTrue(store.can_copy(CopySource(same, "k")))
+        self.assertTrue(store.can_copy(CopySource(store.bucket, "k", version_id="1")))
+        self.assertFalse(store.can_copy(CopySource(same, "k", range="bytes=0-1")))
+        for backend_type, options in (
+            ("gcs", {"bucket_name": "x", "endpoint": "http://other:1"}),
+            ("gcs", {"bucket_name": "x", "endpoint": ENDPOINT}),
+            ("gcs", {"endpoint": ENDPOINT, "skip_signature": "true"}),
+            ("s3", {"bucket_name": "x", "endpoint": ENDPOINT}),
+        ):
+            if backend_type == "gcs" and "skip_signature" not in options:
+                options = {**options, "service_account_key": "{}"}
+            other = BucketConfig(
+                name="o", backend_type=backend_type, backend_options=options
+            )
+            self.assertFalse(store.can_copy(CopySource(other, "k")), options)
+        self.assertEqual(forwarder.requests, [])
+
     def test_copy_elsewhere(self) -> None:
         """
         A copy from a bucket on another service, or with other credentials,
-        is NotImplemented (the gateway streams it).
+        is NotImplemented (L{GcsStore.can_copy} refuses it: the gateway
+        streams it).
         """
         store, forwarder = make_store(lambda r, d: answer(200))
         for options in (

@@ -1437,10 +1437,25 @@ class CopyTests(WriteTestsMixin, SynchronousTestCase):
         error = self.error(self.copy("src", "ok", [("if-none-match", "*")]))
         self.assertEqual(error.code, "PreconditionFailed")
 
+    def test_can_copy(self) -> None:
+        """
+        L{LocalStore.can_copy} accepts any directory store's object, ranged
+        or not (this directory or another), and refuses any other kind.
+        """
+        for source in (
+            CopySource(bucket=local_bucket(self.root), key="src"),
+            CopySource(bucket=local_bucket("/elsewhere"), key="k", range="bytes=0-1"),
+        ):
+            self.assertTrue(self.store.can_copy(source))
+        for kind in ("s3", "azure", "gcs"):
+            other = BucketConfig(name="o", backend_type=kind)
+            self.assertFalse(self.store.can_copy(CopySource(bucket=other, key="k")))
+
     def test_errors(self) -> None:
         """
         A missing source is ``NoSuchKey``; a source on another service is
-        ``NotImplemented`` (the gateway streams it); a copy onto itself that
+        ``NotImplemented`` (L{LocalStore.can_copy} refuses it: the gateway
+        streams it); a copy onto itself that
         changes nothing is ``InvalidRequest``, one that replaces metadata is
         fine.
         """

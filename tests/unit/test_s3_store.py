@@ -3071,12 +3071,41 @@ class CopyTests(StoreTestCase):
                 make_store(forwarder, **options).copy_object(source, "d", HeaderList())
             )
 
+    def test_can_copy(self) -> None:
+        """
+        L{S3Store.can_copy} accepts a source on the same service reached
+        with the same credentials, ranged or not, and refuses any other,
+        without asking the backend.
+        """
+        keys = {"access_key_id": AKID, "secret_access_key": SECRET}
+        accepted = [
+            (keys, source_bucket(endpoint=ENDPOINT.upper().replace("HTTP", "http"))),
+            ({**keys, "endpoint": ""}, source_bucket(endpoint="")),
+            ({}, source_bucket(access_key_id="", secret_access_key="")),
+        ]
+        for options, bucket in accepted:
+            store = make_store(FakeForwarder(), **options)
+            for copy_range in (None, "bytes=0-9"):
+                source = CopySource(bucket=bucket, key="k", range=copy_range)
+                self.assertTrue(store.can_copy(source), (options, bucket))
+        refused = [
+            source_bucket(endpoint="http://elsewhere.test:9000"),
+            source_bucket(access_key_id="ANOTHERKEY"),
+            source_bucket(bucket_name=""),
+            BucketConfig(name="g", backend_type="gcs", backend_options={"b": "x"}),
+        ]
+        forwarder = FakeForwarder()
+        for bucket in refused:
+            source = CopySource(bucket=bucket, key="k")
+            self.assertFalse(signed_store(forwarder).can_copy(source), bucket)
+        self.assertEqual(forwarder.requests, [])
+
     def test_other_service(self) -> None:
         """
         A source on another service, in another AWS region, of another kind,
         reached with other credentials, or without a bucket name, is
-        ``NotImplemented`` (the gateway streams such copies), and nothing is
-        sent.
+        ``NotImplemented`` (L{S3Store.can_copy} refuses it: the gateway
+        streams such copies), and nothing is sent.
         """
         for bucket in (
             source_bucket(endpoint="http://elsewhere.test:9000"),

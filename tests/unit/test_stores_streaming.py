@@ -1,6 +1,7 @@
 """
 Tests for L{multistore.stores.streaming}: the bodies every store sends
-through, the header allow-lists, and deletes one key at a time.
+through, the header allow-lists, copies streamed through the gateway, and
+deletes one key at a time.
 
 The body fakes here (L{MemoryBody}, L{SteppedBody}, L{LengthEnforcing})
 are shared by the tests of each store.
@@ -23,10 +24,13 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from multistore.bodies import BytesBody
+from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.model import (
     BackendResponse,
+    CopySource,
     DeleteOutcome,
+    ObjectRead,
     ObjectResponse,
 )
 from multistore.s3.errors import S3Error
@@ -42,6 +46,7 @@ from multistore.stores.streaming import (
     LastByteHeld,
     PartBuffer,
     allowed_headers,
+    cannot_copy,
     conditions,
     content_header,
     delete_each,
@@ -51,9 +56,11 @@ from multistore.stores.streaming import (
     held,
     now,
     object_headers,
+    open_source,
     read_empty,
     service_root,
     shielded,
+    source_read,
     without_aws_chunked,
     write_response_headers,
 )
@@ -764,6 +771,102 @@ class ShieldedTests(SynchronousTestCase):
         failed = Deferred.fromCoroutine(finish_quietly(fail(BodyFailed()), log, "x"))
         self.successResultOf(failed)
         self.assertEqual(len(events), 2)
+
+
+# --- copies --------------------------------------------------------------------
+
+
+class OneObject:
+    """
+    The read side of a store holding one object, recording its reads.
+    """
+
+    def __init__(self, answer: ObjectResponse) -> None:
+        self.answer = answer
+        self.reads: list[ObjectRead] = []
+
+    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
+        self.reads.append(read)
+        return succeed(self.answer)
+
+
+class CopyTests(SynchronousTestCase):
+    """
+    L{cannot_copy}, L{source_read} and L{open_source}.
+    """
+
+    source = CopySource(
+        bucket=BucketConfig(name="b", backend_type="s3"),
+        key="k",
+        version_id="v",
+        conditions=HeaderList(
+            [
+                ("x-amz-copy-source-if-match", '"a"'),
+                ("x-amz-copy-source-if-none-match", '"b"'),
+                ("x-amz-copy-source-if-modified-since", "m"),
+                ("x-amz-copy-source-if-unmodified-since", "u"),
+            ]
+        ),
+        range="bytes=0-1",
+    )
+
+    def test_cannot_copy(self) -> None:
+        """
+        A copy asked of a store that said it cannot is ``NotImplemented``.
+        """
+        self.assertEqual(
+            (cannot_copy().code, cannot_copy().status), ("NotImplemented", 501)
+        )
+
+    def test_source_read(self) -> None:
+        """
+        A copy's source is read with its range, version and conditions.
+        """
+        self.assertEqual(
+            source_read(self.source),
+            ObjectRead(
+                key="k",
+                range="bytes=0-1",
+                if_match='"a"',
+                if_none_match='"b"',
+                if_modified_since="m",
+                if_unmodified_since="u",
+                version_id="v",
+            ),
+        )
+
+    def test_open_source(self) -> None:
+        """
+        The source's body becomes a request body, with the object's
+        headers.
+        """
+        body = RecordedBody(b"abc")
+        store = OneObject(ObjectResponse(200, HeaderList([("etag", '"e"')]), body))
+        opened, headers = self.successResultOf(
+            Deferred.fromCoroutine(open_source(store, self.source))  # type: ignore[arg-type]
+        )
+        self.assertEqual(store.reads, [source_read(self.source)])
+        self.assertEqual(headers, HeaderList([("etag", '"e"')]))
+        self.assertEqual(opened.length, 3)
+        sink = LengthEnforcing(3)
+        self.successResultOf(opened.startProducing(sink))
+        self.assertEqual(sink.value(), b"abc")
+
+    def test_not_modified(self) -> None:
+        """
+        A source that is not modified fails the copy's precondition, and
+        any body it came with is released.
+        """
+        for body in (None, RecordedBody(b"")):
+            store = OneObject(ObjectResponse(304, HeaderList(), body))
+            error = self.failureResultOf(
+                Deferred.fromCoroutine(open_source(store, self.source)),  # type: ignore[arg-type]
+                S3Error,
+            ).value
+            self.assertEqual(error.code, "PreconditionFailed")
+            self.assertIn(("Condition", "x-amz-copy-source-If-None-Match"), error.extra)
+            if body is not None:
+                self.assertEqual(body.uses, ["discard"])
 
 
 # --- deletes -------------------------------------------------------------------

@@ -270,8 +270,10 @@ class MemoryStore:
     A store over dicts of backend keys. It records every call; it consumes
     every body it is given and commits only when the body succeeded.
 
-    :ivar server_side_copy: whether it copies (else ``NotImplemented``, as a
-        store on another service answers).
+    :ivar server_side_copy: what L{can_copy} answers: whether it copies
+        (a copy asked of it all the same is ``NotImplemented``).
+    :ivar copy_failure: what the backend answers a copy it is asked, if it
+        fails (a real ``501 NotImplemented``, say).
     :ivar refuse: backend keys that DeleteObjects reports as not deleted.
     :ivar stray: uploads the store lists whatever was asked (as a backend
         that ignores the prefix would).
@@ -282,6 +284,7 @@ class MemoryStore:
     uploads: dict[str, Multipart] = field(factory=dict)
     calls: list[tuple[str, tuple[object, ...]]] = field(factory=list)
     server_side_copy: bool = True
+    copy_failure: S3Error | None = None
     refuse: set[str] = field(factory=set)
     stray: list[UploadInfo] = field(factory=list)
     sinks: dict[str, Sink] = field(factory=dict)
@@ -346,12 +349,18 @@ class MemoryStore:
 
         return self._consume(write).addCallback(commit)
 
+    def can_copy(self, source: CopySource) -> bool:
+        self.calls.append(("can_copy", (source,)))
+        return self.server_side_copy
+
     def copy_object(
         self, source: CopySource, key: str, headers: HeaderList
     ) -> Deferred[CopyResult]:
         self.calls.append(("copy_object", (source, key, headers)))
         if not self.server_side_copy:
             return fail(S3Error("NotImplemented"))
+        if self.copy_failure is not None:
+            return fail(self.copy_failure)
         stored = self.objects.get(source.key)
         if stored is None:
             return fail(S3Error("NoSuchKey"))
@@ -423,6 +432,8 @@ class MemoryStore:
         self.calls.append(("upload_part_copy", (source, key, upload_id, part_number)))
         if not self.server_side_copy:
             return fail(S3Error("NotImplemented"))
+        if self.copy_failure is not None:
+            return fail(self.copy_failure)
         try:
             upload = self._upload(key, upload_id)
         except S3Error as error:
@@ -1342,7 +1353,8 @@ class CopyObjectTests(WriteTestCase):
         """
         response = self.handle(self.copy("/far/dst", "/data/src"))
         self.assertEqual(response.status, 200)
-        self.assertEqual(len(self.far.asked("copy_object")), 1)
+        self.assertEqual(len(self.far.asked("can_copy")), 1)
+        self.assertEqual(self.far.asked("copy_object"), [])
         ((read,),) = self.near.asked("get_object")
         assert isinstance(read, ObjectRead)
         self.assertEqual(read.key, "tenants/a/src")
@@ -1407,6 +1419,22 @@ class CopyObjectTests(WriteTestCase):
         )
         self.assertError(request, 412, "PreconditionFailed")
         self.assertEqual(self.far.objects, {})
+
+    def test_backend_not_implemented(self) -> None:
+        """
+        A store that says it can copy is asked to, and a backend's own
+        ``501 NotImplemented`` during the copy reaches the client as that
+        error: the copy is not streamed instead.
+        """
+        self.near.copy_failure = S3Error("NotImplemented")
+        self.assertError(self.copy("/logs/x", "/data/src"), 501, "NotImplemented")
+        ((source,),) = self.near.asked("can_copy")
+        assert isinstance(source, CopySource)
+        self.assertEqual(source.key, "tenants/a/src")
+        self.assertEqual(len(self.near.asked("copy_object")), 1)
+        self.assertEqual(self.near.asked("get_object"), [])
+        self.assertEqual(self.near.asked("put_object"), [])
+        self.assertNotIn("tenants/b/x", self.near.objects)
 
     def test_bad_directive(self) -> None:
         """
@@ -1909,3 +1937,21 @@ class MultipartTests(WriteTestCase):
         self.assertEqual(response.status, 200)
         self.assertEqual(text(document(response), "ETag"), etag_of(b"copied part"))
         self.assertEqual(self.far.uploads[far_id].parts, {1: b"copied part"})
+        self.assertEqual(len(self.far.asked("can_copy")), 1)
+        self.assertEqual(self.far.asked("upload_part_copy"), [])
+
+    def test_upload_part_copy_backend_not_implemented(self) -> None:
+        """
+        A backend's own ``501 NotImplemented`` during a part copy on its
+        service reaches the client: the part is not streamed instead.
+        """
+        self.near.objects["tenants/a/src"] = Stored(b"copied part", NO_HEADERS)
+        self.near.copy_failure = S3Error("NotImplemented")
+        upload_id = self.create()
+        target = f"/data/dir/k?partNumber=2&uploadId={upload_id}"
+        request = signed("PUT", target, None, [("x-amz-copy-source", "/data/src")])
+        self.assertError(request, 501, "NotImplemented")
+        self.assertEqual(len(self.near.asked("upload_part_copy")), 1)
+        self.assertEqual(self.near.asked("get_object"), [])
+        self.assertEqual(self.near.asked("upload_part"), [])
+        self.assertEqual(self.near.uploads[upload_id].parts, {})

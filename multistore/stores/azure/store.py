@@ -150,12 +150,14 @@ from multistore.stores.streaming import (
     HTTP_OBJECT_HEADERS,
     Chunks,
     PartBuffer,
+    cannot_copy,
     conditions,
     content_header,
     delete_each,
     error_body,
     held,
     now,
+    open_source,
     service_root,
 )
 
@@ -1067,20 +1069,33 @@ class AzureStore:
         """
         return Deferred.fromCoroutine(self._upload_part(write, upload_id, part_number))
 
+    async def _part_copy(
+        self, source: CopySource, key: str, upload_id: str, part_number: int
+    ) -> CopyResult:
+        if not self.can_copy(source):
+            raise cannot_copy()
+        body, _ = await open_source(evolve(self, bucket=source.bucket), source)
+        try:
+            answer = await self._upload_part(
+                ObjectWrite(key, body), upload_id, part_number
+            )
+        finally:
+            body.release()
+        return CopyResult(answer.headers.get("etag") or "", self._now())
+
     def upload_part_copy(
         self, source: CopySource, key: str, upload_id: str, part_number: int
     ) -> Deferred[CopyResult]:
         """
-        Not done on the server side (Put Block From URL needs the source
-        readable by URL): ``NotImplemented``, so the gateway streams it.
+        Read the source blob (its range) and write it as the part's block:
+        Azure copies no block on the server side (Put Block From URL needs
+        the source readable by URL), so the bytes pass through the gateway,
+        read with this store's credentials.
+
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
         """
         return Deferred.fromCoroutine(
-            _raise(
-                S3Error(
-                    "NotImplemented",
-                    "This store cannot copy parts on the server side.",
-                )
-            )
+            self._part_copy(source, key, upload_id, part_number)
         )
 
     async def _uncommitted(self, key: str) -> tuple[tuple[str, int], ...]:
@@ -1312,19 +1327,27 @@ class AzureStore:
 
     # --- copies ---------------------------------------------------------------
 
+    def can_copy(self, source: CopySource) -> bool:
+        """
+        Copies are made from a container in the same account, reached with
+        the same credentials: objects with Copy Blob, parts read from the
+        source and written as blocks (see L{upload_part_copy}).
+        """
+        mine = _service(self.bucket)
+        return (
+            mine is not None
+            and _service(source.bucket) == mine
+            and bool(source.bucket.option("container_name"))
+        )
+
     def _copy_source(self, source: CopySource) -> str:
         """
         :return: the ``x-ms-copy-source`` URL of ``source``.
-        :raise S3Error: ``NotImplemented`` unless the source is in the same
-            account, reached with the same credentials.
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
         """
-        mine = _service(self.bucket)
-        container = source.bucket.option("container_name")
-        if mine is None or _service(source.bucket) != mine or not container:
-            raise S3Error(
-                "NotImplemented",
-                "This store cannot copy from that bucket on the server side.",
-            )
+        if not self.can_copy(source):
+            raise cannot_copy()
+        container = source.bucket.option("container_name") or ""
         url = (
             f"{self._endpoint}/{uri_encode(container, keep_slash=False)}/"
             + uri_encode(source.key, keep_slash=True)

@@ -111,6 +111,7 @@ from multistore.stores.gcs.auth import TokenProvider, no_token, shared_tokens
 from multistore.stores.streaming import (
     DELETE_CONCURRENCY,
     PartBuffer,
+    cannot_copy,
     content_header,
     delete_each,
     error_body,
@@ -1297,27 +1298,32 @@ class GcsStore:
 
     # --- copies ---------------------------------------------------------------
 
+    def can_copy(self, source: CopySource) -> bool:
+        """
+        Copies are made with ``rewrite`` from a bucket on the same GCS
+        service, reached with the same credentials, and only of whole
+        objects (``rewrite`` copies no range).
+        """
+        mine = _service(self.bucket)
+        return (
+            mine is not None
+            and _service(source.bucket) == mine
+            and bool(source.bucket.option("bucket_name"))
+            and source.range is None
+        )
+
     async def _source(self, source: CopySource) -> tuple[str, dict[str, Any]]:
         """
         Check that ``source`` can be copied here and that its conditions
         hold.
 
         :return: the source bucket's name and the source's resource.
-        :raise S3Error: ``NotImplemented`` for a source elsewhere;
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses;
             ``NoSuchKey``; ``PreconditionFailed``.
         """
-        mine = _service(self.bucket)
-        bucket_name = source.bucket.option("bucket_name")
-        if (
-            mine is None
-            or _service(source.bucket) != mine
-            or not bucket_name
-            or source.range is not None
-        ):
-            raise S3Error(
-                "NotImplemented",
-                "This store cannot copy from that bucket on the server side.",
-            )
+        if not self.can_copy(source):
+            raise cannot_copy()
+        bucket_name = source.bucket.option("bucket_name") or ""
         path = "/b/" + uri_encode(bucket_name, keep_slash=False)
         path += "/o/" + uri_encode(source.key, keep_slash=False)
         query = [("projection", "noAcl")]
@@ -1412,7 +1418,7 @@ class GcsStore:
         with the same credentials; metadata is copied, or replaced by the
         request's (``x-amz-metadata-directive: REPLACE``).
 
-        :raise S3Error: ``NotImplemented`` for any other source.
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
         """
         return Deferred.fromCoroutine(self._copy(source, key, headers))
 
@@ -1432,8 +1438,8 @@ class GcsStore:
         """
         Copy a whole object into a part with ``rewrite``.
 
-        :raise S3Error: ``NotImplemented`` for a ranged copy (GCS cannot copy
-            a range) or a source elsewhere: the gateway streams those.
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
+            (a range, or a source elsewhere).
         """
         return Deferred.fromCoroutine(
             self._part_copy(source, key, upload_id, part_number)

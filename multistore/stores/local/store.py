@@ -124,6 +124,7 @@ from multistore.stores.local.tree import (
     _write_all,
     write_key,
 )
+from multistore.stores.streaming import cannot_copy
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
@@ -1007,19 +1008,22 @@ class LocalStore:
 
         :return: a Deferred firing with the new object's ETag (the MD5 of
             its bytes) and time. It fails with ``NotImplemented`` for a
-            source that is not a directory store (the gateway then streams
-            the copy), ``NoSuchKey``, ``PreconditionFailed``,
+            source L{can_copy} refuses, ``NoSuchKey``, ``PreconditionFailed``,
             ``InvalidRequest`` for a copy of an object onto itself that
             changes nothing, and as L{put_object} does.
         """
         return Deferred.fromCoroutine(self._copy(source, key, headers))
 
+    def can_copy(self, source: CopySource) -> bool:
+        """
+        A directory store copies from directory stores (this one or
+        another), whatever the range.
+        """
+        return source.bucket.backend_type == "file"
+
     def _source_store(self, source: CopySource) -> LocalStore:
-        if source.bucket.backend_type != "file":
-            raise S3Error(
-                "NotImplemented",
-                "A directory store copies only from directory stores.",
-            )
+        if not self.can_copy(source):
+            raise cannot_copy()
         root = source.bucket.option("root")
         if root is None:
             raise S3Error(
@@ -1436,8 +1440,8 @@ class LocalStore:
         of it with ``source.range``).
 
         :return: a Deferred firing with the part's ETag and time; it fails
-            with ``NotImplemented`` for a source that is not a directory
-            store, ``NoSuchUpload``, ``NoSuchKey``, ``InvalidRange``,
+            with ``NotImplemented`` for a source L{can_copy} refuses,
+            ``NoSuchUpload``, ``NoSuchKey``, ``InvalidRange``,
             ``PreconditionFailed``.
         """
         return Deferred.fromCoroutine(

@@ -93,6 +93,7 @@ from multistore.stores.streaming import (
     Chunks,
     PartBuffer,
     allowed_headers,
+    cannot_copy,
     deleted,
     error_body,
     finish_quietly,
@@ -935,22 +936,28 @@ class S3Store:
 
     # --- copies ---------------------------------------------------------------
 
+    def can_copy(self, source: CopySource) -> bool:
+        """
+        Copies are made on the server side from a bucket on the same S3
+        service as this store, reached with the same credentials (a store
+        cannot tell whether its credentials may read another's bucket).
+        """
+        mine = _service(self.bucket)
+        return (
+            mine is not None
+            and _service(source.bucket) == mine
+            and bool(source.bucket.option("bucket_name"))
+        )
+
     def _copy_source(self, source: CopySource) -> str:
         """
         :return: the ``x-amz-copy-source`` of ``source``.
-        :raise S3Error: ``NotImplemented`` unless the source is on the same
-            service as this store, reached with the same credentials (a
-            store cannot tell whether its credentials may read another's
-            bucket; the gateway streams such copies itself).
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
         """
-        mine = _service(self.bucket)
-        bucket_name = source.bucket.option("bucket_name")
-        if mine is None or _service(source.bucket) != mine or not bucket_name:
-            raise S3Error(
-                "NotImplemented",
-                "This store cannot copy from that bucket on the server side.",
-            )
-        value = f"/{bucket_name}/{uri_encode(source.key, keep_slash=True)}"
+        if not self.can_copy(source):
+            raise cannot_copy()
+        value = f"/{source.bucket.option('bucket_name')}/"
+        value += uri_encode(source.key, keep_slash=True)
         if source.version_id is not None:
             value += f"?versionId={uri_encode(source.version_id, keep_slash=False)}"
         return value

@@ -134,6 +134,7 @@ from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.local import MIN_PART_SIZE, object_headers
+from multistore.stores.streaming import CHECKSUM_VALUES, cannot_copy
 from multistore.web.site import MultistoreSite, make_site
 
 _T = TypeVar("_T")
@@ -145,16 +146,7 @@ HARNESS_EPOCH: Final = datetime(2025, 1, 1, tzinfo=UTC)
 _MAX_PART_NUMBER: Final = 10_000
 
 #: Headers that carry an object's checksums.
-_CHECKSUMS: Final = frozenset(
-    {
-        "x-amz-checksum-crc32",
-        "x-amz-checksum-crc32c",
-        "x-amz-checksum-crc64nvme",
-        "x-amz-checksum-sha1",
-        "x-amz-checksum-sha256",
-        "x-amz-checksum-type",
-    }
-)
+_CHECKSUMS: Final = CHECKSUM_VALUES | {"x-amz-checksum-type"}
 
 _NOT_COPIED: Final = frozenset({"x-amz-storage-class", "x-amz-tagging"})
 
@@ -979,9 +971,7 @@ class MemoryStore:
             return self
         if self._factory is not None and name in self._factory.stores:
             return self._factory.stores[name]
-        raise S3Error(
-            "NotImplemented", "A memory store copies only from memory stores."
-        )
+        raise cannot_copy()
 
     def can_copy(self, source: CopySource) -> bool:
         """

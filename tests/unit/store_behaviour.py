@@ -512,6 +512,19 @@ class StoreBehaviourMixin:
         )
         self.assertIsNone(self.read("dst"))
 
+    def test_can_copy(self) -> None:
+        """
+        A store says it copies from its own bucket, and not from a bucket
+        on another service.
+        """
+        self.assertTrue(self.store.can_copy(self.source("anything")))
+        elsewhere = BucketConfig(
+            name="elsewhere",
+            backend_type="s3",
+            backend_options={"bucket_name": "elsewhere"},
+        )
+        self.assertFalse(self.store.can_copy(CopySource(bucket=elsewhere, key="k")))
+
     # --- deletes --------------------------------------------------------------------
 
     def test_delete(self) -> None:

@@ -75,9 +75,21 @@ class IObjectStore(Interface):
 
     The gateway applies the bucket's backend prefix before calling and strips
     it from what comes back; a store never sees or returns virtual keys.
+
     Failures are L{multistore.s3.errors.S3Error}s carrying the code a client
-    should see (``NoSuchKey``, ``PreconditionFailed``, ``InvalidRange``,
-    ``ServiceUnavailable``...).
+    should see; a method that returns a Deferred fails it with them, and
+    each method's ``:raise S3Error:`` lists the codes it may carry. Besides
+    those, any method of a store on an HTTP service may fail with
+    ``AccessDenied`` (the backend refused the gateway's credentials),
+    ``ServiceUnavailable`` (the backend cannot be reached, or failed),
+    ``SlowDown`` (it asked for fewer requests) and ``GatewayTimeout`` (it
+    did not answer in time, see L{IForwarder.forward}); a store on S3 also
+    passes on a backend's own code where it is the client's business
+    (``InvalidArgument``, ``InvalidRequest``, ``InvalidObjectState``,
+    ``MethodNotAllowed``, ``NotImplemented``...). Any method of a directory
+    store may fail with ``AccessDenied`` (the file system refused),
+    ``NoSuchBucket`` (its directory is gone) and ``InternalError``. A
+    backend's message never reaches the client.
     """
 
     def get_object(read: ObjectRead) -> Deferred[ObjectResponse]:
@@ -86,16 +98,27 @@ class IObjectStore(Interface):
         and conditions.
 
         :return: a 200, 206 or 304 response; 412 and 416 are failures.
+        :raise S3Error: ``NoSuchKey``; ``NoSuchVersion`` for a version that
+            is not there; ``InvalidArgument`` for a version id the store
+            cannot name; ``NoSuchBucket``; ``PreconditionFailed`` when
+            ``If-Match`` or ``If-Unmodified-Since`` fails;
+            ``InvalidRange`` (with the object's size in ``Content-Range``
+            where the store knows it) for a range that selects nothing;
+            ``InvalidPartNumber`` for a part the object does not have.
         """
 
     def list_objects(request: ListRequest) -> Deferred[ListPage]:
         """
         List one page of keys.
+
+        :raise S3Error: ``NoSuchBucket``.
         """
 
     def head_bucket() -> Deferred[None]:
         """
         Check that the store's bucket (or directory) exists and is reachable.
+
+        :raise S3Error: ``NoSuchBucket``.
         """
 
     def put_object(write: ObjectWrite) -> Deferred[ObjectResponse]:
@@ -110,6 +133,18 @@ class IObjectStore(Interface):
 
         :return: a 200 response whose headers carry the ``etag`` and, where
             the store has them, ``x-amz-version-id`` and checksum headers.
+        :raise S3Error: the body's own failure if it fails (a signature or
+            digest that does not verify); ``IncompleteBody`` for a body
+            that is not as long as it said; ``PreconditionFailed``;
+            ``NoSuchKey`` for ``if-match`` where there is no object;
+            ``NoSuchBucket``; ``BadDigest`` or ``InvalidDigest`` for a
+            ``Content-MD5`` the store checks; ``EntityTooLarge`` for a body
+            of unknown length longer than the store can take;
+            ``InvalidArgument`` for a key or metadata the store cannot
+            hold; ``InvalidStorageClass``, ``InvalidTag``,
+            ``InvalidRequest`` (Object Lock) or ``NotImplemented``
+            (server-side encryption) for headers a directory store cannot
+            honour.
         """
 
     def can_copy(source: CopySource) -> bool:
@@ -150,9 +185,18 @@ class IObjectStore(Interface):
 
         :param key: the destination backend key.
         :param headers: ``x-amz-metadata-directive``, ``x-amz-tagging-directive``
-            and, when metadata is replaced, the new object's headers.
-        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
-            (a caller that asked never sees it), or from the backend itself.
+            and, when metadata is replaced, the new object's headers;
+            ``if-match`` / ``if-none-match`` for the destination.
+        :raise S3Error: ``NoSuchKey`` or ``NoSuchVersion`` for a source that
+            is not there; ``PreconditionFailed`` when the source's
+            ``x-amz-copy-source-if-*`` or the destination's conditions
+            fail; ``InvalidArgument`` for an unknown directive;
+            ``InvalidRequest`` for a copy of an object onto itself that
+            changes nothing; ``NoSuchBucket``; ``ServiceUnavailable`` for
+            a copy the backend did not complete; the failures of
+            L{put_object} for the new object's headers;
+            ``NotImplemented`` for a source L{can_copy} refuses (a caller
+            that asked never sees it) or from the backend itself.
         """
 
     def delete_object(key: str, version_id: str | None) -> Deferred[ObjectResponse]:
@@ -161,6 +205,9 @@ class IObjectStore(Interface):
 
         :return: a 204 response (with ``x-amz-version-id`` or
             ``x-amz-delete-marker`` where the store has them).
+        :raise S3Error: ``NoSuchVersion`` for a version a store without
+            versions does not have; ``InvalidArgument`` for a version id
+            the store cannot name or a key it reserves; ``NoSuchBucket``.
         """
 
     def delete_objects(
@@ -169,7 +216,12 @@ class IObjectStore(Interface):
         """
         Delete up to 1000 ``(key, version_id)`` pairs, each independently.
 
-        :return: one outcome per key, in any order.
+        :return: one outcome per key, in any order; a key that was not
+            deleted carries the code L{delete_object} would fail with (or
+            ``InternalError`` for a code the backend gave that is not the
+            client's business).
+        :raise S3Error: ``NoSuchBucket``, and the failures common to every
+            method, for the request as a whole.
         """
 
     def create_multipart_upload(key: str, headers: HeaderList) -> Deferred[str]:
@@ -177,6 +229,11 @@ class IObjectStore(Interface):
         Start a multipart upload of an object that will carry ``headers``.
 
         :return: the upload id. It survives restarts of the daemon.
+        :raise S3Error: ``NoSuchBucket``; ``InvalidArgument`` for a key the
+            store cannot hold or headers too large for its upload ids;
+            ``InvalidStorageClass``, ``InvalidTag``, ``InvalidRequest`` or
+            ``NotImplemented`` as L{put_object} for headers a directory
+            store cannot honour.
         """
 
     def upload_part(
@@ -186,6 +243,11 @@ class IObjectStore(Interface):
         Store one part from a streamed body (same rules as L{put_object}).
 
         :return: a 200 response whose headers carry the part's ``etag``.
+        :raise S3Error: ``NoSuchUpload`` for an upload that is not there,
+            or is another key's; ``MissingContentLength`` for a body of
+            unknown length; ``InvalidArgument`` for a part number out of
+            range; the body's own failure; ``IncompleteBody``,
+            ``BadDigest`` or ``InvalidDigest`` as L{put_object}.
         """
 
     def upload_part_copy(
@@ -195,8 +257,14 @@ class IObjectStore(Interface):
         Store one part copied from ``source`` (its C{range}, or all of it),
         which L{can_copy} accepts.
 
-        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
-            (a caller that asked never sees it), or from the backend itself.
+        :raise S3Error: ``NoSuchUpload``; ``NoSuchKey`` or ``NoSuchVersion``
+            for a source that is not there; ``PreconditionFailed`` when the
+            source's conditions fail; ``InvalidArgument`` for a malformed
+            range or part number; ``InvalidRange`` for a range beyond the
+            source; ``MissingContentLength`` where the store reads a
+            source of unknown length; ``NotImplemented`` for a source
+            L{can_copy} refuses (a caller that asked never sees it) or
+            from the backend itself.
         """
 
     def complete_multipart_upload(
@@ -207,8 +275,13 @@ class IObjectStore(Interface):
         ``if-match`` / ``if-none-match`` in ``headers``.
 
         :return: the object's ETag, time and response headers.
-        :raise S3Error: ``InvalidPart``, ``InvalidPartOrder``, ``NoSuchUpload``,
-            ``EntityTooSmall``, ``PreconditionFailed``.
+        :raise S3Error: ``NoSuchUpload``; ``MalformedXML`` for no parts;
+            ``InvalidPartOrder``; ``InvalidPart`` for a part that was not
+            uploaded or whose ETag differs; ``EntityTooSmall`` for a part
+            but the last below the minimum size; ``PreconditionFailed``,
+            or ``NoSuchKey`` for ``if-match`` where there is no object;
+            ``InvalidRequest`` for an upload id that cannot complete an
+            upload (an Azure id listed by L{list_multipart_uploads}).
         """
 
     def abort_multipart_upload(key: str, upload_id: str) -> Deferred[None]:
@@ -223,6 +296,8 @@ class IObjectStore(Interface):
     ) -> Deferred[PartsPage]:
         """
         List an upload's parts above ``part_number_marker``.
+
+        :raise S3Error: ``NoSuchUpload``.
         """
 
     def list_multipart_uploads(
@@ -234,20 +309,26 @@ class IObjectStore(Interface):
     ) -> Deferred[UploadsPage]:
         """
         List the uploads in progress under ``prefix`` (backend key space).
+
+        :raise S3Error: ``NoSuchBucket``; ``ServiceUnavailable`` where there
+            are more uploads than the store reads for one answer.
         """
 
     def create_bucket() -> Deferred[None]:
         """
         Create the store's bucket.
 
-        :raise S3Error: ``BucketAlreadyOwnedByYou`` if it exists.
+        :raise S3Error: ``BucketAlreadyOwnedByYou`` if it exists;
+            ``BucketAlreadyExists`` if someone else's does, and
+            ``InvalidBucketName``, where the backend says so.
         """
 
     def delete_bucket() -> Deferred[None]:
         """
         Delete the store's (empty) bucket.
 
-        :raise S3Error: ``BucketNotEmpty``, ``NoSuchBucket``.
+        :raise S3Error: ``BucketNotEmpty`` if it holds objects (or, on
+            Azure, uncommitted blocks); ``NoSuchBucket``.
         """
 
 

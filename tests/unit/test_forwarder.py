@@ -65,16 +65,14 @@ from multistore.bodies import (
     IBody,
     read_body,
 )
-from multistore.forwarder.agent import (
-    CACHED_CONNECTION_TIMEOUT,
+from multistore.forwarder.agent import CACHED_CONNECTION_TIMEOUT, AgentForwarder
+from multistore.forwarder.connections import BackendEndpoints, _LargeBufferEndpoint
+from multistore.forwarder.headers import (
     HOP_BY_HOP_HEADERS,
-    AgentBody,
-    AgentForwarder,
-    BackendEndpoints,
-    _LargeBufferEndpoint,
     end_to_end_headers,
     outgoing_headers,
 )
+from multistore.forwarder.relay import AgentBody
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder
 from multistore.model import BackendRequest, BackendResponse

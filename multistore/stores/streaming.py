@@ -50,10 +50,11 @@ backend has no batch delete.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar
+from functools import wraps
+from typing import Any, Final, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from attrs import define, field, frozen
@@ -72,6 +73,7 @@ from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
 from multistore.bodies import BodyAsProducer, read_body
+from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IObjectStore
 from multistore.model import (
@@ -81,9 +83,11 @@ from multistore.model import (
     ObjectRead,
     ObjectResponse,
 )
+from multistore.s3.conditions import evaluate
 from multistore.s3.errors import S3Error
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 #: Largest error document read from a backend.
 MAX_ERROR_DOCUMENT: Final = 64 * 1024
@@ -299,6 +303,22 @@ def conditions(headers: HeaderList) -> HeaderList:
 # --- backends ------------------------------------------------------------------
 
 
+def deferred(
+    method: Callable[_P, Coroutine[Deferred[Any], Any, _T]],
+) -> Callable[_P, Deferred[_T]]:
+    """
+    Write a store's method as a coroutine: the decorated method returns a
+    Deferred, as L{IObjectStore}'s methods do, with the coroutine's result;
+    cancelling it cancels what the coroutine waits on.
+    """
+
+    @wraps(method)
+    def run(*args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
+        return Deferred.fromCoroutine(method(*args, **kwargs))
+
+    return run
+
+
 def now(clock: IReactorTime) -> datetime:
     """
     :return: ``clock``'s time, in UTC.
@@ -330,6 +350,54 @@ async def error_body(response: BackendResponse, head: bool = False) -> bytes:
         return await read_body(response.body, MAX_ERROR_DOCUMENT)
     except S3Error:
         return b""
+
+
+def check_read(read: ObjectRead, etag: str, modified: datetime, now: datetime) -> None:
+    """
+    Evaluate a read's conditions against the object it reads, as S3 does,
+    for stores that evaluate them themselves (a copy's
+    ``x-amz-copy-source-if-*`` conditions are those of its L{source_read}).
+
+    :param etag: the object's ETag, quoted.
+    :param modified: when the object last changed.
+    :param now: the store's time.
+    :raise NotModified: for a read the client already has current.
+    :raise S3Error: ``PreconditionFailed``.
+    """
+    evaluate(
+        etag,
+        modified,
+        if_match=read.if_match,
+        if_none_match=read.if_none_match,
+        if_modified_since=read.if_modified_since,
+        if_unmodified_since=read.if_unmodified_since,
+        method="HEAD" if read.head else "GET",
+        now=now,
+    )
+
+
+def on_same_service(
+    service: Callable[[BucketConfig], object | None],
+    bucket: BucketConfig,
+    source: BucketConfig,
+    name: str,
+) -> bool:
+    """
+    Decide whether a store can reach a copy's source bucket as it reaches
+    its own: for L{IObjectStore.can_copy}.
+
+    :param service: what identifies the service a bucket is on and who the
+        gateway is there, for a bucket of the store's kind; ``None`` for
+        any other.
+    :param bucket: the store's bucket.
+    :param source: the copy's source bucket.
+    :param name: the option that names the source's bucket (or container)
+        on its service.
+    :return: whether both buckets are on the same service, reached with the
+        same credentials, and the source names its bucket.
+    """
+    mine = service(bucket)
+    return mine is not None and service(source) == mine and bool(source.option(name))
 
 
 # --- bodies --------------------------------------------------------------------

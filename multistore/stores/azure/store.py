@@ -153,10 +153,12 @@ from multistore.stores.streaming import (
     cannot_copy,
     conditions,
     content_header,
+    deferred,
     delete_each,
     error_body,
     held,
     now,
+    on_same_service,
     open_source,
     service_root,
 )
@@ -574,11 +576,17 @@ class AzureStore:
         key: str | None,
         query: Sequence[tuple[str, str]] = (),
         headers: HeaderList = NO_HEADERS,
-        body: IBodyProducer | None = None,
+        body: IBodyProducer | bytes | None = None,
     ) -> BackendResponse:
         """
         Authorize and send one request.
+
+        :param body: the request's body: streamed, or an XML document built
+            here (sent as ``application/xml``), or none.
         """
+        if isinstance(body, bytes):
+            headers = headers.with_("content-type", "application/xml")
+            body = BytesProducer(body)
         length = body.length if body is not None else None
         url, signed = await self._authorize(
             method,
@@ -588,24 +596,6 @@ class AzureStore:
         )
         return await self.forwarder.forward(
             BackendRequest(method=method, url=url, headers=signed, body=body)
-        )
-
-    def _send_xml(
-        self,
-        method: str,
-        key: str | None,
-        query: Sequence[tuple[str, str]],
-        document: bytes,
-        headers: HeaderList = NO_HEADERS,
-    ) -> Deferred[BackendResponse]:
-        return Deferred.fromCoroutine(
-            self._send(
-                method,
-                key,
-                query,
-                headers.with_("content-type", "application/xml"),
-                BytesProducer(document),
-            )
         )
 
     # --- errors ---------------------------------------------------------------
@@ -718,7 +708,12 @@ class AzureStore:
         size = properties.headers.get("content-length") or "0"
         return S3Error("InvalidRange", headers=(("content-range", f"bytes */{size}"),))
 
-    async def _get(self, read: ObjectRead) -> ObjectResponse:
+    @deferred
+    async def get_object(self, read: ObjectRead) -> ObjectResponse:
+        """
+        Get Blob (or Get Blob Properties, for a HEAD), with its range and
+        conditions.
+        """
         if read.part_number is not None and read.part_number != 1:
             raise S3Error("InvalidPartNumber")
         if read.if_none_match is not None and (False, "*") in parse_entity_tags(
@@ -726,7 +721,7 @@ class AzureStore:
         ):
             # Azure refuses If-None-Match: * on reads. A blob that is there
             # (and meets the other conditions) is not modified.
-            found = await self._get(
+            found = await self.get_object(
                 evolve(
                     read,
                     head=True,
@@ -802,13 +797,6 @@ class AzureStore:
             raise await self._unsatisfiable(read.key, read.version_id)
         raise error
 
-    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
-        """
-        Get Blob (or Get Blob Properties, for a HEAD), with its range and
-        conditions.
-        """
-        return Deferred.fromCoroutine(self._get(read))
-
     async def _list_blobs(
         self,
         prefix: str,
@@ -836,7 +824,15 @@ class AzureStore:
         listing = parse_list_blobs(await read_body(response.body, MAX_LISTING))
         return listing
 
-    async def _list(self, request: ListRequest) -> ListPage:
+    @deferred
+    async def list_objects(self, request: ListRequest) -> ListPage:
+        """
+        List Blobs. Azure's markers are opaque: a truncated page carries the
+        next one as its C{next_token}. Azure cannot start after a key, so
+        C{start_after} is honoured by listing from the start of the prefix
+        (or the token) and skipping keys up to it, reading up to
+        L{MAX_LIST_PAGES} pages for one page of answer.
+        """
         start_after = request.start_after or ""
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
@@ -882,28 +878,16 @@ class AzureStore:
             tuple(objects), tuple(sorted(prefixes)), truncated=True, next_token=marker
         )
 
-    def list_objects(self, request: ListRequest) -> Deferred[ListPage]:
+    @deferred
+    async def head_bucket(self) -> None:
         """
-        List Blobs. Azure's markers are opaque: a truncated page carries the
-        next one as its C{next_token}. Azure cannot start after a key, so
-        C{start_after} is honoured by listing from the start of the prefix
-        (or the token) and skipping keys up to it, reading up to
-        L{MAX_LIST_PAGES} pages for one page of answer.
+        Get Container Properties.
         """
-        return Deferred.fromCoroutine(self._list(request))
-
-    async def _head_bucket(self) -> None:
         response = await self._send("HEAD", None, [("restype", "container")])
         if response.status == 200:
             response.body.discard()
             return
         raise await self._error(response, statuses={404: "NoSuchBucket"})
-
-    def head_bucket(self) -> Deferred[None]:
-        """
-        Get Container Properties.
-        """
-        return Deferred.fromCoroutine(self._head_bucket())
 
     # --- writes ---------------------------------------------------------------
 
@@ -931,20 +915,18 @@ class AzureStore:
             return NO_HEADERS
         return HeaderList([("etag", _quoted(etag))])
 
-    async def _put(self, write: ObjectWrite) -> ObjectResponse:
-        length = write.body.length
-        if isinstance(length, int) and length <= MAX_PUT_BLOB:
-            body = await held(write.body)
-            return await self._put_blob(write.key, write.headers, body)
-        return await self._put_in_blocks(write)
-
-    def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
+    @deferred
+    async def put_object(self, write: ObjectWrite) -> ObjectResponse:
         """
         Put Blob, streamed, for a body of known length up to
         L{MAX_PUT_BLOB}; otherwise blocks committed once the body has ended
         (see the module docstring).
         """
-        return Deferred.fromCoroutine(self._put(write))
+        length = write.body.length
+        if isinstance(length, int) and length <= MAX_PUT_BLOB:
+            body = await held(write.body)
+            return await self._put_blob(write.key, write.headers, body)
+        return await self._put_in_blocks(write)
 
     async def _put_block(
         self, key: str, block: str, body: IBodyProducer | None
@@ -1017,8 +999,8 @@ class AzureStore:
         if md5:
             headers = headers.plus([("x-ms-blob-content-md5", md5)])
         headers = headers.plus(conditions(condition_headers))
-        response = await self._send_xml(
-            "PUT", key, [("comp", "blocklist")], block_list_document(blocks), headers
+        response = await self._send(
+            "PUT", key, [("comp", "blocklist")], headers, block_list_document(blocks)
         )
         if response.status not in (200, 201):
             raise await self._error(response, statuses={404: "NoSuchBucket"})
@@ -1048,9 +1030,13 @@ class AzureStore:
         except S3Error as error:
             return Deferred.fromCoroutine(_raise(error))
 
-    async def _upload_part(
+    @deferred
+    async def upload_part(
         self, write: ObjectWrite, upload_id: str, part_number: int
     ) -> ObjectResponse:
+        """
+        Put Block, streamed; the part's ETag is L{part_etag}.
+        """
         upload = UploadId.decode(upload_id, write.key)
         length = write.body.length
         if not isinstance(length, int):
@@ -1061,31 +1047,10 @@ class AzureStore:
         await self._put_block(write.key, block, await held(write.body))
         return ObjectResponse(200, HeaderList([("etag", part_etag(block, length))]))
 
-    def upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> Deferred[ObjectResponse]:
-        """
-        Put Block, streamed; the part's ETag is L{part_etag}.
-        """
-        return Deferred.fromCoroutine(self._upload_part(write, upload_id, part_number))
-
-    async def _part_copy(
+    @deferred
+    async def upload_part_copy(
         self, source: CopySource, key: str, upload_id: str, part_number: int
     ) -> CopyResult:
-        if not self.can_copy(source):
-            raise cannot_copy()
-        body, _ = await open_source(evolve(self, bucket=source.bucket), source)
-        try:
-            answer = await self._upload_part(
-                ObjectWrite(key, body), upload_id, part_number
-            )
-        finally:
-            body.release()
-        return CopyResult(answer.headers.get("etag") or "", self._now())
-
-    def upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> Deferred[CopyResult]:
         """
         Read the source blob (its range) and write it as the part's block:
         Azure copies no block on the server side (Put Block From URL needs
@@ -1094,9 +1059,16 @@ class AzureStore:
 
         :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
         """
-        return Deferred.fromCoroutine(
-            self._part_copy(source, key, upload_id, part_number)
-        )
+        if not self.can_copy(source):
+            raise cannot_copy()
+        body, _ = await open_source(evolve(self, bucket=source.bucket), source)
+        try:
+            answer = await self.upload_part(
+                ObjectWrite(key, body), upload_id, part_number
+            )
+        finally:
+            body.release()
+        return CopyResult(answer.headers.get("etag") or "", self._now())
 
     async def _uncommitted(self, key: str) -> tuple[tuple[str, int], ...]:
         """
@@ -1116,13 +1088,18 @@ class AzureStore:
         _, uncommitted = parse_block_list(await read_body(response.body, MAX_LISTING))
         return tuple((block.block_id, block.size) for block in uncommitted)
 
-    async def _complete(
+    @deferred
+    async def complete_multipart_upload(
         self,
         key: str,
         upload_id: str,
         parts: Sequence[CompletedPart],
         headers: HeaderList,
     ) -> CopyResult:
+        """
+        Check the parts against the blob's uncommitted blocks and commit
+        them in order (see the module docstring).
+        """
         upload = UploadId.decode(upload_id, key)
         if upload.listed:
             raise S3Error(
@@ -1147,19 +1124,6 @@ class AzureStore:
             blocks.append(block)
         return await self._commit(key, blocks, upload.headers, headers)
 
-    def complete_multipart_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> Deferred[CopyResult]:
-        """
-        Check the parts against the blob's uncommitted blocks and commit
-        them in order (see the module docstring).
-        """
-        return Deferred.fromCoroutine(self._complete(key, upload_id, parts, headers))
-
     def abort_multipart_upload(self, key: str, upload_id: str) -> Deferred[None]:
         """
         Commit nothing (Azure cannot delete uncommitted blocks; they
@@ -1173,9 +1137,13 @@ class AzureStore:
             return Deferred.fromCoroutine(_raise(error))
         return Deferred.fromCoroutine(_value(None))
 
-    async def _list_parts(
+    @deferred
+    async def list_parts(
         self, key: str, upload_id: str, max_parts: int, part_number_marker: int
     ) -> PartsPage:
+        """
+        Get Block List (uncommitted), keeping the upload's blocks.
+        """
         upload = UploadId.decode(upload_id, key)
         found: dict[int, PartInfo] = {}
         modified = datetime.fromtimestamp(upload.created, UTC)
@@ -1193,16 +1161,6 @@ class AzureStore:
             tuple(page),
             truncated,
             page[-1].part_number if truncated and page else None,
-        )
-
-    def list_parts(
-        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
-    ) -> Deferred[PartsPage]:
-        """
-        Get Block List (uncommitted), keeping the upload's blocks.
-        """
-        return Deferred.fromCoroutine(
-            self._list_parts(key, upload_id, max_parts, part_number_marker)
         )
 
     async def _all_blobs(
@@ -1248,7 +1206,8 @@ class AzureStore:
         ]
         return sorted(uploads, key=lambda upload: upload.upload_id)
 
-    async def _list_uploads(
+    @deferred
+    async def list_multipart_uploads(
         self,
         prefix: str,
         delimiter: str | None,
@@ -1256,6 +1215,15 @@ class AzureStore:
         upload_id_marker: str | None,
         max_uploads: int,
     ) -> UploadsPage:
+        """
+        Best effort: List Blobs with ``include=uncommittedblobs`` (and
+        without, to tell which blobs have only uncommitted blocks: an
+        upload to a key that exists as a blob is not seen), then Get Block
+        List for each such blob, one upload per block id nonce. Listed ids
+        can list the upload's parts and abort it, but not complete it (the
+        object's headers are only in the id CreateMultipartUpload made).
+        Up to L{MAX_LIST_PAGES} pages of blobs are read.
+        """
         every, every_prefix = await self._all_blobs(
             prefix, delimiter, "uncommittedblobs"
         )
@@ -1302,29 +1270,6 @@ class AzureStore:
             next_upload,
         )
 
-    def list_multipart_uploads(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> Deferred[UploadsPage]:
-        """
-        Best effort: List Blobs with ``include=uncommittedblobs`` (and
-        without, to tell which blobs have only uncommitted blocks: an
-        upload to a key that exists as a blob is not seen), then Get Block
-        List for each such blob, one upload per block id nonce. Listed ids
-        can list the upload's parts and abort it, but not complete it (the
-        object's headers are only in the id CreateMultipartUpload made).
-        Up to L{MAX_LIST_PAGES} pages of blobs are read.
-        """
-        return Deferred.fromCoroutine(
-            self._list_uploads(
-                prefix, delimiter, key_marker, upload_id_marker, max_uploads
-            )
-        )
-
     # --- copies ---------------------------------------------------------------
 
     def can_copy(self, source: CopySource) -> bool:
@@ -1333,12 +1278,7 @@ class AzureStore:
         the same credentials: objects with Copy Blob, parts read from the
         source and written as blocks (see L{upload_part_copy}).
         """
-        mine = _service(self.bucket)
-        return (
-            mine is not None
-            and _service(source.bucket) == mine
-            and bool(source.bucket.option("container_name"))
-        )
+        return on_same_service(_service, self.bucket, source.bucket, "container_name")
 
     def _copy_source(self, source: CopySource) -> str:
         """
@@ -1360,9 +1300,16 @@ class AzureStore:
             url = with_sas(url, sas_token)
         return url
 
-    async def _copy(
+    @deferred
+    async def copy_object(
         self, source: CopySource, key: str, headers: HeaderList
     ) -> CopyResult:
+        """
+        Copy Blob within the account, waiting for it to finish. With
+        ``x-amz-metadata-directive: REPLACE`` the new content properties and
+        metadata are set after the copy (two more requests, conditional on
+        the copy's ETag); otherwise Azure copies them from the source.
+        """
         copy_headers = [("x-ms-copy-source", self._copy_source(source))]
         for name, value in source.conditions:
             if name.startswith("x-amz-copy-source-if-"):
@@ -1441,20 +1388,14 @@ class AzureStore:
             modified = response.headers.get("last-modified") or modified
         return etag, modified
 
-    def copy_object(
-        self, source: CopySource, key: str, headers: HeaderList
-    ) -> Deferred[CopyResult]:
-        """
-        Copy Blob within the account, waiting for it to finish. With
-        ``x-amz-metadata-directive: REPLACE`` the new content properties and
-        metadata are set after the copy (two more requests, conditional on
-        the copy's ETag); otherwise Azure copies them from the source.
-        """
-        return Deferred.fromCoroutine(self._copy(source, key, headers))
-
     # --- deletes --------------------------------------------------------------
 
-    async def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
+    @deferred
+    async def delete_object(self, key: str, version_id: str | None) -> ObjectResponse:
+        """
+        Delete Blob with its snapshots; a blob that is not there is deleted
+        already.
+        """
         query = [] if version_id is None else [("versionid", version_id)]
         headers = (
             HeaderList([("x-ms-delete-snapshots", "include")])
@@ -1470,15 +1411,6 @@ class AzureStore:
             return ObjectResponse(204, NO_HEADERS)
         raise error
 
-    def delete_object(
-        self, key: str, version_id: str | None
-    ) -> Deferred[ObjectResponse]:
-        """
-        Delete Blob with its snapshots; a blob that is not there is deleted
-        already.
-        """
-        return Deferred.fromCoroutine(self._delete(key, version_id))
-
     def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
     ) -> Deferred[Sequence[DeleteOutcome]]:
@@ -1486,23 +1418,25 @@ class AzureStore:
         One Delete Blob per key, a few at a time (see
         L{multistore.stores.streaming.delete_each}).
         """
-        return delete_each(keys, self._delete)
+        return delete_each(keys, self.delete_object)
 
     # --- containers -----------------------------------------------------------
 
-    async def _create_bucket(self) -> None:
+    @deferred
+    async def create_bucket(self) -> None:
+        """
+        Create Container.
+        """
         response = await self._send("PUT", None, [("restype", "container")])
         if response.status not in (200, 201):
             raise await self._error(response, statuses={409: "BucketAlreadyOwnedByYou"})
         response.body.discard()
 
-    def create_bucket(self) -> Deferred[None]:
+    @deferred
+    async def delete_bucket(self) -> None:
         """
-        Create Container.
+        Delete Container, if it holds no blob (committed or not).
         """
-        return Deferred.fromCoroutine(self._create_bucket())
-
-    async def _delete_bucket(self) -> None:
         listing = await self._list_blobs("", None, 1, None, include="uncommittedblobs")
         if listing.blobs or listing.prefixes:
             raise S3Error("BucketNotEmpty")
@@ -1510,12 +1444,6 @@ class AzureStore:
         if response.status not in (200, 202):
             raise await self._error(response, statuses={404: "NoSuchBucket"})
         response.body.discard()
-
-    def delete_bucket(self) -> Deferred[None]:
-        """
-        Delete Container, if it holds no blob (committed or not).
-        """
-        return Deferred.fromCoroutine(self._delete_bucket())
 
 
 async def _value(value: _T) -> _T:

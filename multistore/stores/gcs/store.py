@@ -112,13 +112,17 @@ from multistore.stores.streaming import (
     DELETE_CONCURRENCY,
     PartBuffer,
     cannot_copy,
+    check_read,
     content_header,
+    deferred,
     delete_each,
     error_body,
     finish_quietly,
     held,
     now,
+    on_same_service,
     service_root,
+    source_read,
 )
 
 #: The API root when the bucket names no endpoint.
@@ -592,7 +596,13 @@ class GcsStore:
 
     # --- reads ----------------------------------------------------------------
 
-    async def _get(self, read: ObjectRead) -> ObjectResponse:
+    @deferred
+    async def get_object(self, read: ObjectRead) -> ObjectResponse:
+        """
+        Read an object: its metadata first (conditions, range and headers are
+        worked out from it), then its bytes, pinned to the generation whose
+        metadata was read.
+        """
         generation = _generation(read.version_id)
         resource = await self._metadata(read.key, generation)
         if resource is None:
@@ -600,16 +610,7 @@ class GcsStore:
         headers = response_headers(resource)
         etag = etag_of(resource)
         try:
-            evaluate(
-                etag,
-                _updated(resource),
-                if_match=read.if_match,
-                if_none_match=read.if_none_match,
-                if_modified_since=read.if_modified_since,
-                if_unmodified_since=read.if_unmodified_since,
-                method="HEAD" if read.head else "GET",
-                now=self._now(),
-            )
+            check_read(read, etag, _updated(resource), self._now())
         except NotModified:
             return ObjectResponse(
                 304,
@@ -660,14 +661,6 @@ class GcsStore:
             raise S3Error("ServiceUnavailable", "The bucket's backend store failed.")
         return ObjectResponse(status, headers, response.body)
 
-    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
-        """
-        Read an object: its metadata first (conditions, range and headers are
-        worked out from it), then its bytes, pinned to the generation whose
-        metadata was read.
-        """
-        return Deferred.fromCoroutine(self._get(read))
-
     async def _list_page(
         self,
         request: ListRequest,
@@ -699,7 +692,13 @@ class GcsStore:
             next_token = None
         return _page_items(document), prefixes, next_token
 
-    async def _list(self, request: ListRequest) -> ListPage:
+    @deferred
+    async def list_objects(self, request: ListRequest) -> ListPage:
+        """
+        List with ``objects.list``; ``start_after`` is ``startOffset``
+        (inclusive on GCS, so a key equal to it is skipped); GCS's page token
+        is the store's resume token.
+        """
         if request.max_keys <= 0:
             return ListPage()
         # startOffset includes the start_after key itself, which is then
@@ -762,22 +761,12 @@ class GcsStore:
             return ListPage(tuple(objects), tuple(shown), True, None)
         return ListPage(tuple(objects), tuple(shown), truncated, next_token)
 
-    def list_objects(self, request: ListRequest) -> Deferred[ListPage]:
-        """
-        List with ``objects.list``; ``start_after`` is ``startOffset``
-        (inclusive on GCS, so a key equal to it is skipped); GCS's page token
-        is the store's resume token.
-        """
-        return Deferred.fromCoroutine(self._list(request))
-
-    async def _head_bucket(self) -> None:
+    @deferred
+    async def head_bucket(self) -> None:
         response = await self._send("GET", self.url(self._bucket_path()))
         if response.status != 200:
             raise await self._error(response, {404: "NoSuchBucket"}, head=True)
         response.body.discard()
-
-    def head_bucket(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._head_bucket())
 
     # --- uploads --------------------------------------------------------------
 
@@ -934,24 +923,29 @@ class GcsStore:
             buffer.check()
             raise
 
-    async def _put(self, write: ObjectWrite) -> ObjectResponse:
+    @deferred
+    async def put_object(self, write: ObjectWrite) -> ObjectResponse:
+        """
+        Upload an object in a resumable session (see the module's
+        description), with its content headers and metadata, honouring
+        ``if-match`` / ``if-none-match``.
+        """
         query = await self._write_preconditions(write.key, write.headers)
         resource = await self._store(
             write.key, object_resource(write.headers), query, write.body
         )
         return ObjectResponse(200, HeaderList([("etag", etag_of(resource))]))
 
-    def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
-        """
-        Upload an object in a resumable session (see the module's
-        description), with its content headers and metadata, honouring
-        ``if-match`` / ``if-none-match``.
-        """
-        return Deferred.fromCoroutine(self._put(write))
-
     # --- multipart ------------------------------------------------------------
 
-    async def _create_upload(self, key: str, headers: HeaderList) -> str:
+    @deferred
+    async def create_multipart_upload(self, key: str, headers: HeaderList) -> str:
+        """
+        Start an upload: a marker object holding the key and the object's
+        headers.
+
+        :return: the upload id (32 hex digits).
+        """
         upload_id = os.urandom(16).hex()
         resource = object_resource(headers)
         marker = {
@@ -983,15 +977,6 @@ class GcsStore:
         response.body.discard()
         return upload_id
 
-    def create_multipart_upload(self, key: str, headers: HeaderList) -> Deferred[str]:
-        """
-        Start an upload: a marker object holding the key and the object's
-        headers.
-
-        :return: the upload id (32 hex digits).
-        """
-        return Deferred.fromCoroutine(self._create_upload(key, headers))
-
     async def _marker(self, key: str, upload_id: str) -> dict[str, Any]:
         """
         :return: the upload's marker resource.
@@ -1005,9 +990,16 @@ class GcsStore:
             raise S3Error("NoSuchUpload")
         return marker
 
-    async def _upload_part(
+    @deferred
+    async def upload_part(
         self, write: ObjectWrite, upload_id: str, part_number: int
     ) -> ObjectResponse:
+        """
+        Store a part as an object of its own; its ETag is its MD5.
+
+        :raise S3Error: ``MissingContentLength`` for a body of unknown
+            length; ``NoSuchUpload``.
+        """
         if not isinstance(write.body.length, int):
             raise S3Error("MissingContentLength")
         if not 1 <= part_number <= MAX_PARTS:
@@ -1017,17 +1009,6 @@ class GcsStore:
             _part_name(upload_id, part_number), {}, (), write.body
         )
         return ObjectResponse(200, HeaderList([("etag", etag_of(resource))]))
-
-    def upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> Deferred[ObjectResponse]:
-        """
-        Store a part as an object of its own; its ETag is its MD5.
-
-        :raise S3Error: ``MissingContentLength`` for a body of unknown
-            length; ``NoSuchUpload``.
-        """
-        return Deferred.fromCoroutine(self._upload_part(write, upload_id, part_number))
 
     async def _scan(
         self, prefix: str, start_offset: str | None = None
@@ -1069,7 +1050,8 @@ class GcsStore:
                 parts[int(suffix)] = item
         return parts
 
-    async def _list_parts(
+    @deferred
+    async def list_parts(
         self, key: str, upload_id: str, max_parts: int, part_number_marker: int
     ) -> PartsPage:
         await self._marker(key, upload_id)
@@ -1084,13 +1066,6 @@ class GcsStore:
             ),
             truncated,
             shown[-1] if truncated and shown else None,
-        )
-
-    def list_parts(
-        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
-    ) -> Deferred[PartsPage]:
-        return Deferred.fromCoroutine(
-            self._list_parts(key, upload_id, max_parts, part_number_marker)
         )
 
     async def _compose(
@@ -1112,13 +1087,19 @@ class GcsStore:
             raise await self._error(response, {404: "InvalidPart"})
         return await self._document(response)
 
-    async def _complete(
+    @deferred
+    async def complete_multipart_upload(
         self,
         key: str,
         upload_id: str,
         parts: Sequence[CompletedPart],
         headers: HeaderList,
     ) -> CopyResult:
+        """
+        Compose the parts into the object (in rounds of L{COMPOSE_LIMIT}),
+        with the upload's headers and the multipart ETag, then delete the
+        parts and the marker.
+        """
         marker = await self._marker(key, upload_id)
         if not parts:
             raise S3Error("MalformedXML")
@@ -1160,20 +1141,6 @@ class GcsStore:
         )
         return CopyResult(etag_of(result), _updated(result))
 
-    def complete_multipart_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> Deferred[CopyResult]:
-        """
-        Compose the parts into the object (in rounds of L{COMPOSE_LIMIT}),
-        with the upload's headers and the multipart ETag, then delete the
-        parts and the marker.
-        """
-        return Deferred.fromCoroutine(self._complete(key, upload_id, parts, headers))
-
     async def _clean_up(self, names: Sequence[str], marker: str) -> None:
         """
         Delete an upload's part objects, then its marker; failures are
@@ -1200,18 +1167,17 @@ class GcsStore:
                 bucket=self.bucket.name,
             )
 
-    async def _abort(self, key: str, upload_id: str) -> None:
+    @deferred
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
+        """
+        Delete an upload's parts and marker.
+        """
         await self._marker(key, upload_id)
         parts = await self._scan(f"{_PARTS}{upload_id}/")
         await self._clean_up([item["name"] for item in parts], _MARKERS + upload_id)
 
-    def abort_multipart_upload(self, key: str, upload_id: str) -> Deferred[None]:
-        """
-        Delete an upload's parts and marker.
-        """
-        return Deferred.fromCoroutine(self._abort(key, upload_id))
-
-    async def _list_uploads(
+    @deferred
+    async def list_multipart_uploads(
         self,
         prefix: str,
         delimiter: str | None,
@@ -1219,6 +1185,10 @@ class GcsStore:
         upload_id_marker: str | None,
         max_uploads: int,
     ) -> UploadsPage:
+        """
+        List the uploads' markers (every marker is read: this is meant for
+        buckets with few uploads in progress at a time).
+        """
         entries = []
         for item in await self._scan(_MARKERS):
             metadata = item.get("metadata") or {}
@@ -1278,24 +1248,6 @@ class GcsStore:
             last[1] if last else None,
         )
 
-    def list_multipart_uploads(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> Deferred[UploadsPage]:
-        """
-        List the uploads' markers (every marker is read: this is meant for
-        buckets with few uploads in progress at a time).
-        """
-        return Deferred.fromCoroutine(
-            self._list_uploads(
-                prefix, delimiter, key_marker, upload_id_marker, max_uploads
-            )
-        )
-
     # --- copies ---------------------------------------------------------------
 
     def can_copy(self, source: CopySource) -> bool:
@@ -1304,12 +1256,8 @@ class GcsStore:
         service, reached with the same credentials, and only of whole
         objects (``rewrite`` copies no range).
         """
-        mine = _service(self.bucket)
-        return (
-            mine is not None
-            and _service(source.bucket) == mine
-            and bool(source.bucket.option("bucket_name"))
-            and source.range is None
+        return source.range is None and on_same_service(
+            _service, self.bucket, source.bucket, "bucket_name"
         )
 
     async def _source(self, source: CopySource) -> tuple[str, dict[str, Any]]:
@@ -1337,19 +1285,9 @@ class GcsStore:
         if response.status != 200:
             raise await self._error(response)
         resource = await self._document(response)
-        conditions = source.conditions
         try:
-            evaluate(
-                etag_of(resource),
-                _updated(resource),
-                if_match=conditions.get("x-amz-copy-source-if-match"),
-                if_none_match=conditions.get("x-amz-copy-source-if-none-match"),
-                if_modified_since=conditions.get("x-amz-copy-source-if-modified-since"),
-                if_unmodified_since=conditions.get(
-                    "x-amz-copy-source-if-unmodified-since"
-                ),
-                method="GET",
-                now=self._now(),
+            check_read(
+                source_read(source), etag_of(resource), _updated(resource), self._now()
             )
         except NotModified:
             raise S3Error("PreconditionFailed") from None
@@ -1395,9 +1333,17 @@ class GcsStore:
             token = next_token
         raise S3Error("ServiceUnavailable", "The bucket's backend store failed.")
 
-    async def _copy(
+    @deferred
+    async def copy_object(
         self, source: CopySource, key: str, headers: HeaderList
     ) -> CopyResult:
+        """
+        Copy with ``rewrite`` when the source is on the same GCS service
+        with the same credentials; metadata is copied, or replaced by the
+        request's (``x-amz-metadata-directive: REPLACE``).
+
+        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
+        """
         bucket_name, resource = await self._source(source)
         directive = (headers.get("x-amz-metadata-directive") or "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
@@ -1410,40 +1356,22 @@ class GcsStore:
         result = await self._rewrite(bucket_name, resource, key, replacement, query)
         return CopyResult(etag_of(result), _updated(result))
 
-    def copy_object(
-        self, source: CopySource, key: str, headers: HeaderList
-    ) -> Deferred[CopyResult]:
-        """
-        Copy with ``rewrite`` when the source is on the same GCS service
-        with the same credentials; metadata is copied, or replaced by the
-        request's (``x-amz-metadata-directive: REPLACE``).
-
-        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
-        """
-        return Deferred.fromCoroutine(self._copy(source, key, headers))
-
-    async def _part_copy(
+    @deferred
+    async def upload_part_copy(
         self, source: CopySource, key: str, upload_id: str, part_number: int
     ) -> CopyResult:
-        bucket_name, resource = await self._source(source)
-        await self._marker(key, upload_id)
-        result = await self._rewrite(
-            bucket_name, resource, _part_name(upload_id, part_number), {}, ()
-        )
-        return CopyResult(etag_of(result), _updated(result))
-
-    def upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> Deferred[CopyResult]:
         """
         Copy a whole object into a part with ``rewrite``.
 
         :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses
             (a range, or a source elsewhere).
         """
-        return Deferred.fromCoroutine(
-            self._part_copy(source, key, upload_id, part_number)
+        bucket_name, resource = await self._source(source)
+        await self._marker(key, upload_id)
+        result = await self._rewrite(
+            bucket_name, resource, _part_name(upload_id, part_number), {}, ()
         )
+        return CopyResult(etag_of(result), _updated(result))
 
     # --- deletes --------------------------------------------------------------
 
@@ -1455,18 +1383,14 @@ class GcsStore:
             return
         raise await self._error(response)
 
-    async def _delete_object(self, key: str, version_id: str | None) -> ObjectResponse:
-        await self._delete(key, _generation(version_id))
-        return ObjectResponse(204, NO_HEADERS)
-
-    def delete_object(
-        self, key: str, version_id: str | None
-    ) -> Deferred[ObjectResponse]:
+    @deferred
+    async def delete_object(self, key: str, version_id: str | None) -> ObjectResponse:
         """
         Delete an object (a version is a generation); a missing one is
         deleted already.
         """
-        return Deferred.fromCoroutine(self._delete_object(key, version_id))
+        await self._delete(key, _generation(version_id))
+        return ObjectResponse(204, NO_HEADERS)
 
     def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
@@ -1475,7 +1399,7 @@ class GcsStore:
         Delete each key on its own, a few at a time (see
         L{multistore.stores.streaming.delete_each}).
         """
-        return delete_each(keys, self._delete_object)
+        return delete_each(keys, self.delete_object)
 
     # --- buckets --------------------------------------------------------------
 
@@ -1491,7 +1415,12 @@ class GcsStore:
                     return named
         return "multistore"
 
-    async def _create_bucket(self) -> None:
+    @deferred
+    async def create_bucket(self) -> None:
+        """
+        Create the bucket in the project ``project_id`` (or the service
+        account's project).
+        """
         response = await self._send_json(
             "POST",
             self.url("/b", [("project", self._project())]),
@@ -1501,14 +1430,8 @@ class GcsStore:
             raise await self._error(response, {409: "BucketAlreadyOwnedByYou"})
         response.body.discard()
 
-    def create_bucket(self) -> Deferred[None]:
-        """
-        Create the bucket in the project ``project_id`` (or the service
-        account's project).
-        """
-        return Deferred.fromCoroutine(self._create_bucket())
-
-    async def _delete_bucket(self) -> None:
+    @deferred
+    async def delete_bucket(self) -> None:
         response = await self._send("DELETE", self.url(self._bucket_path()))
         if response.status not in (200, 204):
             raise await self._error(
@@ -1516,6 +1439,3 @@ class GcsStore:
                 {404: "NoSuchBucket", 409: "BucketNotEmpty", 412: "BucketNotEmpty"},
             )
         response.body.discard()
-
-    def delete_bucket(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._delete_bucket())

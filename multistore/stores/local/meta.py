@@ -17,7 +17,7 @@ import os
 import stat
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from attrs import frozen
@@ -198,30 +198,33 @@ def _encode_meta(meta: _Meta, status: os.stat_result | None) -> bytes:
     return json.dumps(document, separators=(",", ":")).encode("ascii")
 
 
-def _decode_meta(data: bytes, status: os.stat_result | None) -> _Meta | None:
+def _load_record(data: bytes | None) -> dict[str, Any] | None:
     """
-    :param status: the data file the metadata must describe, or ``None`` for
-        a directory marker.
-    :return: the metadata, or ``None`` if it is malformed, of another
-        format, or describes another file.
+    :param data: a record the store wrote (a metadata file, an upload's
+        record), or ``None`` if there is none.
+    :return: its fields, or ``None`` if it is missing, malformed, or of
+        another format.
     """
+    if data is None:
+        return None
     try:
-        document = json.loads(data)
+        record = json.loads(data)
     except ValueError:
         return None
-    if not isinstance(document, dict) or document.get("format") != _FORMAT:
+    if not isinstance(record, dict) or record.get("format") != _FORMAT:
         return None
-    etag = document.get("etag")
-    headers = document.get("headers")
-    parts = document.get("parts", [])
-    if not isinstance(etag, str) or not isinstance(headers, list):
-        return None
-    if not isinstance(parts, list) or not all(
-        type(size) is int and size >= 0 for size in parts
-    ):
+    return record
+
+
+def _header_pairs(value: object) -> tuple[tuple[str, str], ...] | None:
+    """
+    :return: the headers a record holds as ``[name, value]`` lists, or
+        ``None`` if ``value`` is not such a list.
+    """
+    if not isinstance(value, list):
         return None
     pairs: list[tuple[str, str]] = []
-    for pair in headers:
+    for pair in value:
         if (
             not isinstance(pair, list)
             or len(pair) != 2
@@ -229,6 +232,28 @@ def _decode_meta(data: bytes, status: os.stat_result | None) -> _Meta | None:
         ):
             return None
         pairs.append((pair[0], pair[1]))
+    return tuple(pairs)
+
+
+def _decode_meta(data: bytes | None, status: os.stat_result | None) -> _Meta | None:
+    """
+    :param status: the data file the metadata must describe, or ``None`` for
+        a directory marker.
+    :return: the metadata, or ``None`` if there is none, it is malformed, of
+        another format, or describes another file.
+    """
+    document = _load_record(data)
+    if document is None:
+        return None
+    etag = document.get("etag")
+    headers = _header_pairs(document.get("headers"))
+    parts = document.get("parts", [])
+    if not isinstance(etag, str) or headers is None:
+        return None
+    if not isinstance(parts, list) or not all(
+        type(size) is int and size >= 0 for size in parts
+    ):
+        return None
     modified_ns = None
     if status is None:
         modified_ns = document.get("modified_ns")
@@ -237,7 +262,7 @@ def _decode_meta(data: bytes, status: os.stat_result | None) -> _Meta | None:
     elif document.get("file") != _describe(status):
         return None
     return _Meta(
-        etag=etag, headers=tuple(pairs), parts=tuple(parts), modified_ns=modified_ns
+        etag=etag, headers=headers, parts=tuple(parts), modified_ns=modified_ns
     )
 
 
@@ -282,10 +307,7 @@ def _read_meta(path: bytes | None, status: os.stat_result | None) -> _Meta | Non
     """
     if path is None:
         return None
-    data = _read_small(path)
-    if data is None:
-        return None
-    return _decode_meta(data, status)
+    return _decode_meta(_read_small(path), status)
 
 
 def _meta_at(
@@ -301,10 +323,7 @@ def _meta_at(
     """
     if directory is None:
         return None
-    data = _read_small(name, directory)
-    if data is None:
-        return None
-    return _decode_meta(data, status)
+    return _decode_meta(_read_small(name, directory), status)
 
 
 def _sidecar_path(root: bytes, segments: Sequence[bytes], marker: bool) -> bytes | None:

@@ -8,7 +8,6 @@ their concatenation, and the pages of ListParts and ListMultipartUploads.
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import stat
@@ -19,8 +18,9 @@ from attrs import frozen
 from multistore.model import CompletedPart, PartInfo, PartsPage, UploadInfo, UploadsPage
 from multistore.s3.errors import S3Error
 from multistore.stores.local.meta import (
-    _FORMAT,
     _describe,
+    _header_pairs,
+    _load_record,
     _Meta,
     _meta_at,
     _ns_time,
@@ -130,34 +130,18 @@ def _read_upload(fd: int, upload_id: str) -> _Upload | None:
     """
     Read an upload's record from its directory (in the pool).
     """
-    data = _read_small(_UPLOAD_FILE, fd)
-    if data is None:
-        return None
-    try:
-        record = json.loads(data)
-    except ValueError:
-        return None
-    if not isinstance(record, dict) or record.get("format") != _FORMAT:
+    record = _load_record(_read_small(_UPLOAD_FILE, fd))
+    if record is None:
         return None
     key = record.get("key")
-    headers = record.get("headers")
+    headers = _header_pairs(record.get("headers"))
     initiated = record.get("initiated_ns")
-    if (
-        not isinstance(key, str)
-        or not isinstance(headers, list)
-        or type(initiated) is not int
-        or not all(
-            isinstance(pair, list)
-            and len(pair) == 2
-            and all(isinstance(item, str) for item in pair)
-            for pair in headers
-        )
-    ):
+    if not isinstance(key, str) or headers is None or type(initiated) is not int:
         return None
     return _Upload(
         upload_id=upload_id,
         key=key,
-        headers=tuple((pair[0], pair[1]) for pair in headers),
+        headers=headers,
         initiated_ns=initiated,
     )
 
@@ -299,23 +283,33 @@ def _parts_page(fd: int, max_parts: int, marker: int) -> PartsPage:
     )
 
 
-def _uploads_page(
-    found: list[_Upload],
-    prefix: str,
-    delimiter: str | None,
-    key_marker: str | None,
-    upload_id_marker: str | None,
-    max_uploads: int,
-) -> UploadsPage:
+@frozen
+class _UploadsWanted:
+    """
+    What a ListMultipartUploads asks for (see
+    L{multistore.interfaces.IObjectStore.list_multipart_uploads}).
+    """
+
+    prefix: str
+    delimiter: str | None
+    key_marker: str | None
+    upload_id_marker: str | None
+    max_uploads: int
+
+
+def _uploads_page(found: list[_Upload], wanted: _UploadsWanted) -> UploadsPage:
     """
     One page of ListMultipartUploads.
 
-    :param found: the uploads under ``prefix``, in any order (sorted in
-        place).
-    :return: up to ``max_uploads`` uploads and common prefixes together,
-        by key (UTF-8 byte order) then time of initiation, after
-        ``key_marker`` (and, within that key, after ``upload_id_marker``).
+    :param found: the uploads under the prefix wanted, in any order (sorted
+        in place).
+    :return: up to C{wanted.max_uploads} uploads and common prefixes
+        together, by key (UTF-8 byte order) then time of initiation, after
+        the key marker (and, within that key, after the upload id marker).
     """
+    prefix, delimiter = wanted.prefix, wanted.delimiter
+    key_marker, upload_id_marker = wanted.key_marker, wanted.upload_id_marker
+    max_uploads = wanted.max_uploads
 
     def order(upload: _Upload) -> tuple[bytes, int, str]:
         return (

@@ -99,6 +99,7 @@ from multistore.stores.local.multipart import (
     _Upload,
     _upload_lock,
     _uploads_page,
+    _UploadsWanted,
 )
 from multistore.stores.local.receive import _Receiver
 from multistore.stores.local.tree import (
@@ -124,7 +125,13 @@ from multistore.stores.local.tree import (
     _write_all,
     write_key,
 )
-from multistore.stores.streaming import cannot_copy
+from multistore.stores.streaming import (
+    cannot_copy,
+    check_read,
+    conditions,
+    deferred,
+    source_read,
+)
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer
@@ -171,15 +178,13 @@ class _Plan:
     :ivar key: where it goes.
     :ivar temp: the data, in a temporary file (ignored for a marker).
     :ivar meta: what to record about it.
-    :ivar if_match: the ``If-Match`` condition, if any.
-    :ivar if_none_match: the ``If-None-Match`` condition, if any.
+    :ivar conditions: the write's ``If-Match`` and ``If-None-Match``.
     """
 
     key: _Key
     temp: _TempFile
     meta: _Meta
-    if_match: str | None = None
-    if_none_match: str | None = None
+    conditions: HeaderList = NO_HEADERS
 
 
 @frozen
@@ -199,19 +204,18 @@ def _given(value: str | None) -> str | None:
 
 
 def _check_write_conditions(
-    current: tuple[str, datetime] | None,
-    if_match: str | None,
-    if_none_match: str | None,
+    current: tuple[str, datetime] | None, conditions: HeaderList
 ) -> None:
     """
     Check a write's conditions against the object it would replace.
 
     :param current: that object's ETag and time, or ``None`` if none.
+    :param conditions: the write's ``If-Match`` and ``If-None-Match``.
     :raise S3Error: ``PreconditionFailed``, or ``NoSuchKey`` for
         ``If-Match`` when there is no object.
     """
-    if_match = _given(if_match)
-    if_none_match = _given(if_none_match)
+    if_match = _given(conditions.get("if-match"))
+    if_none_match = _given(conditions.get("if-none-match"))
     if current is None:
         if if_match is not None:
             raise S3Error("NoSuchKey")
@@ -268,23 +272,14 @@ def _copy_range(value: str | None, size: int) -> tuple[int, int]:
     return first, last - first + 1
 
 
-def _copy_conditions(found: _Opened, conditions: HeaderList, now: datetime) -> None:
+def _copy_conditions(found: _Opened, source: CopySource, now: datetime) -> None:
     """
     Check ``x-amz-copy-source-if-*`` against the source.
 
     :raise S3Error: ``PreconditionFailed``.
     """
     try:
-        evaluate(
-            found.etag,
-            found.modified,
-            if_match=conditions.get("x-amz-copy-source-if-match"),
-            if_none_match=conditions.get("x-amz-copy-source-if-none-match"),
-            if_modified_since=conditions.get("x-amz-copy-source-if-modified-since"),
-            if_unmodified_since=conditions.get("x-amz-copy-source-if-unmodified-since"),
-            method="GET",
-            now=now,
-        )
+        check_read(source_read(source), found.etag, found.modified, now)
     except NotModified:
         raise S3Error(
             "PreconditionFailed",
@@ -320,6 +315,37 @@ def _translate(reason: Failure) -> Failure:
                 S3Error("InternalError", "The store has no space left for this write.")
             )
     return reason
+
+
+def _owned(work: Deferred[_T], release: Callable[[_T], object]) -> Deferred[_T]:
+    """
+    :param work: a call under way that acquires something (opens a file,
+        makes a temporary one).
+    :param release: lets go of what ``work`` acquired.
+    :return: a Deferred with ``work``'s result; if it is cancelled before
+        ``work`` has one, what ``work`` acquires is released, and its
+        failure ignored.
+    """
+    cancelled = False
+
+    def cancel(_: Deferred[_T]) -> None:
+        nonlocal cancelled
+        cancelled = True
+
+    result: Deferred[_T] = Deferred(cancel)
+
+    def done(value: _T) -> None:
+        if cancelled:
+            release(value)
+        else:
+            result.callback(value)
+
+    def failed(reason: Failure) -> None:
+        if not cancelled:
+            result.errback(reason)
+
+    work.addCallbacks(done, failed)
+    return result
 
 
 @implementer(IObjectStore)
@@ -408,26 +434,10 @@ class LocalStore:
         cancelled before ``f`` returns, ``release`` is called (in the pool)
         with what it returns.
         """
-        cancelled = False
-
-        def cancel(_: Deferred[_T]) -> None:
-            nonlocal cancelled
-            cancelled = True
-
-        result: Deferred[_T] = Deferred(cancel)
-
-        def done(value: _T) -> None:
-            if cancelled:
-                self._call(release, value).addErrback(self._log_release)
-            else:
-                result.callback(value)
-
-        def failed(reason: Failure) -> None:
-            if not cancelled:
-                result.errback(reason)
-
-        self._io(f, *args).addCallbacks(done, failed)
-        return result
+        return _owned(
+            self._io(f, *args),
+            lambda value: self._call(release, value).addErrback(self._log_release),
+        )
 
     def _log_release(self, reason: Failure) -> None:
         self.log.failure("could not release after a cancelled call", reason)
@@ -460,7 +470,8 @@ class LocalStore:
 
     # --- get_object --------------------------------------------------------
 
-    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
+    @deferred
+    async def get_object(self, read: ObjectRead) -> ObjectResponse:
         """
         Read a file or a directory marker (GET, or HEAD when C{read.head}),
         with the headers it was written with.
@@ -474,9 +485,6 @@ class LocalStore:
             ``PreconditionFailed``. Cancelling it closes the file if it was
             being opened.
         """
-        return Deferred.fromCoroutine(self._get(read))
-
-    async def _get(self, read: ObjectRead) -> ObjectResponse:
         _check_version(read.version_id)
         path = self._path_for(read.key)
         if read.part_number is not None:
@@ -524,31 +532,18 @@ class LocalStore:
         Open ``path`` in the thread pool; if the returned Deferred is
         cancelled meanwhile, the file is closed when the open completes.
         """
-        cancelled = False
 
-        def cancel(_: Deferred[_Opened]) -> None:
-            nonlocal cancelled
-            cancelled = True
-
-        result: Deferred[_Opened] = Deferred(cancel)
-
-        def opened(value: _Opened) -> None:
-            if cancelled:
-                self._close_quietly(value.file, key)
-            else:
-                result.callback(value)
-
-        def failed(reason: Failure) -> None:
-            if cancelled:
-                return
-            if reason.check(S3Error) is None:
+        def failed(reason: Failure) -> Failure:
+            if reason.check(S3Error, CancelledError) is None:
                 self.log.failure("could not open {key}", reason, key=key)
-                result.errback(S3Error("InternalError"))
-            else:
-                result.errback(reason)
+                return Failure(S3Error("InternalError"))
+            return reason
 
-        self._call(self._open_in_thread, path, key).addCallbacks(opened, failed)
-        return result
+        opening = _owned(
+            self._call(self._open_in_thread, path, key),
+            lambda opened: self._close_quietly(opened.file, key),
+        )
+        return opening.addErrback(failed)
 
     def _open_in_thread(self, path: bytes, key: str) -> _Opened:
         """
@@ -621,16 +616,7 @@ class LocalStore:
         etag = opened.etag
         last_modified = format_http_date(opened.modified)
         try:
-            evaluate(
-                etag,
-                opened.modified,
-                if_match=read.if_match,
-                if_none_match=read.if_none_match,
-                if_modified_since=read.if_modified_since,
-                if_unmodified_since=read.if_unmodified_since,
-                method="HEAD" if read.head else "GET",
-                now=self._now(),
-            )
+            check_read(read, etag, opened.modified, self._now())
         except NotModified:
             self._close_quietly(opened.file, read.key)
             return ObjectResponse(
@@ -762,7 +748,8 @@ class LocalStore:
 
     # --- put_object --------------------------------------------------------
 
-    def put_object(self, write: ObjectWrite) -> Deferred[ObjectResponse]:
+    @deferred
+    async def put_object(self, write: ObjectWrite) -> ObjectResponse:
         """
         Write an object from a streamed body, atomically (see the package's
         docstring): the body goes to a temporary file and is renamed onto
@@ -777,9 +764,6 @@ class LocalStore:
             missing key), ``NoSuchBucket``, or the body's own failure; in
             every such case no object appears. Cancelling it stops the body.
         """
-        return Deferred.fromCoroutine(self._put(write))
-
-    async def _put(self, write: ObjectWrite) -> ObjectResponse:
         key = write_key(write.key)
         stored = object_headers(write.headers)
         expected = _content_md5(write.headers)
@@ -796,20 +780,7 @@ class LocalStore:
         if problem is not None:
             await self._call(temp.discard)
             raise problem
-        meta = _Meta(
-            etag=f'"{digest.hex()}"',
-            headers=stored,
-            modified_ns=self._now_ns() if key.marker else None,
-        )
-        committed = await self._commit_write(
-            _Plan(
-                key=key,
-                temp=temp,
-                meta=meta,
-                if_match=write.headers.get("if-match"),
-                if_none_match=write.headers.get("if-none-match"),
-            ),
-        )
+        committed = await self._commit_object(key, temp, stored, write.headers)
         return ObjectResponse(
             200,
             HeaderList([("etag", committed.etag), *_checksums(write.headers)]),
@@ -876,6 +847,27 @@ class LocalStore:
         etag = meta.etag if meta is not None else synthetic_etag(status)
         return etag, modification_time(status)
 
+    def _commit_object(
+        self,
+        key: _Key,
+        temp: _TempFile,
+        kept: Sequence[tuple[str, str]],
+        headers: HeaderList,
+    ) -> Deferred[_Committed]:
+        """
+        Commit the bytes in ``temp`` as the object ``key``: its ETag the MD5
+        of its bytes, ``kept`` the headers it carries, and the conditions in
+        the write's ``headers`` checked at the rename (see L{_commit_write}).
+        """
+        meta = _Meta(
+            etag=f'"{temp.digest().hex()}"',
+            headers=tuple(kept),
+            modified_ns=self._now_ns() if key.marker else None,
+        )
+        return self._commit_write(
+            _Plan(key=key, temp=temp, meta=meta, conditions=conditions(headers))
+        )
+
     def _commit_write(self, plan: _Plan) -> Deferred[_Committed]:
         """
         Commit a write in the pool.
@@ -938,7 +930,7 @@ class LocalStore:
                 parent = tree.data_dir(key.directory, create=True, key=key.text)
                 with _LOCKS.hold(tree.lock_name(parent, key.name, key.directory)):
                     current = self._current(tree, parent, key)
-                    _check_write_conditions(current, plan.if_match, plan.if_none_match)
+                    _check_write_conditions(current, plan.conditions)
                     if abandoned is not None and abandoned.is_set():
                         raise CancelledError()
                     if not key.marker:
@@ -992,28 +984,6 @@ class LocalStore:
 
     # --- copy_object -------------------------------------------------------
 
-    def copy_object(
-        self, source: CopySource, key: str, headers: HeaderList
-    ) -> Deferred[CopyResult]:
-        """
-        Copy an object from this or another directory store.
-
-        The new object keeps the source's headers
-        (``x-amz-metadata-directive: COPY``, the default) or takes those of
-        the request (``REPLACE``); its tags likewise follow
-        ``x-amz-tagging-directive``; its storage class is the request's, or
-        ``STANDARD``. The ``x-amz-copy-source-if-*`` conditions are checked
-        against the source, ``If-Match``/``If-None-Match`` in ``headers``
-        against the destination.
-
-        :return: a Deferred firing with the new object's ETag (the MD5 of
-            its bytes) and time. It fails with ``NotImplemented`` for a
-            source L{can_copy} refuses, ``NoSuchKey``, ``PreconditionFailed``,
-            ``InvalidRequest`` for a copy of an object onto itself that
-            changes nothing, and as L{put_object} does.
-        """
-        return Deferred.fromCoroutine(self._copy(source, key, headers))
-
     def can_copy(self, source: CopySource) -> bool:
         """
         A directory store copies from directory stores (this one or
@@ -1039,9 +1009,27 @@ class LocalStore:
             fsync=self._fsync,
         )
 
-    async def _copy(
+    @deferred
+    async def copy_object(
         self, source: CopySource, key: str, headers: HeaderList
     ) -> CopyResult:
+        """
+        Copy an object from this or another directory store.
+
+        The new object keeps the source's headers
+        (``x-amz-metadata-directive: COPY``, the default) or takes those of
+        the request (``REPLACE``); its tags likewise follow
+        ``x-amz-tagging-directive``; its storage class is the request's, or
+        ``STANDARD``. The ``x-amz-copy-source-if-*`` conditions are checked
+        against the source, ``If-Match``/``If-None-Match`` in ``headers``
+        against the destination.
+
+        :return: a Deferred firing with the new object's ETag (the MD5 of
+            its bytes) and time. It fails with ``NotImplemented`` for a
+            source L{can_copy} refuses, ``NoSuchKey``, ``PreconditionFailed``,
+            ``InvalidRequest`` for a copy of an object onto itself that
+            changes nothing, and as L{put_object} does.
+        """
         origin = self._source_store(source)
         _check_version(source.version_id)
         target = write_key(key)
@@ -1054,34 +1042,14 @@ class LocalStore:
             or "x-amz-storage-class" in headers
             or "x-amz-website-redirect-location" in headers
         )
-        temp, opened = await self._io_owning(
-            lambda copied: copied[0].discard(),
-            self._copy_in_thread,
-            origin,
-            source,
-            source_path,
-            target,
-            None,
-            changes,
+        temp, opened = await self._copy_to_temp(
+            origin, source, source_path, target, None, changes
         )
         if target.marker and temp.size:
             await self._call(temp.discard)
             raise _marker_with_bytes(target)
         kept = self._copied_headers(opened, requested, directive, tagging, headers)
-        meta = _Meta(
-            etag=f'"{temp.digest().hex()}"',
-            headers=kept,
-            modified_ns=self._now_ns() if target.marker else None,
-        )
-        committed = await self._commit_write(
-            _Plan(
-                key=target,
-                temp=temp,
-                meta=meta,
-                if_match=headers.get("if-match"),
-                if_none_match=headers.get("if-none-match"),
-            ),
-        )
+        committed = await self._commit_object(target, temp, kept, headers)
         return CopyResult(etag=committed.etag, last_modified=committed.modified)
 
     @staticmethod
@@ -1127,6 +1095,15 @@ class LocalStore:
             kept.append(("x-amz-tagging", tags))
         return tuple(kept)
 
+    def _copy_to_temp(self, *args: object) -> Deferred[tuple[_TempFile, _Opened]]:
+        """
+        L{_copy_in_thread}, with its arguments, in the pool; the temporary
+        file is discarded if the Deferred is cancelled meanwhile.
+        """
+        return self._io_owning(
+            lambda copied: copied[0].discard(), self._copy_in_thread, *args
+        )
+
     def _copy_in_thread(
         self,
         origin: LocalStore,
@@ -1145,7 +1122,7 @@ class LocalStore:
         """
         opened = origin._open_in_thread(source_path, source.key)
         try:
-            _copy_conditions(opened, source.conditions, self._now())
+            _copy_conditions(opened, source, self._now())
             offset, length = _copy_range(copy_range, opened.size)
             with self._tree() as tree:
                 if target is not None:
@@ -1179,9 +1156,8 @@ class LocalStore:
 
     # --- delete_object -----------------------------------------------------
 
-    def delete_object(
-        self, key: str, version_id: str | None
-    ) -> Deferred[ObjectResponse]:
+    @deferred
+    async def delete_object(self, key: str, version_id: str | None) -> ObjectResponse:
         """
         Delete a file (or a directory marker) and its metadata, then remove
         the directories it leaves empty, up to the root (a directory with a
@@ -1192,9 +1168,6 @@ class LocalStore:
             ``InvalidArgument`` for a reserved key, ``NoSuchVersion`` for a
             version other than ``null``, ``NoSuchBucket``.
         """
-        return Deferred.fromCoroutine(self._delete(key, version_id))
-
-    async def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
         _check_version(version_id)
         await self._io(self._delete_in_thread, key)
         return ObjectResponse(204, NO_HEADERS)
@@ -1270,24 +1243,20 @@ class LocalStore:
             except OSError:
                 break
 
-    def delete_objects(
+    @deferred
+    async def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
-    ) -> Deferred[Sequence[DeleteOutcome]]:
+    ) -> Sequence[DeleteOutcome]:
         """
         Delete each ``(key, version_id)`` as L{delete_object} does, one
         after the other; one key's failure does not stop the others.
 
         :return: a Deferred firing with one outcome per key, in order.
         """
-        return Deferred.fromCoroutine(self._delete_all(keys))
-
-    async def _delete_all(
-        self, keys: Sequence[tuple[str, str | None]]
-    ) -> Sequence[DeleteOutcome]:
         outcomes: list[DeleteOutcome] = []
         for key, version_id in keys:
             try:
-                await self._delete(key, version_id)
+                await self.delete_object(key, version_id)
             except S3Error as e:
                 outcomes.append(DeleteOutcome(key=key, error=(e.code, e.message)))
             except Exception:
@@ -1304,7 +1273,8 @@ class LocalStore:
 
     # --- multipart uploads -------------------------------------------------
 
-    def create_multipart_upload(self, key: str, headers: HeaderList) -> Deferred[str]:
+    @deferred
+    async def create_multipart_upload(self, key: str, headers: HeaderList) -> str:
         """
         Start an upload: its directory appears, with its record, at once.
 
@@ -1312,9 +1282,6 @@ class LocalStore:
             ``InvalidArgument`` for a key this store cannot hold (a
             directory marker included) and as L{object_headers} does.
         """
-        return Deferred.fromCoroutine(self._create_upload(key, headers))
-
-    async def _create_upload(self, key: str, headers: HeaderList) -> str:
         target = write_key(key)
         if target.marker:
             raise target.refuse("a directory marker cannot be uploaded in parts")
@@ -1363,9 +1330,10 @@ class LocalStore:
             tree.sync(uploads)
             return upload_id
 
-    def upload_part(
+    @deferred
+    async def upload_part(
         self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> Deferred[ObjectResponse]:
+    ) -> ObjectResponse:
         """
         Store one part from a streamed body, as L{put_object} stores an
         object (a part replaces an earlier one of the same number).
@@ -1375,11 +1343,6 @@ class LocalStore:
             for a part number outside 1 to 10000, ``InvalidDigest``,
             ``BadDigest`` or the body's own failure.
         """
-        return Deferred.fromCoroutine(self._upload_part(write, upload_id, part_number))
-
-    async def _upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> ObjectResponse:
         _check_part_number(part_number)
         _check_upload_id(upload_id)
         expected = _content_md5(write.headers)
@@ -1432,9 +1395,10 @@ class LocalStore:
         finally:
             temp.discard()
 
-    def upload_part_copy(
+    @deferred
+    async def upload_part_copy(
         self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> Deferred[CopyResult]:
+    ) -> CopyResult:
         """
         Store one part copied from an object of a directory store (a range
         of it with ``source.range``).
@@ -1444,28 +1408,14 @@ class LocalStore:
             ``NoSuchUpload``, ``NoSuchKey``, ``InvalidRange``,
             ``PreconditionFailed``.
         """
-        return Deferred.fromCoroutine(
-            self._upload_part_copy(source, key, upload_id, part_number)
-        )
-
-    async def _upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> CopyResult:
         origin = self._source_store(source)
         _check_version(source.version_id)
         _check_part_number(part_number)
         _check_upload_id(upload_id)
         source_path = origin._path_for(source.key)
         await self._io(self._check_upload_in_thread, key, upload_id)
-        temp, _ = await self._io_owning(
-            lambda copied: copied[0].discard(),
-            self._copy_in_thread,
-            origin,
-            source,
-            source_path,
-            None,
-            source.range,
-            True,
+        temp, _ = await self._copy_to_temp(
+            origin, source, source_path, None, source.range, True
         )
         meta = _Meta(etag=f'"{temp.digest().hex()}"')
         modified = await self._io(
@@ -1477,13 +1427,14 @@ class LocalStore:
         with self._tree() as tree:
             _open_upload(tree, upload_id, key)
 
-    def complete_multipart_upload(
+    @deferred
+    async def complete_multipart_upload(
         self,
         key: str,
         upload_id: str,
         parts: Sequence[CompletedPart],
         headers: HeaderList,
-    ) -> Deferred[CopyResult]:
+    ) -> CopyResult:
         """
         Assemble the object from ``parts`` in a temporary file and commit it
         as L{put_object} commits (with ``If-Match``/``If-None-Match`` from
@@ -1495,31 +1446,20 @@ class LocalStore:
             ``InvalidPart``, ``EntityTooSmall``, ``NoSuchUpload``,
             ``PreconditionFailed``.
         """
-        return Deferred.fromCoroutine(
-            self._complete(key, upload_id, tuple(parts), headers)
-        )
-
-    async def _complete(
-        self,
-        key: str,
-        upload_id: str,
-        parts: tuple[CompletedPart, ...],
-        headers: HeaderList,
-    ) -> CopyResult:
+        chosen = tuple(parts)
         target = write_key(key)
         _check_upload_id(upload_id)
-        if not parts:
+        if not chosen:
             raise S3Error("MalformedXML", "The request must name at least one part.")
-        numbers = [part.part_number for part in parts]
+        numbers = [part.part_number for part in chosen]
         if any(later <= earlier for earlier, later in pairwise(numbers)):
             raise S3Error("InvalidPartOrder")
         committed = await self._io(
             self._complete_in_thread,
             target,
             upload_id,
-            parts,
-            headers.get("if-match"),
-            headers.get("if-none-match"),
+            chosen,
+            conditions(headers),
         )
         return CopyResult(etag=committed.etag, last_modified=committed.modified)
 
@@ -1528,8 +1468,7 @@ class LocalStore:
         target: _Key,
         upload_id: str,
         parts: tuple[CompletedPart, ...],
-        if_match: str | None,
-        if_none_match: str | None,
+        write_conditions: HeaderList,
     ) -> _Committed:
         with self._tree() as tree, _LOCKS.hold(_upload_lock(tree, upload_id)):
             fd, upload = _open_upload(tree, upload_id, target.text)
@@ -1562,8 +1501,7 @@ class LocalStore:
                         key=target,
                         temp=temp,
                         meta=meta,
-                        if_match=if_match,
-                        if_none_match=if_none_match,
+                        conditions=write_conditions,
                     ),
                 )
             finally:
@@ -1639,23 +1577,12 @@ class LocalStore:
         :return: a Deferred firing with up to ``max_uploads`` uploads and
             common prefixes together.
         """
-        return self._io(
-            self._list_uploads_in_thread,
-            prefix,
-            delimiter,
-            key_marker,
-            upload_id_marker,
-            max_uploads,
+        wanted = _UploadsWanted(
+            prefix, delimiter, key_marker, upload_id_marker, max_uploads
         )
+        return self._io(self._list_uploads_in_thread, wanted)
 
-    def _list_uploads_in_thread(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> UploadsPage:
+    def _list_uploads_in_thread(self, wanted: _UploadsWanted) -> UploadsPage:
         with self._tree() as tree:
             try:
                 uploads = tree.reserved(_UPLOADS, create=False)
@@ -1675,12 +1602,10 @@ class LocalStore:
                     upload = _read_upload(fd, name)
                 finally:
                     os.close(fd)
-                if upload is not None and upload.key.startswith(prefix):
+                if upload is not None and upload.key.startswith(wanted.prefix):
                     found.append(upload)
 
-        return _uploads_page(
-            found, prefix, delimiter, key_marker, upload_id_marker, max_uploads
-        )
+        return _uploads_page(found, wanted)
 
     # --- buckets -----------------------------------------------------------
 

@@ -94,12 +94,14 @@ from multistore.stores.streaming import (
     PartBuffer,
     allowed_headers,
     cannot_copy,
+    deferred,
     deleted,
     error_body,
     finish_quietly,
     held,
     now,
     object_headers,
+    on_same_service,
     service_root,
     shielded,
     write_response_headers,
@@ -513,7 +515,8 @@ class S3Store:
 
     # --- reads ----------------------------------------------------------------
 
-    async def _get(self, read: ObjectRead) -> ObjectResponse:
+    @deferred
+    async def get_object(self, read: ObjectRead) -> ObjectResponse:
         headers = [
             (name, value)
             for name, value in (
@@ -546,10 +549,8 @@ class S3Store:
             return ObjectResponse(304, object_headers(response.headers))
         raise await self._error(response, head=read.head)
 
-    def get_object(self, read: ObjectRead) -> Deferred[ObjectResponse]:
-        return Deferred.fromCoroutine(self._get(read))
-
-    async def _list(self, request: ListRequest) -> ListPage:
+    @deferred
+    async def list_objects(self, request: ListRequest) -> ListPage:
         query = [
             ("encoding-type", "url"),
             ("list-type", "2"),
@@ -574,10 +575,8 @@ class S3Store:
         body = await read_body(response.body, MAX_LISTING)
         return parse_list_objects_v2(body)
 
-    def list_objects(self, request: ListRequest) -> Deferred[ListPage]:
-        return Deferred.fromCoroutine(self._list(request))
-
-    async def _head_bucket(self) -> None:
+    @deferred
+    async def head_bucket(self) -> None:
         response = await self._send("HEAD", None)
         if response.status == 404:
             response.body.discard()
@@ -585,9 +584,6 @@ class S3Store:
         if response.status != 200:
             raise await self._error(response, head=True)
         response.body.discard()
-
-    def head_bucket(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._head_bucket())
 
     # --- uploads --------------------------------------------------------------
 
@@ -668,7 +664,7 @@ class S3Store:
         """
         key = write.key
         upload_id: str | None = None
-        creating = Deferred.fromCoroutine(self._create_upload(key, write.headers))
+        creating = self.create_multipart_upload(key, write.headers)
         try:
             try:
                 upload_id = await shielded(creating)
@@ -707,7 +703,7 @@ class S3Store:
                 if last:
                     break
                 await buffer.fill()
-            result = await self._complete(
+            result = await self.complete_multipart_upload(
                 key,
                 upload_id,
                 parts,
@@ -762,7 +758,7 @@ class S3Store:
         cancelled caller stops waiting and the abort goes on.
         """
         await finish_quietly(
-            Deferred.fromCoroutine(self._abort(key, upload_id)),
+            self.abort_multipart_upload(key, upload_id),
             self.log,
             "could not abort upload {upload_id} of {key} in bucket {bucket}",
             upload_id=upload_id,
@@ -819,7 +815,8 @@ class S3Store:
             self._upload(write, query, _PART_HEADERS, {404: "NoSuchUpload"})
         )
 
-    async def _create_upload(self, key: str, headers: HeaderList) -> str:
+    @deferred
+    async def create_multipart_upload(self, key: str, headers: HeaderList) -> str:
         response = await self._send(
             "POST",
             key,
@@ -832,16 +829,17 @@ class S3Store:
             await read_body(response.body, MAX_RESULT_DOCUMENT)
         )
 
-    def create_multipart_upload(self, key: str, headers: HeaderList) -> Deferred[str]:
-        return Deferred.fromCoroutine(self._create_upload(key, headers))
-
-    async def _complete(
+    @deferred
+    async def complete_multipart_upload(
         self,
         key: str,
         upload_id: str,
         parts: Sequence[CompletedPart],
         headers: HeaderList,
     ) -> CopyResult:
+        """
+        Complete an upload; its time is the gateway's clock (S3 does not say).
+        """
         response = await self._send_xml(
             "POST",
             key,
@@ -856,28 +854,15 @@ class S3Store:
             write_response_headers(response.headers),
         )
 
-    def complete_multipart_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> Deferred[CopyResult]:
-        """
-        Complete an upload; its time is the gateway's clock (S3 does not say).
-        """
-        return Deferred.fromCoroutine(self._complete(key, upload_id, parts, headers))
-
-    async def _abort(self, key: str, upload_id: str) -> None:
+    @deferred
+    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
         response = await self._send("DELETE", key, [("uploadId", upload_id)])
         if response.status not in (200, 204):
             raise await self._error(response, statuses={404: "NoSuchUpload"})
         response.body.discard()
 
-    def abort_multipart_upload(self, key: str, upload_id: str) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._abort(key, upload_id))
-
-    async def _list_parts(
+    @deferred
+    async def list_parts(
         self, key: str, upload_id: str, max_parts: int, part_number_marker: int
     ) -> PartsPage:
         query = [("max-parts", str(max_parts)), ("uploadId", upload_id)]
@@ -888,14 +873,8 @@ class S3Store:
             raise await self._error(response, statuses={404: "NoSuchUpload"})
         return parse_list_parts(await read_body(response.body, MAX_LISTING))
 
-    def list_parts(
-        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
-    ) -> Deferred[PartsPage]:
-        return Deferred.fromCoroutine(
-            self._list_parts(key, upload_id, max_parts, part_number_marker)
-        )
-
-    async def _list_uploads(
+    @deferred
+    async def list_multipart_uploads(
         self,
         prefix: str,
         delimiter: str | None,
@@ -920,20 +899,6 @@ class S3Store:
         page = parse_list_uploads(await read_body(response.body, MAX_LISTING))
         return _within(page, prefix, delimiter)
 
-    def list_multipart_uploads(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> Deferred[UploadsPage]:
-        return Deferred.fromCoroutine(
-            self._list_uploads(
-                prefix, delimiter, key_marker, upload_id_marker, max_uploads
-            )
-        )
-
     # --- copies ---------------------------------------------------------------
 
     def can_copy(self, source: CopySource) -> bool:
@@ -942,12 +907,7 @@ class S3Store:
         service as this store, reached with the same credentials (a store
         cannot tell whether its credentials may read another's bucket).
         """
-        mine = _service(self.bucket)
-        return (
-            mine is not None
-            and _service(source.bucket) == mine
-            and bool(source.bucket.option("bucket_name"))
-        )
+        return on_same_service(_service, self.bucket, source.bucket, "bucket_name")
 
     def _copy_source(self, source: CopySource) -> str:
         """
@@ -1012,7 +972,8 @@ class S3Store:
 
     # --- deletes --------------------------------------------------------------
 
-    async def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
+    @deferred
+    async def delete_object(self, key: str, version_id: str | None) -> ObjectResponse:
         query = [] if version_id is None else [("versionId", version_id)]
         response = await self._send("DELETE", key, query)
         if response.status in (200, 204):
@@ -1025,11 +986,6 @@ class S3Store:
         raise self._mapped(
             code or _status_code(response.status), message, response.status
         )
-
-    def delete_object(
-        self, key: str, version_id: str | None
-    ) -> Deferred[ObjectResponse]:
-        return Deferred.fromCoroutine(self._delete(key, version_id))
 
     def _outcome_error(self, key: str, code: str, message: str) -> tuple[str, str]:
         """
@@ -1087,9 +1043,16 @@ class S3Store:
                 )
         return outcomes
 
-    async def _delete_many(
+    @deferred
+    async def delete_objects(
         self, keys: Sequence[tuple[str, str | None]]
     ) -> Sequence[DeleteOutcome]:
+        """
+        Delete keys with DeleteObjects (in requests of up to 1000 keys, not
+        quiet, so that every key's outcome is known); a key XML cannot carry
+        is deleted on its own. The backend's messages are replaced by
+        multistore's, and its unexpected codes by ``InternalError``.
+        """
         carried: list[tuple[str, str | None]] = []
         alone: list[tuple[str, str | None]] = []
         for key, version_id in keys:
@@ -1106,24 +1069,17 @@ class S3Store:
             # XML cannot name this key without naming another: delete it on
             # its own.
             outcomes.append(
-                await deleted(key, version_id, self._delete(key, version_id))
+                await deleted(key, version_id, self.delete_object(key, version_id))
             )
         return outcomes
 
-    def delete_objects(
-        self, keys: Sequence[tuple[str, str | None]]
-    ) -> Deferred[Sequence[DeleteOutcome]]:
-        """
-        Delete keys with DeleteObjects (in requests of up to 1000 keys, not
-        quiet, so that every key's outcome is known); a key XML cannot carry
-        is deleted on its own. The backend's messages are replaced by
-        multistore's, and its unexpected codes by ``InternalError``.
-        """
-        return Deferred.fromCoroutine(self._delete_many(keys))
-
     # --- buckets --------------------------------------------------------------
 
-    async def _create_bucket(self) -> None:
+    @deferred
+    async def create_bucket(self) -> None:
+        """
+        Create the backend bucket, in the bucket's region.
+        """
         if self._region == "us-east-1":
             response = await self._send("PUT", None)
         else:
@@ -1134,19 +1090,11 @@ class S3Store:
             raise await self._error(response, statuses={409: "BucketAlreadyOwnedByYou"})
         response.body.discard()
 
-    def create_bucket(self) -> Deferred[None]:
-        """
-        Create the backend bucket, in the bucket's region.
-        """
-        return Deferred.fromCoroutine(self._create_bucket())
-
-    async def _delete_bucket(self) -> None:
+    @deferred
+    async def delete_bucket(self) -> None:
         response = await self._send("DELETE", None)
         if response.status not in (200, 204):
             raise await self._error(
                 response, statuses={404: "NoSuchBucket", 409: "BucketNotEmpty"}
             )
         response.body.discard()
-
-    def delete_bucket(self) -> Deferred[None]:
-        return Deferred.fromCoroutine(self._delete_bucket())

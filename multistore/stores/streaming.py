@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.unit.test_stores_streaming -*-
 """
-The streaming toolkit every store shares: how a body reaches a backend, and
-which headers cross between client and backend.
+The streaming toolkit every store shares: how a body reaches a backend,
+which headers cross between client and backend, and the few other things
+more than one store does.
 
 Bodies
 ======
@@ -31,13 +32,23 @@ source (L{STREAMED_COPY}). ``aws-chunked`` is the client's framing, never
 the object's coding: L{without_aws_chunked} takes it out of
 ``Content-Encoding`` wherever a write's headers go.
 
+Operations
+==========
+
+L{deferred} lets a store write each of L{IObjectStore}'s methods once, as a
+coroutine. L{now}, L{service_root} and L{error_body} are what every store on
+an HTTP service needs to date its requests, to tell one service from
+another, and to read a backend's error documents; L{check_read} evaluates a
+read's conditions, for stores that evaluate them themselves.
+
 Copies
 ======
 
-L{IObjectStore.can_copy} says whether a store copies a source itself; a
-store asked for a copy it said it cannot do fails with L{cannot_copy}. A
-copy the store cannot do is streamed instead: L{open_source} opens the
-source on its own store, as a body a write can take.
+L{IObjectStore.can_copy} says whether a store copies a source itself
+(L{on_same_service} helps decide); a store asked for a copy it said it
+cannot do fails with L{cannot_copy}. A copy the store cannot do is streamed
+instead: L{open_source} opens the source on its own store, as a body a
+write can take.
 
 Deletes
 =======

@@ -40,15 +40,16 @@ Writes
 
 An upload of known length up to L{MAX_PUT_BLOB} bytes is one Put Blob,
 streamed, its last byte held back until the body has been verified
-(L{LastByteHeld}): Azure creates no blob from a request that ends early. A
-longer upload, or one of unknown length, is read a block
-(L{BLOCK_SIZE}) at a time (L{PartBuffer}) and sent as Put Block requests,
+(L{multistore.stores.streaming.LastByteHeld}): Azure creates no blob from a
+request that ends early. A longer upload, or one of unknown length, is read
+a block (L{BLOCK_SIZE}) at a time
+(L{multistore.stores.streaming.PartBuffer}) and sent as Put Block requests,
 committed with Put Block List only once the body has ended; if the body
 fails nothing is committed, and the uncommitted blocks expire (after a week
-on Azure). A body of unknown length that ends within its first block is
-sent as one Put Blob once it has ended. ``If-Match`` and ``If-None-Match``
-go with the Put Blob or the Put Block List (Azure answers
-``BlobAlreadyExists`` or ``ConditionNotMet``, both ``PreconditionFailed``).
+on Azure). A body of unknown length that ends within its first block is sent
+as one Put Blob once it has ended. ``If-Match`` and ``If-None-Match`` go
+with the Put Blob or the Put Block List (Azure answers ``BlobAlreadyExists``
+or ``ConditionNotMet``, both ``PreconditionFailed``).
 
 Reads pass their conditions on as S3 evaluates them (``If-Match`` decides
 over ``If-Unmodified-Since``, ``If-None-Match`` over

@@ -44,10 +44,11 @@ What clients see:
 Uploads are resumable sessions: the object's resource (metadata and
 preconditions) opens the session, then the body streams into it. A body of
 known length is sent in one request with its last byte held back until it
-has been verified (L{LastByteHeld}): a body that fails leaves the session
-unfinished and no object appears; the session is then cancelled. A body of
-unknown length goes in chunks of L{CHUNK_SIZE} bytes, one in memory at a
-time, and the session is finished only once the body has ended.
+has been verified (L{multistore.stores.streaming.LastByteHeld}): a body that
+fails leaves the session unfinished and no object appears; the session is
+then cancelled. A body of unknown length goes in chunks of L{CHUNK_SIZE}
+bytes, one in memory at a time, and the session is finished only once the
+body has ended.
 
 Multipart uploads live in the bucket, so they survive restarts: a marker
 object ``.multistore-uploads/uploads/ID`` carries the key and the object's

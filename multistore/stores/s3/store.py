@@ -14,20 +14,20 @@ gateway's own.
 
 Writes stream: an upload's body goes to the backend as it arrives, signed
 ``UNSIGNED-PAYLOAD`` (the gateway has verified the client's own signature
-and digests as the bytes pass) with the body's length as
-``Content-Length``. The body's last byte is held back until the body has
-been verified in full (L{LastByteHeld}), so a body that fails, however
-late, leaves the backend with an incomplete request that it never turns
-into an object. Only the request headers on an allow-list reach the
-backend: content headers, metadata, checksums, tagging, storage class,
-encryption and the conditions, never the client's credentials, ACLs or
-framing.
+and digests as the bytes pass) with the body's length as ``Content-Length``.
+The body's last byte is held back until the body has been verified in full
+(L{multistore.stores.streaming.LastByteHeld}), so a body that fails, however
+late, leaves the backend with an incomplete request that it never turns into
+an object. Only the request headers on an allow-list reach the backend:
+content headers, metadata, checksums, tagging, storage class, encryption and
+the conditions, never the client's credentials, ACLs or framing.
 
 S3 takes no upload without a length, so a body of unknown length (HTTP
-chunked) is read into memory a part at a time (L{PartBuffer}), pausing the
-client while a part is full, and sent once it has ended if it fits in one
-part, or else as a multipart upload that is completed only when the body
-has ended and aborted if it fails (see L{S3Store.put_object}).
+chunked) is read into memory a part at a time
+(L{multistore.stores.streaming.PartBuffer}), pausing the client while a part
+is full, and sent once it has ended if it fits in one part, or else as a
+multipart upload that is completed only when the body has ended and aborted
+if it fails (see L{S3Store.put_object}).
 """
 
 from __future__ import annotations
@@ -770,25 +770,26 @@ class S3Store:
         """
         PUT an object.
 
-        A body of known length is streamed (see L{LastByteHeld}).
+        A body of known length is streamed (see
+        L{multistore.stores.streaming.LastByteHeld}).
 
         A body of unknown length (HTTP chunked, without
         ``x-amz-decoded-content-length``) is read into memory a part
         (L{PART_SIZE}) at a time, the body paused while a part is full
-        (L{PartBuffer}). A body that ends within the first part is sent as
-        one PUT, once it has ended. A longer one becomes a multipart upload
-        on the backend: created with the write's object headers, a part
-        sent for each L{PART_SIZE} bytes (with ``Content-Length``, signed
-        ``UNSIGNED-PAYLOAD``; the body fills the next part while one is
-        sent, so at most two parts are in memory, the one being sent and
-        the one filling), and completed, with the write's ``if-match`` /
-        ``if-none-match``, once the body has ended. Such an object's ETag
-        is a multipart ETag (the MD5 of its parts' MD5s, ``-`` and the
-        number of parts), not the MD5 of its bytes; its ``Content-MD5``
-        and ``x-amz-checksum-*`` are verified by the gateway as the body
-        passes, not sent to the backend, which does not store them. If the
-        body or anything else fails, the backend upload is aborted, so no
-        object and no parts remain.
+        (L{multistore.stores.streaming.PartBuffer}). A body that ends within
+        the first part is sent as one PUT, once it has ended. A longer one
+        becomes a multipart upload on the backend: created with the write's
+        object headers, a part sent for each L{PART_SIZE} bytes (with
+        ``Content-Length``, signed ``UNSIGNED-PAYLOAD``; the body fills the
+        next part while one is sent, so at most two parts are in memory, the
+        one being sent and the one filling), and completed, with the write's
+        ``if-match`` / ``if-none-match``, once the body has ended. Such an
+        object's ETag is a multipart ETag (the MD5 of its parts' MD5s, ``-``
+        and the number of parts), not the MD5 of its bytes; its
+        ``Content-MD5`` and ``x-amz-checksum-*`` are verified by the gateway
+        as the body passes, not sent to the backend, which does not store
+        them. If the body or anything else fails, the backend upload is
+        aborted, so no object and no parts remain.
 
         :raise S3Error: ``EntityTooLarge`` for a body of unknown length of
             more than L{MAX_PARTS} parts; the body's own failure if it

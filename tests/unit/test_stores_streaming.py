@@ -10,6 +10,7 @@ are shared by the tests of each store.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Protocol, cast
 
 from hypothesis import given
@@ -33,6 +34,7 @@ from multistore.model import (
     ObjectRead,
     ObjectResponse,
 )
+from multistore.s3.conditions import NotModified
 from multistore.s3.errors import S3Error
 from multistore.stores.streaming import (
     CONTENT_HEADERS,
@@ -47,8 +49,10 @@ from multistore.stores.streaming import (
     PartBuffer,
     allowed_headers,
     cannot_copy,
+    check_read,
     conditions,
     content_header,
+    deferred,
     delete_each,
     deleted,
     error_body,
@@ -56,6 +60,7 @@ from multistore.stores.streaming import (
     held,
     now,
     object_headers,
+    on_same_service,
     open_source,
     read_empty,
     service_root,
@@ -658,6 +663,115 @@ class BackendTests(SynchronousTestCase):
             read = error_body(BackendResponse(404, HeaderList(), answer), head)
             self.assertEqual(self.successResultOf(Deferred.fromCoroutine(read)), b"")
             self.assertIn("discard", answer.uses)
+
+
+class DeferredTests(SynchronousTestCase):
+    """
+    L{deferred} makes a coroutine a method that returns a Deferred.
+    """
+
+    def test_result(self) -> None:
+        """
+        The Deferred fires with the coroutine's result, or fails with its
+        error; the method keeps its name and docstring.
+        """
+
+        class Store:
+            @deferred
+            async def get(self, value: str) -> str:
+                """
+                Get it.
+                """
+                if not value:
+                    raise S3Error("NoSuchKey")
+                return value * 2
+
+        store = Store()
+        self.assertEqual(self.successResultOf(store.get("a")), "aa")
+        error = self.failureResultOf(store.get(""), S3Error).value
+        self.assertEqual(error.code, "NoSuchKey")
+        self.assertEqual(Store.get.__name__, "get")
+        self.assertIn("Get it.", Store.get.__doc__ or "")
+
+    def test_cancel(self) -> None:
+        """
+        Cancelling the Deferred cancels what the coroutine waits on.
+        """
+        cancelled: list[str] = []
+        waited: Deferred[str] = Deferred(lambda _: cancelled.append("waited"))
+
+        @deferred
+        async def wait() -> str:
+            return await waited
+
+        result = wait()
+        self.assertNoResult(result)
+        result.cancel()
+        self.assertEqual(cancelled, ["waited"])
+        self.failureResultOf(result, CancelledError)
+
+
+class ConditionTests(SynchronousTestCase):
+    """
+    L{check_read} and L{on_same_service}.
+    """
+
+    modified = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
+    now = datetime(2024, 2, 1, tzinfo=UTC)
+
+    def test_check_read(self) -> None:
+        """
+        A read's conditions are evaluated as S3 does: a failed ``If-Match``
+        is ``PreconditionFailed``, a matching ``If-None-Match`` is not
+        modified, for a GET and a HEAD alike.
+        """
+        check_read(ObjectRead("k", if_match='"e"'), '"e"', self.modified, self.now)
+        error = self.assertRaises(
+            S3Error,
+            check_read,
+            ObjectRead("k", if_match='"x"'),
+            '"e"',
+            self.modified,
+            self.now,
+        )
+        self.assertEqual(error.code, "PreconditionFailed")
+        for head in (False, True):
+            read = ObjectRead("k", if_none_match='"e"', head=head)
+            self.assertRaises(
+                NotModified, check_read, read, '"e"', self.modified, self.now
+            )
+        since = ObjectRead("k", if_modified_since="Tue, 02 Jan 2024 03:04:05 GMT")
+        self.assertRaises(
+            NotModified, check_read, since, '"e"', self.modified, self.now
+        )
+
+    def test_on_same_service(self) -> None:
+        """
+        A source is the store's to copy if both buckets are on the same
+        service with the same credentials and the source names its bucket.
+        """
+
+        def service(bucket: BucketConfig) -> object | None:
+            if bucket.backend_type != "s3":
+                return None
+            return bucket.option("endpoint"), bucket.option("key")
+
+        def bucket(kind: str = "s3", **options: str) -> BucketConfig:
+            settings = {"endpoint": "e", "key": "k", "bucket_name": "b", **options}
+            return BucketConfig(name="n", backend_type=kind, backend_options=settings)
+
+        mine = bucket()
+        self.assertTrue(on_same_service(service, mine, bucket(), "bucket_name"))
+        for source in (
+            bucket(endpoint="other"),
+            bucket(key="other"),
+            bucket(bucket_name=""),
+            bucket("gcs"),
+        ):
+            self.assertFalse(on_same_service(service, mine, source, "bucket_name"))
+        self.assertFalse(
+            on_same_service(service, bucket("gcs"), bucket("gcs"), "bucket_name")
+        )
 
 
 # --- bodies ------------------------------------------------------------------------

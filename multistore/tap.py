@@ -6,6 +6,7 @@ and ``python -m twisted multistore`` run.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from treq.client import HTTPClient
@@ -13,6 +14,7 @@ from twisted.application import strports
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.threadpool import ThreadPool
@@ -26,7 +28,13 @@ from multistore.config import Config
 from multistore.configfile import ConfigError, load_config
 from multistore.forwarder.agent import AgentForwarder
 from multistore.gateway.pipeline import Gateway
-from multistore.interfaces import ICredentialRegistry, IRouteHandler
+from multistore.interfaces import (
+    IBucketRegistry,
+    ICredentialRegistry,
+    IMiddleware,
+    IRouteHandler,
+    IStoreFactory,
+)
 from multistore.operations.dispatcher import Dispatcher
 from multistore.operations.presence import BucketPresence
 from multistore.plugins import Plugins, load_plugins
@@ -235,6 +243,57 @@ def _sts(
     return keys, (route,)
 
 
+def build_gateway(
+    config: Config,
+    stores: IStoreFactory,
+    clock: IReactorTime,
+    *,
+    buckets: IBucketRegistry,
+    credentials: ICredentialRegistry,
+    sessions: SessionKeys | None = None,
+    routes: Sequence[IRouteHandler] = (),
+    middleware: Sequence[IMiddleware] = (),
+    domains: Sequence[str] = (),
+    access_log: bool | None = None,
+) -> Gateway:
+    """
+    The gateway for ``config``: its pipeline and dispatcher, with the
+    collaborators given.
+
+    :param stores: makes the buckets' stores.
+    :param clock: the time.
+    :param sessions: the keys that open STS session tokens, if STS is on.
+    :param routes: route handlers, in the order they are consulted.
+    :param middleware: the middleware chain, in order.
+    :param domains: virtual-hosted-style domains besides the
+        configuration's.
+    :param access_log: whether each request is logged; by default as
+        ``[logging]`` says.
+    """
+    server = config.server
+    return Gateway(
+        buckets=buckets,
+        credentials=credentials,
+        sessions=sessions,
+        routes=routes,
+        middleware=middleware,
+        dispatcher=Dispatcher(
+            stores=stores,
+            buckets=buckets,
+            region=server.region,
+            token_secret=server.token_secret.encode("utf-8"),
+            max_object_size=server.max_object_size,
+            max_xml_body_size=server.max_xml_body_size,
+            presence=BucketPresence(clock),
+        ),
+        clock=clock,
+        domains=tuple(dict.fromkeys([*server.domains, *domains])),
+        max_clock_skew=server.max_clock_skew,
+        debug_errors=server.debug_errors,
+        access_log=config.logging.access_log if access_log is None else access_log,
+    )
+
+
 def build_service(
     config: Config,
     listen: list[str],
@@ -272,26 +331,16 @@ def build_service(
     stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
     credentials = plugins.credentials or StaticCredentialRegistry.from_config(config)
     sessions, routes = _sts(config, credentials, reactor)
-    gateway = Gateway(
+    gateway = build_gateway(
+        config,
+        stores,
+        reactor,
         buckets=buckets,
         credentials=credentials,
         sessions=sessions,
         routes=(*routes, *plugins.routes),
         middleware=plugins.middleware,
-        dispatcher=Dispatcher(
-            stores=stores,
-            buckets=buckets,
-            region=server.region,
-            token_secret=server.token_secret.encode("utf-8"),
-            max_object_size=server.max_object_size,
-            max_xml_body_size=server.max_xml_body_size,
-            presence=BucketPresence(reactor),
-        ),
-        clock=reactor,
-        domains=tuple(dict.fromkeys([*server.domains, *domains])),
-        max_clock_skew=server.max_clock_skew,
-        debug_errors=server.debug_errors,
-        access_log=config.logging.access_log,
+        domains=domains,
     )
     site = make_site(gateway, reactor, server_timing=server.server_timing)
     for description in listen or list(server.listen) or [DEFAULT_LISTEN]:

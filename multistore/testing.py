@@ -127,14 +127,13 @@ from multistore.model import (
     UploadInfo,
     UploadsPage,
 )
-from multistore.operations.dispatcher import Dispatcher
-from multistore.operations.presence import BucketPresence
 from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.local import MIN_PART_SIZE, object_headers
 from multistore.stores.streaming import CHECKSUM_VALUES, cannot_copy
+from multistore.tap import build_gateway
 from multistore.web.site import MultistoreSite, make_site
 
 _T = TypeVar("_T")
@@ -2469,24 +2468,15 @@ class SiteHarness:
             buckets = StaticBucketRegistry.from_config(config)
         if credentials is None:
             credentials = StaticCredentialRegistry.from_config(config)
-        gateway = Gateway(
+        gateway = build_gateway(
+            config,
+            stores,
+            clock,
             buckets=buckets,
             credentials=credentials,
-            dispatcher=Dispatcher(
-                stores=stores,
-                buckets=buckets,
-                region=server.region,
-                token_secret=server.token_secret.encode("utf-8"),
-                max_object_size=server.max_object_size,
-                max_xml_body_size=server.max_xml_body_size,
-                presence=BucketPresence(clock),
-            ),
-            clock=clock,
-            domains=tuple(dict.fromkeys([*server.domains, *domains])),
-            max_clock_skew=server.max_clock_skew,
-            middleware=middleware,
             routes=routes,
-            debug_errors=server.debug_errors,
+            middleware=middleware,
+            domains=domains,
             access_log=access_log,
         )
         site = make_site(gateway, clock, server_timing=server.server_timing)

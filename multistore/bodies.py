@@ -78,9 +78,11 @@ class IBody(Interface):
     before starting a body it was given leaves it alone, and the caller
     releases it.
 
-    B{A second call} to L{deliver} or L{discard}, after either, is a
-    programming error: it raises C{RuntimeError} (or L{deliver} returns a
-    Deferred failed with it) and does not disturb the first.
+    B{Second calls.} L{discard} may always be called, from clean-up code
+    for instance: after L{deliver} or a first L{discard} it does nothing (a
+    delivery in progress is stopped by cancelling its Deferred). A second
+    L{deliver}, or one after L{discard}, is a programming error: it raises
+    C{RuntimeError} and does not disturb the first.
 
     B{Re-entrancy.} L{deliver} may write to the consumer, and its Deferred
     may fire, before it returns. The consumer may call C{pauseProducing},
@@ -118,6 +120,7 @@ class IBody(Interface):
         """
         Release the body without reading it: a small remainder may be read
         and dropped so a connection can be reused; anything else is closed.
+        Does nothing once the body has been delivered or discarded.
         """
 
 
@@ -183,12 +186,10 @@ class BytesBody:
 
     def discard(self) -> None:
         """
-        Drop the body.
-
-        :raise RuntimeError: if the body was already delivered or discarded.
+        Drop the body, unless it was delivered or discarded already.
         """
         if self._used:
-            raise RuntimeError("a body can be delivered or discarded only once")
+            return
         self._used = True
         self._finished = True
 

@@ -513,10 +513,11 @@ class AgentBody:
         """
         Release the body without passing it on: a small body (known length
         up to L{SMALL_BODY}) is read and dropped so the connection can be
-        reused; any other is cut off by closing the connection.
-
-        :raise RuntimeError: if the body was already delivered or discarded.
+        reused; any other is cut off by closing the connection. Does
+        nothing once the body was delivered or discarded.
         """
+        if self._used:
+            return
         self._claim()
         length = self.length
         if length is not None and length <= SMALL_BODY:

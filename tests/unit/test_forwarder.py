@@ -406,12 +406,20 @@ class BytesBodyTests(SynchronousTestCase):
 
     def test_once(self) -> None:
         """
-        A body is delivered or discarded once.
+        A body is delivered once; a second delivery raises, and a discard
+        after the first delivery or discard does nothing.
         """
         body = BytesBody(b"abc")
         body.discard()
         self.assertRaises(RuntimeError, body.deliver, CollectingConsumer())
-        self.assertRaises(RuntimeError, body.discard)
+        body.discard()
+        delivered = BytesBody(b"abc")
+        consumer = CollectingConsumer()
+        done = delivered.deliver(consumer)
+        delivered.discard()
+        self.assertRaises(RuntimeError, delivered.deliver, CollectingConsumer())
+        self.assertEqual(self.successResultOf(done), 3)
+        self.assertEqual(consumer.value(), b"abc")
 
 
 class BytesProducerTests(SynchronousTestCase):
@@ -677,11 +685,17 @@ class AgentBodyTests(SynchronousTestCase):
 
     def test_once(self) -> None:
         """
-        A body is delivered or discarded once.
+        A body is delivered once; a discard after delivery does nothing to
+        it, and a second delivery raises.
         """
-        body, _, _ = pump_body()
-        body.deliver(CollectingConsumer())
-        self.assertRaises(RuntimeError, body.discard)
+        body, response, _ = pump_body()
+        consumer = CollectingConsumer()
+        body.deliver(consumer)
+        body.discard()
+        self.assertRaises(RuntimeError, body.deliver, CollectingConsumer())
+        response.protocol.dataReceived(b"abc")
+        self.assertEqual(consumer.value(), b"abc")
+        self.assertFalse(response.transport.stopped)
 
 
 # ---------------------------------------------------------------------------

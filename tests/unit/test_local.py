@@ -500,7 +500,7 @@ class FileBodyTests(SynchronousTestCase):
         body.discard()
         self.pool.run_all()
         self.assertEqual((file.closes, file.reads), (1, []))
-        self.failureResultOf(body.deliver(RecordingConsumer()), RuntimeError)
+        self.assertRaises(RuntimeError, body.deliver, RecordingConsumer())
 
     def test_discard_after_deliver(self) -> None:
         """

@@ -441,14 +441,15 @@ class FakeTests(StoreTestCase):
 
     def test_tracked_body_records(self) -> None:
         """
-        A tracked body records its delivery and its discard, and refuses a
-        second use as any body does.
+        A tracked body records its delivery and its discards, and refuses a
+        delivery after a discard as any body does.
         """
         delivered = TrackedBody(b"abc")
         discarded = TrackedBody(b"abc")
         discarded.discard()
         self.assertEqual(discarded.uses, ["discard"])
-        self.assertRaises(RuntimeError, discarded.discard)
+        discarded.discard()
+        self.assertEqual(discarded.uses, ["discard", "discard"])
         self.assertEqual(delivered.length, 3)
         self.assertIsNone(TrackedBody(b"abc", length=None).length)
 
@@ -469,6 +470,7 @@ class FakeTests(StoreTestCase):
         sink = Sink()
         self.assertEqual(self.successResultOf(delivered.deliver(sink)), 3)
         self.assertEqual((sink.data, delivered.uses), (b"abc", ["deliver"]))
+        self.assertRaises(RuntimeError, discarded.deliver, Sink())
 
     def test_assert_settled_can_fail(self) -> None:
         """

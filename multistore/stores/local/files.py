@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Final, Protocol, TypeVar
 
 from attrs import define, field
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IConsumer, IPushProducer, IReactorFromThreads
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -129,7 +129,7 @@ class FileBody:
             cancelled.
         """
         if self._started:
-            return fail(RuntimeError("this body was already delivered or discarded"))
+            raise RuntimeError("this body was already delivered or discarded")
         self._started = True
         self._consumer = consumer
         self._result = Deferred(self._cancel)

@@ -19,6 +19,11 @@ in memory.
   connection, for sending HTTP requests (bodies in pieces, if need be) and
   reading the answers (as slowly as a test likes), without sockets.
 
+Each lives in a module of its own (L{multistore.testing.stores},
+L{multistore.testing.forwarder}, L{multistore.testing.registries},
+L{multistore.testing.bodies}, L{multistore.testing.harness}); import them
+from here.
+
 An example::
 
     from multistore.testing import MemoryStoreFactory, SiteHarness
@@ -62,27 +67,33 @@ Nothing in multistore imports this package.
 
 from __future__ import annotations
 
-from .stores import (
-    HARNESS_EPOCH,
-    Answer,
+from .bodies import (
     CollectingConsumer,
     ControlledBody,
     ControlledProducer,
-    DelayedBucketRegistry,
-    Exchange,
+    RecordingBody,
+    deliver_all,
+)
+from .forwarder import (
+    Answer,
     ForwardedRequest,
     Handler,
+    ScriptedForwarder,
+    WrongBodyLength,
+    respond,
+)
+from .harness import (
+    HARNESS_EPOCH,
+    Exchange,
     HarnessResponse,
+    SiteHarness,
+)
+from .registries import DelayedBucketRegistry
+from .stores import (
     MemoryStore,
     MemoryStoreFactory,
-    RecordingBody,
-    ScriptedForwarder,
-    SiteHarness,
     StoreCall,
-    WrongBodyLength,
     backend_name,
-    deliver_all,
-    respond,
 )
 
 __all__ = [

@@ -476,7 +476,10 @@ def _checksums(headers: HeaderList) -> list[tuple[str, str]]:
     return [(name, value) for name, value in headers if name in _CHECKSUM_HEADERS]
 
 
-def _opaque(etag: str) -> str:
+def opaque(etag: str) -> str:
+    """
+    :return: an ETag without its quotes, for comparing ETags.
+    """
     etag = etag.strip()
     if len(etag) >= 2 and etag.startswith('"') and etag.endswith('"'):
         return etag[1:-1]

@@ -24,9 +24,9 @@ from multistore.stores.local.meta import (
     _Meta,
     _meta_at,
     _ns_time,
-    _opaque,
     _read_small,
     modification_time,
+    opaque,
 )
 from multistore.stores.local.tree import (
     _COPY_CHUNK,
@@ -52,9 +52,14 @@ _PART_NAME: Final = re.compile(r"[1-9][0-9]{0,4}\Z")
 
 
 @frozen
-class _Upload:
+class UploadRecord:
     """
     A multipart upload's record.
+
+    :ivar upload_id: its id.
+    :ivar key: the key it writes.
+    :ivar headers: the headers the object will carry.
+    :ivar initiated_ns: when it began, in nanoseconds since the epoch.
     """
 
     upload_id: str
@@ -74,7 +79,11 @@ class _Part:
     status: os.stat_result
 
 
-def _check_part_number(part_number: int) -> None:
+def check_part_number(part_number: int) -> None:
+    """
+    :raise S3Error: ``InvalidArgument`` for a part number outside 1 to
+        10000.
+    """
     if not 1 <= part_number <= _MAX_PART_NUMBER:
         raise S3Error(
             "InvalidArgument",
@@ -86,13 +95,16 @@ def _check_part_number(part_number: int) -> None:
         )
 
 
-def _no_such_upload(upload_id: str) -> S3Error:
+def no_such_upload(upload_id: str) -> S3Error:
+    """
+    :return: the error for an upload that does not exist.
+    """
     return S3Error("NoSuchUpload", extra=(("UploadId", upload_id),))
 
 
 def _check_upload_id(upload_id: str) -> bytes:
     if not _UPLOAD_ID.match(upload_id):
-        raise _no_such_upload(upload_id)
+        raise no_such_upload(upload_id)
     return upload_id.encode("ascii")
 
 
@@ -126,7 +138,7 @@ def _splice(source_fd: int, target_fd: int, length: int) -> None:
         offset += len(data)
 
 
-def _read_upload(fd: int, upload_id: str) -> _Upload | None:
+def _read_upload(fd: int, upload_id: str) -> UploadRecord | None:
     """
     Read an upload's record from its directory (in the pool).
     """
@@ -138,7 +150,7 @@ def _read_upload(fd: int, upload_id: str) -> _Upload | None:
     initiated = record.get("initiated_ns")
     if not isinstance(key, str) or headers is None or type(initiated) is not int:
         return None
-    return _Upload(
+    return UploadRecord(
         upload_id=upload_id,
         key=key,
         headers=headers,
@@ -166,7 +178,7 @@ def _read_part(fd: int, number: int) -> _Part | None:
     return _Part(number=number, meta=meta, status=status)
 
 
-def _open_upload(tree: _Tree, upload_id: str, key: str) -> tuple[int, _Upload]:
+def _open_upload(tree: _Tree, upload_id: str, key: str) -> tuple[int, UploadRecord]:
     """
     Open an upload's directory and read its record (in the pool).
 
@@ -178,10 +190,10 @@ def _open_upload(tree: _Tree, upload_id: str, key: str) -> tuple[int, _Upload]:
         uploads = tree.reserved(_UPLOADS, create=False)
         fd = tree.keep(tree.open_dir(uploads, name, create=False, follow=False))
     except (FileNotFoundError, NotADirectoryError, _NotDirectory):
-        raise _no_such_upload(upload_id) from None
+        raise no_such_upload(upload_id) from None
     upload = _read_upload(fd, upload_id)
     if upload is None or upload.key != key:
-        raise _no_such_upload(upload_id)
+        raise no_such_upload(upload_id)
     return fd, upload
 
 
@@ -194,7 +206,7 @@ def _upload_lock(tree: _Tree, upload_id: str) -> bytes:
     try:
         uploads = tree.reserved(_UPLOADS, create=False)
     except (FileNotFoundError, _NotDirectory):
-        raise _no_such_upload(upload_id) from None
+        raise no_such_upload(upload_id) from None
     return tree.lock_name(uploads, name)
 
 
@@ -210,12 +222,12 @@ def _chosen_part(fd: int, upload_id: str, chosen: CompletedPart) -> _Part:
     )
     if part is not None:
         try:
-            bytes.fromhex(_opaque(part.meta.etag))
+            bytes.fromhex(opaque(part.meta.etag))
         except ValueError:
             part = None
     if (
         part is None
-        or _opaque(part.meta.etag) != _opaque(chosen.etag)
+        or opaque(part.meta.etag) != opaque(chosen.etag)
         or any(
             part.meta.get("x-amz-checksum-" + algorithm.lower()) not in {None, value}
             for algorithm, value in chosen.checksums
@@ -284,7 +296,7 @@ def _parts_page(fd: int, max_parts: int, marker: int) -> PartsPage:
 
 
 @frozen
-class _UploadsWanted:
+class UploadsWanted:
     """
     What a ListMultipartUploads asks for (see
     L{multistore.interfaces.IObjectStore.list_multipart_uploads}).
@@ -297,7 +309,7 @@ class _UploadsWanted:
     max_uploads: int
 
 
-def _uploads_page(found: list[_Upload], wanted: _UploadsWanted) -> UploadsPage:
+def uploads_page(found: list[UploadRecord], wanted: UploadsWanted) -> UploadsPage:
     """
     One page of ListMultipartUploads.
 
@@ -311,7 +323,7 @@ def _uploads_page(found: list[_Upload], wanted: _UploadsWanted) -> UploadsPage:
     key_marker, upload_id_marker = wanted.key_marker, wanted.upload_id_marker
     max_uploads = wanted.max_uploads
 
-    def order(upload: _Upload) -> tuple[bytes, int, str]:
+    def order(upload: UploadRecord) -> tuple[bytes, int, str]:
         return (
             upload.key.encode("utf-8", "surrogatepass"),
             upload.initiated_ns,
@@ -330,7 +342,7 @@ def _uploads_page(found: list[_Upload], wanted: _UploadsWanted) -> UploadsPage:
             found = [upload for upload in found if order(upload) > position]
         else:
             found = [upload for upload in found if order(upload)[0] > marker]
-    items: list[_Upload | str] = []
+    items: list[UploadRecord | str] = []
     truncated = False
     for upload in found:
         rolled = None
@@ -356,12 +368,14 @@ def _uploads_page(found: list[_Upload], wanted: _UploadsWanted) -> UploadsPage:
                 initiated=_ns_time(item.initiated_ns),
             )
             for item in items
-            if isinstance(item, _Upload)
+            if isinstance(item, UploadRecord)
         ),
         common_prefixes=tuple(item for item in items if isinstance(item, str)),
         truncated=truncated,
         next_key_marker=(
             None if last is None else last if isinstance(last, str) else last.key
         ),
-        next_upload_id_marker=(last.upload_id if isinstance(last, _Upload) else None),
+        next_upload_id_marker=(
+            last.upload_id if isinstance(last, UploadRecord) else None
+        ),
     )

@@ -75,13 +75,13 @@ from multistore.stores.local.meta import (
     _Meta,
     _meta_at,
     _ns_time,
-    _opaque,
     _read_meta,
     _sidecar_path,
     _visible_headers,
     guess_content_type,
     modification_time,
     object_headers,
+    opaque,
     synthetic_etag,
 )
 from multistore.stores.local.multipart import (
@@ -89,17 +89,17 @@ from multistore.stores.local.multipart import (
     _UPLOAD_ID,
     _UPLOADS,
     MIN_PART_SIZE,
+    UploadRecord,
+    UploadsWanted,
     _append_part,
-    _check_part_number,
     _check_upload_id,
     _chosen_part,
     _open_upload,
     _parts_page,
     _read_upload,
-    _Upload,
     _upload_lock,
-    _uploads_page,
-    _UploadsWanted,
+    check_part_number,
+    uploads_page,
 )
 from multistore.stores.local.receive import _Receiver
 from multistore.stores.local.tree import (
@@ -230,12 +230,23 @@ def _check_write_conditions(
     )
 
 
-def _check_version(version_id: str | None) -> None:
+def check_version(version_id: str | None) -> None:
+    """
+    Refuse a version other than ``null``: the store keeps no versions.
+
+    :raise S3Error: ``NoSuchVersion``.
+    """
     if version_id is not None and version_id != "null":
         raise S3Error("NoSuchVersion", extra=(("VersionId", version_id),))
 
 
-def _directive(headers: HeaderList, name: str) -> str:
+def copy_directive(headers: HeaderList, name: str) -> str:
+    """
+    :param name: ``x-amz-metadata-directive`` or ``x-amz-tagging-directive``.
+    :return: the copy's directive ``name``: ``COPY`` (the default) or
+        ``REPLACE``.
+    :raise S3Error: ``InvalidArgument`` for any other value.
+    """
     value = (headers.get(name) or "COPY").strip().upper()
     if value not in {"COPY", "REPLACE"}:
         raise S3Error(
@@ -246,7 +257,7 @@ def _directive(headers: HeaderList, name: str) -> str:
     return value
 
 
-def _copy_range(value: str | None, size: int) -> tuple[int, int]:
+def copy_source_range(value: str | None, size: int) -> tuple[int, int]:
     """
     :return: the offset and length ``x-amz-copy-source-range`` selects (the
         whole object when not given).
@@ -485,7 +496,7 @@ class LocalStore:
             ``PreconditionFailed``. Cancelling it closes the file if it was
             being opened.
         """
-        _check_version(read.version_id)
+        check_version(read.version_id)
         path = self._path_for(read.key)
         if read.part_number is not None:
             if read.range is not None:
@@ -493,7 +504,7 @@ class LocalStore:
                     "InvalidRequest",
                     "Cannot specify both Range header and partNumber query parameter.",
                 )
-            _check_part_number(read.part_number)
+            check_part_number(read.part_number)
         opened = await self._open(path, read.key)
         try:
             return self._respond(read, opened)
@@ -1031,10 +1042,10 @@ class LocalStore:
             changes nothing, and as L{put_object} does.
         """
         origin = self._source_store(source)
-        _check_version(source.version_id)
+        check_version(source.version_id)
         target = write_key(key)
-        directive = _directive(headers, "x-amz-metadata-directive")
-        tagging = _directive(headers, "x-amz-tagging-directive")
+        directive = copy_directive(headers, "x-amz-metadata-directive")
+        tagging = copy_directive(headers, "x-amz-tagging-directive")
         requested = object_headers(headers)
         source_path = origin._path_for(source.key)
         changes = (
@@ -1123,7 +1134,7 @@ class LocalStore:
         opened = origin._open_in_thread(source_path, source.key)
         try:
             _copy_conditions(opened, source, self._now())
-            offset, length = _copy_range(copy_range, opened.size)
+            offset, length = copy_source_range(copy_range, opened.size)
             with self._tree() as tree:
                 if target is not None:
                     if (
@@ -1168,7 +1179,7 @@ class LocalStore:
             ``InvalidArgument`` for a reserved key, ``NoSuchVersion`` for a
             version other than ``null``, ``NoSuchBucket``.
         """
-        _check_version(version_id)
+        check_version(version_id)
         await self._io(self._delete_in_thread, key)
         return ObjectResponse(204, NO_HEADERS)
 
@@ -1343,7 +1354,7 @@ class LocalStore:
             for a part number outside 1 to 10000, ``InvalidDigest``,
             ``BadDigest`` or the body's own failure.
         """
-        _check_part_number(part_number)
+        check_part_number(part_number)
         _check_upload_id(upload_id)
         expected = _content_md5(write.headers)
         temp = await self._receive(
@@ -1409,8 +1420,8 @@ class LocalStore:
             ``PreconditionFailed``.
         """
         origin = self._source_store(source)
-        _check_version(source.version_id)
-        _check_part_number(part_number)
+        check_version(source.version_id)
+        check_part_number(part_number)
         _check_upload_id(upload_id)
         source_path = origin._path_for(source.key)
         await self._io(self._check_upload_in_thread, key, upload_id)
@@ -1489,7 +1500,7 @@ class LocalStore:
                 digests = hashlib.md5(usedforsecurity=False)
                 for part in found:
                     _append_part(fd, upload_id, part, temp)
-                    digests.update(bytes.fromhex(_opaque(part.meta.etag)))
+                    digests.update(bytes.fromhex(opaque(part.meta.etag)))
                 meta = _Meta(
                     etag=f'"{digests.hexdigest()}-{len(found)}"',
                     headers=upload.headers,
@@ -1577,18 +1588,18 @@ class LocalStore:
         :return: a Deferred firing with up to ``max_uploads`` uploads and
             common prefixes together.
         """
-        wanted = _UploadsWanted(
+        wanted = UploadsWanted(
             prefix, delimiter, key_marker, upload_id_marker, max_uploads
         )
         return self._io(self._list_uploads_in_thread, wanted)
 
-    def _list_uploads_in_thread(self, wanted: _UploadsWanted) -> UploadsPage:
+    def _list_uploads_in_thread(self, wanted: UploadsWanted) -> UploadsPage:
         with self._tree() as tree:
             try:
                 uploads = tree.reserved(_UPLOADS, create=False)
             except FileNotFoundError:
                 return UploadsPage()
-            found: list[_Upload] = []
+            found: list[UploadRecord] = []
             for name in os.listdir(uploads):
                 if not _UPLOAD_ID.match(name):
                     continue
@@ -1605,7 +1616,7 @@ class LocalStore:
                 if upload is not None and upload.key.startswith(wanted.prefix):
                     found.append(upload)
 
-        return _uploads_page(found, wanted)
+        return uploads_page(found, wanted)
 
     # --- buckets -----------------------------------------------------------
 

@@ -6,26 +6,14 @@ directory store; L{MemoryStoreFactory} makes one per backend bucket.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from itertools import pairwise
 from typing import Any, Final, TypeVar, cast
-from urllib.parse import parse_qsl
 
 from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.interfaces import (
-    IConsumer,
-    IProducer,
-    IPushProducer,
-    IReactorTime,
-)
-from twisted.python.failure import Failure
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
@@ -37,7 +25,6 @@ from multistore.interfaces import (
     IStoreFactory,
 )
 from multistore.model import (
-    CompletedPart,
     CopyResult,
     CopySource,
     DeleteOutcome,
@@ -47,25 +34,32 @@ from multistore.model import (
     ObjectRead,
     ObjectResponse,
     ObjectWrite,
-    PartInfo,
-    PartsPage,
-    UploadInfo,
-    UploadsPage,
 )
 from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.local import MIN_PART_SIZE, object_headers
-from multistore.stores.streaming import CHECKSUM_VALUES, cannot_copy
+from multistore.stores.local.multipart import check_part_number
+from multistore.stores.local.store import (
+    check_version,
+    copy_directive,
+)
+from multistore.stores.streaming import cannot_copy
+
+from .memory import (
+    _CHECKSUMS,
+    _expected_md5,
+    _Intake,
+    _md5,
+    _Object,
+    _order,
+    _shown_headers,
+    _Upload,
+)
+from .multipart import _MultipartUploads
 
 _T = TypeVar("_T")
-
-#: The highest part number S3 accepts.
-_MAX_PART_NUMBER: Final = 10_000
-
-#: Headers that carry an object's checksums.
-_CHECKSUMS: Final = CHECKSUM_VALUES | {"x-amz-checksum-type"}
 
 _NOT_COPIED: Final = frozenset({"x-amz-storage-class", "x-amz-tagging"})
 
@@ -89,152 +83,6 @@ class StoreCall:
     args: tuple[Any, ...]
 
 
-@frozen
-class _Object:
-    data: bytes
-    etag: str
-    modified: datetime
-    headers: tuple[tuple[str, str], ...] = ()
-    parts: tuple[int, ...] = ()
-
-    def get(self, name: str) -> str | None:
-        return next((v for n, v in self.headers if n == name), None)
-
-
-@frozen
-class _Part:
-    data: bytes
-    etag: str
-    modified: datetime
-    checksums: tuple[tuple[str, str], ...] = ()
-
-
-@define
-class _Upload:
-    upload_id: str
-    key: str
-    headers: tuple[tuple[str, str], ...]
-    initiated: datetime
-    serial: int
-    parts: dict[int, _Part] = field(factory=dict)
-
-
-def _order(key: str) -> bytes:
-    """
-    S3's order of keys: UTF-8 byte order.
-    """
-    return key.encode("utf-8", "surrogatepass")
-
-
-def _md5(data: bytes) -> str:
-    return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-
-def _opaque(etag: str) -> str:
-    etag = etag.strip()
-    if len(etag) >= 2 and etag[0] == '"' and etag[-1] == '"':
-        return etag[1:-1]
-    return etag
-
-
-def _expected_md5(headers: HeaderList) -> str | None:
-    """
-    :return: the hex MD5 ``Content-MD5`` announces, if sent.
-    :raise S3Error: ``InvalidDigest`` if it is not a base64 MD5.
-    """
-    value = headers.get("content-md5")
-    if value is None:
-        return None
-    try:
-        digest = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise S3Error("InvalidDigest") from None
-    if len(digest) != 16:
-        raise S3Error("InvalidDigest")
-    return digest.hex()
-
-
-def _check_version(version_id: str | None) -> None:
-    if version_id is not None and version_id != "null":
-        raise S3Error("NoSuchVersion", extra=(("VersionId", version_id),))
-
-
-def _check_part_number(number: int) -> None:
-    if not 1 <= number <= _MAX_PART_NUMBER:
-        raise S3Error(
-            "InvalidArgument",
-            "Part number must be an integer between 1 and 10000, inclusive.",
-            extra=(("ArgumentName", "partNumber"), ("ArgumentValue", str(number))),
-        )
-
-
-def _directive(headers: HeaderList, name: str) -> str:
-    value = (headers.get(name) or "COPY").strip().upper()
-    if value not in {"COPY", "REPLACE"}:
-        raise S3Error(
-            "InvalidArgument",
-            f"Unknown {name} value: {value!r}.",
-            extra=(("ArgumentName", name), ("ArgumentValue", value)),
-        )
-    return value
-
-
-def _copy_range(value: str | None, size: int) -> tuple[int, int]:
-    """
-    :return: the first byte and the length ``x-amz-copy-source-range``
-        selects (the whole object when not given).
-    """
-    if value is None:
-        return 0, size
-    first_text, dash, last_text = value.strip().removeprefix("bytes=").partition("-")
-    if (
-        not value.strip().startswith("bytes=")
-        or not dash
-        or not first_text.isdigit()
-        or not last_text.isdigit()
-    ):
-        raise S3Error(
-            "InvalidArgument",
-            "The x-amz-copy-source-range value must be of the form bytes=first-last",
-            extra=(("ArgumentName", "x-amz-copy-source-range"),),
-        )
-    first, last = int(first_text), int(last_text)
-    if first > last or last >= size:
-        raise S3Error(
-            "InvalidRange",
-            f"The requested range is not satisfiable for a source object of size {size}.",
-            headers=(("Content-Range", f"bytes */{size}"),),
-        )
-    return first, last - first + 1
-
-
-def _tag_count(value: str | None) -> int:
-    return len(parse_qsl(value, keep_blank_values=True)) if value else 0
-
-
-def _shown_headers(found: _Object, whole: bool) -> list[tuple[str, str]]:
-    """
-    The stored headers a read answers with, besides ``Content-Type``: tags
-    as a count, a ``STANDARD`` storage class not at all, checksums only for
-    the whole object.
-    """
-    shown = [
-        (name, value)
-        for name, value in found.headers
-        if name not in {"content-type", "x-amz-tagging"}
-        and (name != "x-amz-storage-class" or value != "STANDARD")
-        and (whole or name not in _CHECKSUMS)
-    ]
-    tags = _tag_count(found.get("x-amz-tagging"))
-    if tags:
-        shown.append(("x-amz-tagging-count", str(tags)))
-    return shown
-
-
-def _no_such_upload(upload_id: str) -> S3Error:
-    return S3Error("NoSuchUpload", extra=(("UploadId", upload_id),))
-
-
 def backend_name(bucket: BucketConfig) -> str:
     """
     The backend bucket a bucket's configuration names: its ``bucket_name``,
@@ -249,107 +97,9 @@ def backend_name(bucket: BucketConfig) -> str:
     return bucket.name
 
 
-@implementer(IConsumer)
-class _Intake:
-    """
-    Reads one body into memory for a L{MemoryStore}, pausing its producer
-    while the store holds writes back.
-    """
-
-    def __init__(self, store: MemoryStore, key: str, body: IBodyProducer) -> None:
-        self.key = key
-        self.received = 0
-        self._store = store
-        self._body = body
-        self._chunks: list[bytes] = []
-        self._producer: IPushProducer | None = None
-        self._paused = False
-        self._settled = False
-        self._result: Deferred[bytes] = Deferred(self._cancel)
-
-    def start(self) -> Deferred[bytes]:
-        self._store._intakes.append(self)
-        try:
-            done = self._body.startProducing(self)
-        except Exception:
-            self._settle(Failure())
-            return self._result
-        done.addCallbacks(self._finished, self._failed)
-        if self._store.writes_held:
-            self.pause()
-        return self._result
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        if IPushProducer.providedBy(producer):
-            self._producer = producer
-
-    def unregisterProducer(self) -> None:
-        self._producer = None
-
-    def write(self, data: bytes) -> None:
-        if self._settled:
-            return
-        if self._paused:
-            self._store.written_while_held += len(data)
-        self._chunks.append(data)
-        self.received += len(data)
-
-    def _control(self) -> IPushProducer:
-        return self._producer if self._producer is not None else self._body
-
-    def pause(self) -> None:
-        if not self._settled and not self._paused:
-            self._paused = True
-            self._control().pauseProducing()
-
-    def resume(self) -> None:
-        if not self._settled and self._paused:
-            self._paused = False
-            self._control().resumeProducing()
-
-    def _finished(self, _: object) -> None:
-        if self._settled:
-            return
-        length = self._body.length
-        if isinstance(length, int) and length != self.received:
-            self._settle(
-                Failure(
-                    S3Error(
-                        "IncompleteBody",
-                        f"The body announced {length} bytes and delivered {self.received}.",
-                    )
-                )
-            )
-            return
-        self._settle(b"".join(self._chunks))
-
-    def _failed(self, reason: Failure) -> None:
-        if not self._settled:
-            self._settle(reason)
-
-    def _cancel(self, _: Deferred[bytes]) -> None:
-        if self._settled:
-            return
-        self._forget()
-        self._body.stopProducing()
-
-    def _forget(self) -> None:
-        self._settled = True
-        self._chunks = []
-        if self in self._store._intakes:
-            self._store._intakes.remove(self)
-
-    def _settle(self, outcome: bytes | Failure) -> None:
-        self._forget()
-        if isinstance(outcome, Failure):
-            self._result.errback(outcome)
-        else:
-            self._result.callback(outcome)
-
-
 @implementer(IObjectStore)
 @define(eq=False)
-class MemoryStore:
+class MemoryStore(_MultipartUploads):
     """
     An L{IObjectStore} that keeps one bucket in memory, with the semantics
     of the directory store (L{multistore.stores.local}): ETags are the
@@ -585,14 +335,14 @@ class MemoryStore:
 
     def _get(self, read: ObjectRead) -> ObjectResponse:
         self._require_bucket()
-        _check_version(read.version_id)
+        check_version(read.version_id)
         if read.part_number is not None:
             if read.range is not None:
                 raise S3Error(
                     "InvalidRequest",
                     "Cannot specify both Range header and partNumber query parameter.",
                 )
-            _check_part_number(read.part_number)
+            check_part_number(read.part_number)
         found = self._objects.get(read.key)
         if found is None:
             raise S3Error("NoSuchKey")
@@ -781,7 +531,7 @@ class MemoryStore:
 
     def _source_object(self, source: CopySource) -> tuple[MemoryStore, _Object]:
         origin = self._source_store(source)
-        _check_version(source.version_id)
+        check_version(source.version_id)
         origin._require_bucket()
         found = origin._objects.get(source.key)
         if found is None:
@@ -810,8 +560,8 @@ class MemoryStore:
     def _copy(self, source: CopySource, key: str, headers: HeaderList) -> CopyResult:
         self._require_bucket()
         origin, found = self._source_object(source)
-        directive = _directive(headers, "x-amz-metadata-directive")
-        tagging = _directive(headers, "x-amz-tagging-directive")
+        directive = copy_directive(headers, "x-amz-metadata-directive")
+        tagging = copy_directive(headers, "x-amz-tagging-directive")
         requested = object_headers(headers)
         changes = (
             directive == "REPLACE"
@@ -869,7 +619,7 @@ class MemoryStore:
 
     def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
         self._require_bucket()
-        _check_version(version_id)
+        check_version(version_id)
         self._objects.pop(key, None)
         return ObjectResponse(204, NO_HEADERS)
 
@@ -900,335 +650,6 @@ class MemoryStore:
             else:
                 outcomes.append(DeleteOutcome(key=key, version_id=version_id))
         return outcomes
-
-    # --- multipart uploads ----------------------------------------------------
-
-    def create_multipart_upload(self, key: str, headers: HeaderList) -> Deferred[str]:
-        """
-        Start an upload of an object that will carry ``headers``.
-
-        :return: a Deferred firing with the upload id; it fails with
-            ``NoSuchBucket`` and as L{put_object} does for headers.
-        """
-        return self._call(
-            "create_multipart_upload",
-            (key, headers),
-            self._sync(lambda: self._create_upload(key, headers)),
-        )
-
-    def _create_upload(self, key: str, headers: HeaderList) -> str:
-        self._require_bucket()
-        stored = object_headers(headers)
-        upload_id = secrets.token_urlsafe(24)
-        self._serial += 1
-        self._uploads[upload_id] = _Upload(
-            upload_id=upload_id,
-            key=key,
-            headers=stored,
-            initiated=self._now(),
-            serial=self._serial,
-        )
-        return upload_id
-
-    def _upload(self, key: str, upload_id: str) -> _Upload:
-        upload = self._uploads.get(upload_id)
-        if upload is None or upload.key != key:
-            raise _no_such_upload(upload_id)
-        return upload
-
-    def upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> Deferred[ObjectResponse]:
-        """
-        Store one part from its streamed body (a part replaces an earlier
-        one of the same number).
-
-        :return: a Deferred firing with a 200 response carrying the part's
-            ``etag``; it fails with ``NoSuchUpload``, ``InvalidArgument``
-            for a part number outside 1 to 10000, ``InvalidDigest``,
-            ``BadDigest``, ``IncompleteBody`` or the body's own failure.
-        """
-        return self._call(
-            "upload_part",
-            (write, upload_id, part_number),
-            lambda: Deferred.fromCoroutine(
-                self._upload_part(write, upload_id, part_number)
-            ),
-        )
-
-    async def _upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> ObjectResponse:
-        _check_part_number(part_number)
-        self._upload(write.key, upload_id)
-        expected = _expected_md5(write.headers)
-        data = await self._receive(write.key, write.body)
-        digest = _md5(data)
-        if expected is not None and digest != expected:
-            raise S3Error("BadDigest")
-        checksums = tuple((n, v) for n, v in write.headers if n in _CHECKSUMS)
-        part = _Part(
-            data=data, etag=f'"{digest}"', modified=self._now(), checksums=checksums
-        )
-        # Looked up again: an abort or completion may have come meanwhile.
-        self._upload(write.key, upload_id).parts[part_number] = part
-        return ObjectResponse(200, HeaderList([("etag", part.etag), *checksums]))
-
-    def upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> Deferred[CopyResult]:
-        """
-        Store one part copied from an object of this store or another of
-        the same factory (a range of it with ``source.range``).
-
-        :return: a Deferred firing with the part's ETag and time; it fails
-            with ``NotImplemented`` for a source on another service,
-            ``NoSuchUpload``, ``NoSuchKey``, ``InvalidArgument``,
-            ``InvalidRange``, ``PreconditionFailed``.
-        """
-        return self._call(
-            "upload_part_copy",
-            (source, key, upload_id, part_number),
-            self._sync(
-                lambda: self._upload_part_copy(source, key, upload_id, part_number)
-            ),
-        )
-
-    def _upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> CopyResult:
-        self._source_store(source)
-        _check_version(source.version_id)
-        _check_part_number(part_number)
-        upload = self._upload(key, upload_id)
-        _, found = self._source_object(source)
-        offset, length = _copy_range(source.range, len(found.data))
-        data = found.data[offset : offset + length]
-        part = _Part(data=data, etag=f'"{_md5(data)}"', modified=self._now())
-        upload.parts[part_number] = part
-        return CopyResult(etag=part.etag, last_modified=part.modified)
-
-    def complete_multipart_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> Deferred[CopyResult]:
-        """
-        Assemble the object from ``parts`` and commit it as L{put_object}
-        does (with ``If-Match``/``If-None-Match`` from ``headers``), then
-        remove the upload.
-
-        :return: a Deferred firing with the object's ETag
-            (``"<hex MD5 of the parts' binary MD5s>-<count>"``) and time. It
-            fails with ``MalformedXML`` for no parts, ``InvalidPartOrder``,
-            ``InvalidPart`` (missing, another ETag, another checksum),
-            ``EntityTooSmall`` (a part but the last under the minimum
-            size), ``NoSuchUpload``, ``PreconditionFailed``.
-        """
-        return self._call(
-            "complete_multipart_upload",
-            (key, upload_id, tuple(parts), headers),
-            self._sync(lambda: self._complete(key, upload_id, parts, headers)),
-        )
-
-    def _chosen(self, upload: _Upload, chosen: CompletedPart) -> _Part:
-        part = upload.parts.get(chosen.part_number)
-        if (
-            part is None
-            or _opaque(part.etag) != _opaque(chosen.etag)
-            or any(
-                dict(part.checksums).get("x-amz-checksum-" + algorithm.lower())
-                not in {None, value}
-                for algorithm, value in chosen.checksums
-            )
-        ):
-            raise S3Error(
-                "InvalidPart",
-                extra=(
-                    ("UploadId", upload.upload_id),
-                    ("PartNumber", str(chosen.part_number)),
-                    ("ETag", chosen.etag),
-                ),
-            )
-        return part
-
-    def _complete(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> CopyResult:
-        if not parts:
-            raise S3Error("MalformedXML", "The request must name at least one part.")
-        numbers = [part.part_number for part in parts]
-        if any(later <= earlier for earlier, later in pairwise(numbers)):
-            raise S3Error("InvalidPartOrder")
-        upload = self._upload(key, upload_id)
-        found = [(chosen.part_number, self._chosen(upload, chosen)) for chosen in parts]
-        for number, part in found[:-1]:
-            if len(part.data) < self._min_part_size:
-                raise S3Error(
-                    "EntityTooSmall",
-                    extra=(
-                        ("ProposedSize", str(len(part.data))),
-                        ("MinSizeAllowed", str(self._min_part_size)),
-                        ("PartNumber", str(number)),
-                        ("ETag", part.etag),
-                    ),
-                )
-        digests = b"".join(bytes.fromhex(_opaque(part.etag)) for _, part in found)
-        new = _Object(
-            data=b"".join(part.data for _, part in found),
-            etag=f'"{_md5(digests)}-{len(found)}"',
-            modified=self._now(),
-            headers=upload.headers,
-            parts=tuple(len(part.data) for _, part in found),
-        )
-        self._commit(key, new, headers.get("if-match"), headers.get("if-none-match"))
-        del self._uploads[upload_id]
-        return CopyResult(etag=new.etag, last_modified=new.modified)
-
-    def abort_multipart_upload(self, key: str, upload_id: str) -> Deferred[None]:
-        """
-        Abandon an upload and its parts.
-
-        :return: a Deferred that fires once it is gone; it fails with
-            ``NoSuchUpload``.
-        """
-
-        def abort() -> None:
-            self._upload(key, upload_id)
-            del self._uploads[upload_id]
-
-        return self._call("abort_multipart_upload", (key, upload_id), self._sync(abort))
-
-    def list_parts(
-        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
-    ) -> Deferred[PartsPage]:
-        """
-        List an upload's parts above ``part_number_marker``, in order.
-
-        :return: a Deferred firing with up to ``max_parts`` parts; it fails
-            with ``NoSuchUpload``.
-        """
-        return self._call(
-            "list_parts",
-            (key, upload_id, max_parts, part_number_marker),
-            self._sync(
-                lambda: self._parts(key, upload_id, max_parts, part_number_marker)
-            ),
-        )
-
-    def _parts(
-        self, key: str, upload_id: str, max_parts: int, marker: int
-    ) -> PartsPage:
-        upload = self._upload(key, upload_id)
-        numbers = sorted(n for n in upload.parts if n > marker)
-        listed = [
-            PartInfo(
-                part_number=n,
-                etag=upload.parts[n].etag,
-                size=len(upload.parts[n].data),
-                last_modified=upload.parts[n].modified,
-            )
-            for n in numbers[: max(max_parts, 0)]
-        ]
-        return PartsPage(
-            parts=tuple(listed),
-            truncated=len(numbers) > len(listed),
-            next_part_number_marker=listed[-1].part_number if listed else None,
-        )
-
-    def list_multipart_uploads(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> Deferred[UploadsPage]:
-        """
-        List the uploads in progress under ``prefix``, by key (UTF-8 byte
-        order) then time of initiation, after ``key_marker`` (and, within
-        that key, after ``upload_id_marker``); with a delimiter, keys roll
-        up into common prefixes.
-
-        :return: a Deferred firing with up to ``max_uploads`` uploads and
-            common prefixes together.
-        """
-        return self._call(
-            "list_multipart_uploads",
-            (prefix, delimiter, key_marker, upload_id_marker, max_uploads),
-            self._sync(
-                lambda: self._uploads_page(
-                    prefix, delimiter, key_marker, upload_id_marker, max_uploads
-                )
-            ),
-        )
-
-    def _uploads_page(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> UploadsPage:
-        def order(upload: _Upload) -> tuple[bytes, int]:
-            return (_order(upload.key), upload.serial)
-
-        found = sorted(
-            (u for u in self._uploads.values() if u.key.startswith(prefix)), key=order
-        )
-        if key_marker:
-            position = next(
-                (
-                    order(u)
-                    for u in found
-                    if upload_id_marker
-                    and u.key == key_marker
-                    and u.upload_id == upload_id_marker
-                ),
-                None,
-            )
-            if position is not None:
-                found = [u for u in found if order(u) > position]
-            else:
-                found = [u for u in found if _order(u.key) > _order(key_marker)]
-        items: list[_Upload | str] = []
-        truncated = False
-        for upload in found:
-            rolled = None
-            if delimiter:
-                at = upload.key.find(delimiter, len(prefix))
-                if at != -1:
-                    rolled = upload.key[: at + len(delimiter)]
-            if rolled is not None and (
-                (items and items[-1] == rolled)
-                or (key_marker and key_marker.startswith(rolled))
-            ):
-                continue
-            if len(items) >= max_uploads:
-                truncated = True
-                break
-            items.append(rolled if rolled is not None else upload)
-        last = items[-1] if items and truncated else None
-        return UploadsPage(
-            uploads=tuple(
-                UploadInfo(key=i.key, upload_id=i.upload_id, initiated=i.initiated)
-                for i in items
-                if isinstance(i, _Upload)
-            ),
-            common_prefixes=tuple(i for i in items if isinstance(i, str)),
-            truncated=truncated,
-            next_key_marker=(
-                None if last is None else last if isinstance(last, str) else last.key
-            ),
-            next_upload_id_marker=last.upload_id if isinstance(last, _Upload) else None,
-        )
 
     # --- buckets ------------------------------------------------------------
 

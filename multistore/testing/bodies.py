@@ -24,9 +24,38 @@ from zope.interface import implementer
 from multistore.bodies import BytesBody, DeliveryStopped, IBody
 
 
+@define(eq=False)
+class _Pausable:
+    """
+    Records how a producer was paused and resumed.
+
+    :ivar paused: whether it is paused now.
+    :ivar pauses: how often it was paused.
+    :ivar resumes: how often it was resumed.
+    """
+
+    paused: bool = field(default=False, kw_only=True)
+    pauses: int = field(default=0, kw_only=True)
+    resumes: int = field(default=0, kw_only=True)
+
+    def pauseProducing(self) -> None:
+        """
+        Note the pause.
+        """
+        self.paused = True
+        self.pauses += 1
+
+    def resumeProducing(self) -> None:
+        """
+        Note the resumption.
+        """
+        self.paused = False
+        self.resumes += 1
+
+
 @implementer(IBodyProducer)
 @define(eq=False)
-class ControlledProducer:
+class ControlledProducer(_Pausable):
     """
     A request body (an upload) that the test drives by hand: it writes what
     L{send} is given and ends when told to, and records how its consumer
@@ -45,9 +74,6 @@ class ControlledProducer:
     length: int | object = UNKNOWN_LENGTH
     consumer: IConsumer | None = None
     done: Deferred[None] | None = None
-    paused: bool = False
-    pauses: int = 0
-    resumes: int = 0
     stopped: bool = False
     cancelled: bool = False
     sent: bytes = b""
@@ -64,20 +90,6 @@ class ControlledProducer:
 
     def _cancel(self, _: Deferred[None]) -> None:
         self.cancelled = True
-
-    def pauseProducing(self) -> None:
-        """
-        Note the pause.
-        """
-        self.paused = True
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        """
-        Note the resumption.
-        """
-        self.paused = False
-        self.resumes += 1
 
     def stopProducing(self) -> None:
         """
@@ -128,7 +140,7 @@ class ControlledProducer:
 
 @implementer(IBody, IPushProducer)
 @define(eq=False)
-class ControlledBody:
+class ControlledBody(_Pausable):
     """
     An outgoing body (a store's answer) that the test drives by hand: it
     registers with its consumer as L{IBody} requires, then writes what
@@ -141,6 +153,7 @@ class ControlledBody:
     :ivar stopped: whether its consumer stopped it.
     :ivar paused: whether it is paused now.
     :ivar pauses: how often it was paused.
+    :ivar resumes: how often it was resumed.
     """
 
     length: int | None = None
@@ -149,8 +162,6 @@ class ControlledBody:
     discarded: bool = False
     cancelled: bool = False
     stopped: bool = False
-    paused: bool = False
-    pauses: int = 0
     _written: int = 0
 
     def deliver(self, consumer: IConsumer) -> Deferred[int]:
@@ -174,19 +185,6 @@ class ControlledBody:
         if self.done is not None or self.discarded:
             raise RuntimeError("a body can be delivered or discarded only once")
         self.discarded = True
-
-    def pauseProducing(self) -> None:
-        """
-        Note the pause.
-        """
-        self.paused = True
-        self.pauses += 1
-
-    def resumeProducing(self) -> None:
-        """
-        Note the resumption.
-        """
-        self.paused = False
 
     def stopProducing(self) -> None:
         """

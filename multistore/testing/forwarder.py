@@ -203,6 +203,25 @@ class ScriptedForwarder:
         return [exchange.request for exchange in self.exchanges]
 
     @property
+    def request(self) -> BackendRequest:
+        """
+        The one request forwarded.
+
+        :raise AssertionError: if there was not exactly one.
+        """
+        if len(self.exchanges) != 1:
+            raise AssertionError(f"not one backend request: {self.requests!r}")
+        return self.exchanges[0].request
+
+    @property
+    def uploads(self) -> list[bytes]:
+        """
+        The bodies of the requests that had one, as far as they were read,
+        in order.
+        """
+        return [e.body for e in self.exchanges if e.request.body is not None]
+
+    @property
     def bodies(self) -> list[IBody]:
         """
         The bodies of the responses handed out, in order.

@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.web.iweb import IBodyProducer
@@ -44,6 +44,7 @@ from multistore.stores.local.store import (
 from .memory import _CHECKSUMS, _expected_md5, _md5, _Object, _Part, _Upload
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 class _MultipartUploads:
@@ -66,7 +67,13 @@ class _MultipartUploads:
             self, name: str, args: tuple[Any, ...], run: Callable[[], Deferred[_T]]
         ) -> Deferred[_T]: ...
 
-        def _sync(self, f: Callable[[], _T]) -> Callable[[], Deferred[_T]]: ...
+        def _answer(
+            self,
+            name: str,
+            run: Callable[_P, _T],
+            *args: _P.args,
+            **kwargs: _P.kwargs,
+        ) -> Deferred[_T]: ...
 
         def _require_bucket(self) -> None: ...
 
@@ -91,10 +98,8 @@ class _MultipartUploads:
         :return: a Deferred firing with the upload id; it fails with
             ``NoSuchBucket`` and as L{put_object} does for headers.
         """
-        return self._call(
-            "create_multipart_upload",
-            (key, headers),
-            self._sync(lambda: self._create_upload(key, headers)),
+        return self._answer(
+            "create_multipart_upload", self._create_upload, key, headers
         )
 
     def _create_upload(self, key: str, headers: HeaderList) -> str:
@@ -166,12 +171,13 @@ class _MultipartUploads:
             ``NoSuchUpload``, ``NoSuchKey``, ``InvalidArgument``,
             ``InvalidRange``, ``PreconditionFailed``.
         """
-        return self._call(
+        return self._answer(
             "upload_part_copy",
-            (source, key, upload_id, part_number),
-            self._sync(
-                lambda: self._upload_part_copy(source, key, upload_id, part_number)
-            ),
+            self._upload_part_copy,
+            source,
+            key,
+            upload_id,
+            part_number,
         )
 
     def _upload_part_copy(
@@ -207,10 +213,13 @@ class _MultipartUploads:
             ``EntityTooSmall`` (a part but the last under the minimum
             size), ``NoSuchUpload``, ``PreconditionFailed``.
         """
-        return self._call(
+        return self._answer(
             "complete_multipart_upload",
-            (key, upload_id, tuple(parts), headers),
-            self._sync(lambda: self._complete(key, upload_id, parts, headers)),
+            self._complete,
+            key,
+            upload_id,
+            tuple(parts),
+            headers,
         )
 
     def _chosen(self, upload: _Upload, chosen: CompletedPart) -> _Part:
@@ -279,11 +288,11 @@ class _MultipartUploads:
             ``NoSuchUpload``.
         """
 
-        def abort() -> None:
-            self._upload(key, upload_id)
-            del self._uploads[upload_id]
+        return self._answer("abort_multipart_upload", self._abort, key, upload_id)
 
-        return self._call("abort_multipart_upload", (key, upload_id), self._sync(abort))
+    def _abort(self, key: str, upload_id: str) -> None:
+        self._upload(key, upload_id)
+        del self._uploads[upload_id]
 
     def list_parts(
         self, key: str, upload_id: str, max_parts: int, part_number_marker: int
@@ -294,12 +303,8 @@ class _MultipartUploads:
         :return: a Deferred firing with up to ``max_parts`` parts; it fails
             with ``NoSuchUpload``.
         """
-        return self._call(
-            "list_parts",
-            (key, upload_id, max_parts, part_number_marker),
-            self._sync(
-                lambda: self._parts(key, upload_id, max_parts, part_number_marker)
-            ),
+        return self._answer(
+            "list_parts", self._parts, key, upload_id, max_parts, part_number_marker
         )
 
     def _parts(
@@ -339,14 +344,14 @@ class _MultipartUploads:
         :return: a Deferred firing with up to ``max_uploads`` uploads and
             common prefixes together.
         """
-        return self._call(
+        return self._answer(
             "list_multipart_uploads",
-            (prefix, delimiter, key_marker, upload_id_marker, max_uploads),
-            self._sync(
-                lambda: self._uploads_page(
-                    prefix, delimiter, key_marker, upload_id_marker, max_uploads
-                )
-            ),
+            self._uploads_page,
+            prefix,
+            delimiter,
+            key_marker,
+            upload_id_marker,
+            max_uploads,
         )
 
     def _uploads_page(

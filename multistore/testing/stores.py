@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, ParamSpec, TypeVar, cast
 
 from attrs import define, field, frozen
 from twisted.internet.defer import Deferred, fail, succeed
@@ -60,6 +60,7 @@ from .memory import (
 from .multipart import _MultipartUploads
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _NOT_COPIED: Final = frozenset({"x-amz-storage-class", "x-amz-tagging"})
 
@@ -259,8 +260,14 @@ class MemoryStore(_MultipartUploads):
         except Exception:
             return fail()
 
-    def _sync(self, f: Callable[[], _T]) -> Callable[[], Deferred[_T]]:
-        return lambda: succeed(f())
+    def _answer(
+        self, name: str, run: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> Deferred[_T]:
+        """
+        Record a call of the method ``name`` with ``args``, and answer it as
+        scripted, or with what ``run`` returns (or fails with).
+        """
+        return self._call(name, args, lambda: succeed(run(*args, **kwargs)))
 
     def _require_bucket(self) -> None:
         if not self.exists:
@@ -331,7 +338,7 @@ class MemoryStore(_MultipartUploads):
             ``InvalidPartNumber``, ``InvalidRequest`` (a range with a part
             number) or ``PreconditionFailed``.
         """
-        return self._call("get_object", (read,), self._sync(lambda: self._get(read)))
+        return self._answer("get_object", self._get, read)
 
     def _get(self, read: ObjectRead) -> ObjectResponse:
         self._require_bucket()
@@ -414,9 +421,7 @@ class MemoryStore(_MultipartUploads):
         :return: a Deferred firing with the page; it fails with
             ``NoSuchBucket``.
         """
-        return self._call(
-            "list_objects", (request,), self._sync(lambda: self._list(request))
-        )
+        return self._answer("list_objects", self._list, request)
 
     def _list(self, request: ListRequest) -> ListPage:
         self._require_bucket()
@@ -466,7 +471,7 @@ class MemoryStore(_MultipartUploads):
         :return: a Deferred that fires if the bucket exists, and fails with
             ``NoSuchBucket`` otherwise.
         """
-        return self._call("head_bucket", (), self._sync(self._require_bucket))
+        return self._answer("head_bucket", self._require_bucket)
 
     # --- writes -------------------------------------------------------------
 
@@ -523,11 +528,7 @@ class MemoryStore(_MultipartUploads):
             copy of an object onto itself that changes nothing, and as
             L{put_object} does.
         """
-        return self._call(
-            "copy_object",
-            (source, key, headers),
-            self._sync(lambda: self._copy(source, key, headers)),
-        )
+        return self._answer("copy_object", self._copy, source, key, headers)
 
     def _source_object(self, source: CopySource) -> tuple[MemoryStore, _Object]:
         origin = self._source_store(source)
@@ -611,11 +612,7 @@ class MemoryStore(_MultipartUploads):
             ``NoSuchVersion`` for a version other than ``null`` and
             ``NoSuchBucket``.
         """
-        return self._call(
-            "delete_object",
-            (key, version_id),
-            self._sync(lambda: self._delete(key, version_id)),
-        )
+        return self._answer("delete_object", self._delete, key, version_id)
 
     def _delete(self, key: str, version_id: str | None) -> ObjectResponse:
         self._require_bucket()
@@ -632,11 +629,7 @@ class MemoryStore(_MultipartUploads):
 
         :return: a Deferred firing with one outcome per key, in order.
         """
-        return self._call(
-            "delete_objects",
-            (tuple(keys),),
-            self._sync(lambda: self._delete_all(keys)),
-        )
+        return self._answer("delete_objects", self._delete_all, tuple(keys))
 
     def _delete_all(
         self, keys: Sequence[tuple[str, str | None]]
@@ -666,7 +659,7 @@ class MemoryStore(_MultipartUploads):
                 raise S3Error("BucketAlreadyOwnedByYou")
             self.exists = True
 
-        return self._call("create_bucket", (), self._sync(create))
+        return self._answer("create_bucket", create)
 
     def delete_bucket(self) -> Deferred[None]:
         """
@@ -684,7 +677,7 @@ class MemoryStore(_MultipartUploads):
             self._uploads.clear()
             self.exists = False
 
-        return self._call("delete_bucket", (), self._sync(delete))
+        return self._answer("delete_bucket", delete)
 
 
 @implementer(IStoreFactory)

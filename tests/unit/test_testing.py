@@ -694,6 +694,20 @@ class ForwarderTests(SynchronousTestCase):
         self.failureResultOf(answering, WrongBodyLength)
         self.assertTrue(long.stopped)
 
+    def test_one_request_and_uploads(self) -> None:
+        """
+        C{request} is the one request forwarded, and an error of the test
+        otherwise; C{uploads} are the bodies read, of the requests that had
+        one.
+        """
+        forwarder = ScriptedForwarder(respond(200), respond(200))
+        self.assertRaises(AssertionError, lambda: forwarder.request)
+        self.successResultOf(forwarder.forward(self.request(BytesProducer(b"abc"))))
+        self.assertEqual(forwarder.request.method, "PUT")
+        self.successResultOf(forwarder.forward(self.request(method="GET")))
+        self.assertRaises(AssertionError, lambda: forwarder.request)
+        self.assertEqual(forwarder.uploads, [b"abc"])
+
     def test_handler_and_cancel(self) -> None:
         """
         A handler answers by what was sent; cancelling a request stops its

@@ -2,7 +2,7 @@
 Tests for L{multistore.stores.azure.store} and
 L{multistore.stores.azure.xml}.
 
-The store talks to the L{FakeForwarder} of L{tests.unit.test_s3_store},
+The store talks to a L{multistore.testing.ScriptedForwarder},
 which records every request and answers with scripted responses whose
 bodies remember whether they were delivered or discarded. Time comes from a
 L{Clock}.
@@ -65,11 +65,13 @@ from multistore.stores.azure.xml import (
     parse_list_blobs,
 )
 from multistore.stores.streaming import LastByteHeld
-from tests.unit.test_s3_store import (
-    FakeForwarder,
-    TrackedBody,
+from multistore.testing import (
+    CollectingConsumer,
+    RecordingBody,
+    ScriptedForwarder,
     respond,
 )
+from tests.unit.test_s3_store import scripted, uses_of
 from tests.unit.test_stores_streaming import MemoryBody
 
 NOW = 1_700_000_000.0
@@ -85,7 +87,7 @@ keys = st.text(
 )
 
 
-def make_store(forwarder: FakeForwarder, **options: str) -> AzureStore:
+def make_store(forwarder: ScriptedForwarder, **options: str) -> AzureStore:
     """
     A store on container ``real-container`` of account ``acct`` at
     L{ENDPOINT}, signing with L{KEY} unless told otherwise.
@@ -133,14 +135,9 @@ def document_of(request: BackendRequest) -> bytes:
     The in-memory body of a request.
     """
     assert request.body is not None
-    chunks: list[bytes] = []
-
-    class Sink:
-        def write(self, data: bytes) -> None:
-            chunks.append(data)
-
-    request.body.startProducing(Sink())
-    return b"".join(chunks)
+    sink = CollectingConsumer()
+    request.body.startProducing(sink)
+    return sink.value()
 
 
 def listing(
@@ -184,16 +181,18 @@ class StoreTestCase(SynchronousTestCase):
     Helpers.
     """
 
-    def assert_settled(self, forwarder: FakeForwarder, returned: object = None) -> None:
+    def assert_settled(
+        self, forwarder: ScriptedForwarder, returned: object = None
+    ) -> None:
         """
         Every response body was delivered or discarded once, but
         ``returned``.
         """
         for body in forwarder.bodies:
             if body is returned:
-                self.assertEqual(body.uses, [])
+                self.assertEqual(uses_of(body), [])
             else:
-                self.assertIn(body.uses, (["deliver"], ["discard"]))
+                self.assertIn(uses_of(body), (["deliver"], ["discard"]))
 
     def error_of(self, d: Deferred[Any]) -> S3Error:
         """
@@ -213,13 +212,13 @@ class RequestTests(StoreTestCase):
         """
         The store provides L{IObjectStore}.
         """
-        self.assertTrue(verifyObject(IObjectStore, make_store(FakeForwarder())))
+        self.assertTrue(verifyObject(IObjectStore, make_store(scripted())))
 
     def test_default_endpoint(self) -> None:
         """
         Without an endpoint, the account's public blob endpoint is used.
         """
-        store = make_store(FakeForwarder(), endpoint="")
+        store = make_store(scripted(), endpoint="")
         self.assertEqual(
             store.url("a b"), "https://acct.blob.core.windows.net/real-container/a%20b"
         )
@@ -229,7 +228,7 @@ class RequestTests(StoreTestCase):
         """
         The blob name is percent-encoded byte for byte, ``/`` kept.
         """
-        url = make_store(FakeForwarder()).url(key)
+        url = make_store(scripted()).url(key)
         path = urlsplit(url).path
         self.assertTrue(path.startswith("/acct/real-container/"))
         self.assertEqual(unquote(path[len("/acct/real-container/") :]), key)
@@ -239,7 +238,7 @@ class RequestTests(StoreTestCase):
         A request carries ``x-ms-version``, ``x-ms-date`` and a SharedKey
         signature over its string to sign.
         """
-        forwarder = FakeForwarder(respond(200, [("content-length", "3")]))
+        forwarder = scripted(respond(200, [("content-length", "3")]))
         self.successResultOf(
             make_store(forwarder).get_object(ObjectRead("k", head=True))
         )
@@ -260,7 +259,7 @@ class RequestTests(StoreTestCase):
         """
         A SAS token is appended to the query and nothing is signed.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         store = make_store(forwarder, access_key="", sas_token="?sv=1&sig=x%2By")
         self.successResultOf(store.head_bucket())
         self.assertEqual(
@@ -272,7 +271,7 @@ class RequestTests(StoreTestCase):
         """
         ``skip_signature`` sends requests unsigned.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         store = make_store(forwarder, skip_signature="true")
         self.successResultOf(store.head_bucket())
         self.assertNotIn("authorization", forwarder.request.headers)
@@ -281,7 +280,7 @@ class RequestTests(StoreTestCase):
         """
         A bearer token from the options, or from a provider, is sent.
         """
-        forwarder = FakeForwarder(respond(200), respond(200))
+        forwarder = scripted(respond(200), respond(200))
         store = make_store(forwarder, access_key="", bearer_token="tok")
         self.successResultOf(store.head_bucket())
         self.assertEqual(
@@ -297,7 +296,7 @@ class RequestTests(StoreTestCase):
         """
         An account key that is not base64 fails without a request.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder, access_key="not base64!")
         error = self.error_of(store.head_bucket())
         self.assertEqual(error.code, "ServiceUnavailable")
@@ -330,7 +329,7 @@ class ReadTests(StoreTestCase):
             ],
             b"abc",
         )
-        forwarder = FakeForwarder(response)
+        forwarder = scripted(response)
         result = self.successResultOf(make_store(forwarder).get_object(ObjectRead("k")))
         self.assertEqual(
             list(result.headers),
@@ -350,7 +349,7 @@ class ReadTests(StoreTestCase):
         """
         A HEAD hands back no body and discards Azure's.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         result = self.successResultOf(
             make_store(forwarder).get_object(ObjectRead("k", head=True))
         )
@@ -364,7 +363,7 @@ class ReadTests(StoreTestCase):
         and If-Modified-Since when If-None-Match is (as S3 decides); 304
         passes.
         """
-        forwarder = FakeForwarder(respond(304))
+        forwarder = scripted(respond(304))
         read = ObjectRead(
             "k",
             if_match='"a"',
@@ -402,7 +401,7 @@ class ReadTests(StoreTestCase):
                 "Sun, 06 Nov 1994 08:49:37 GMT",
             ),
         ):
-            forwarder = FakeForwarder(respond(200))
+            forwarder = scripted(respond(200))
             self.successResultOf(
                 make_store(forwarder).get_object(ObjectRead("k", **{name: value}))
             )
@@ -415,9 +414,7 @@ class ReadTests(StoreTestCase):
         blob's properties, with the other conditions: a blob that is there
         is 304, one that is not ``NoSuchKey``, a failed ``If-Match`` 412.
         """
-        forwarder = FakeForwarder(
-            respond(200, [("etag", '"0x1"'), ("content-length", "5")])
-        )
+        forwarder = scripted(respond(200, [("etag", '"0x1"'), ("content-length", "5")]))
         result = self.successResultOf(
             make_store(forwarder).get_object(
                 ObjectRead("k", if_none_match="*", if_match='"0x1"', range="bytes=-1")
@@ -435,7 +432,7 @@ class ReadTests(StoreTestCase):
             (azure_error(404, "BlobNotFound", head=True), "NoSuchKey"),
             (azure_error(412, "ConditionNotMet", head=True), "PreconditionFailed"),
         ):
-            forwarder = FakeForwarder(answer)
+            forwarder = scripted(answer)
             error = self.error_of(
                 make_store(forwarder).get_object(ObjectRead("k", if_none_match="*"))
             )
@@ -448,7 +445,7 @@ class ReadTests(StoreTestCase):
         with a 206 of ``bytes 0--1/0``).
         """
         for head in (False, True):
-            forwarder = FakeForwarder(
+            forwarder = scripted(
                 respond(
                     206,
                     [("content-range", "bytes 0--1/0"), ("content-length", "0")],
@@ -469,7 +466,7 @@ class ReadTests(StoreTestCase):
         the GET would: 206 with the range's length and ``Content-Range``, or
         ``InvalidRange``.
         """
-        forwarder = FakeForwarder(respond(200, [("content-length", "10")]))
+        forwarder = scripted(respond(200, [("content-length", "10")]))
         result = self.successResultOf(
             make_store(forwarder).get_object(
                 ObjectRead("k", head=True, range="bytes=2-4")
@@ -479,7 +476,7 @@ class ReadTests(StoreTestCase):
         self.assertEqual(result.headers.get("content-length"), "3")
         self.assertEqual(result.headers.get("content-range"), "bytes 2-4/10")
         self.assert_settled(forwarder)
-        forwarder = FakeForwarder(respond(200, [("content-length", "0")]))
+        forwarder = scripted(respond(200, [("content-length", "0")]))
         error = self.error_of(
             make_store(forwarder).get_object(
                 ObjectRead("k", head=True, range="bytes=0-")
@@ -499,7 +496,7 @@ class ReadTests(StoreTestCase):
             ("bytes=1-2,4-5", None),
             ("items=1-2", None),
         ):
-            forwarder = FakeForwarder(respond(206 if sent else 200))
+            forwarder = scripted(respond(206 if sent else 200))
             self.successResultOf(
                 make_store(forwarder).get_object(ObjectRead("k", range=header))
             )
@@ -522,9 +519,7 @@ class ReadTests(StoreTestCase):
                 "bytes=0-9",
             ),
         ):
-            forwarder = FakeForwarder(
-                *answers, respond(200, [("content-length", "10")])
-            )
+            forwarder = scripted(*answers, respond(200, [("content-length", "10")]))
             d = make_store(forwarder).get_object(ObjectRead("k", range=header))
             if sent is None:
                 error = self.error_of(d)
@@ -541,9 +536,7 @@ class ReadTests(StoreTestCase):
         """
         A suffix range is resolved against the blob's size first.
         """
-        forwarder = FakeForwarder(
-            respond(200, [("content-length", "10")]), respond(206)
-        )
+        forwarder = scripted(respond(200, [("content-length", "10")]), respond(206))
         self.successResultOf(
             make_store(forwarder).get_object(ObjectRead("k", range="bytes=-3"))
         )
@@ -556,7 +549,7 @@ class ReadTests(StoreTestCase):
         A suffix range, or an unsatisfiable one, of a version is resolved
         against that version's size, not the current blob's.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [("content-length", "10")]),
             respond(206),
         )
@@ -568,7 +561,7 @@ class ReadTests(StoreTestCase):
         self.assertEqual(
             [query_of(r).get("versionid") for r in forwarder.requests], ["v1", "v1"]
         )
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             azure_error(416, "InvalidRange"), respond(200, [("content-length", "4")])
         )
         self.error_of(
@@ -585,7 +578,7 @@ class ReadTests(StoreTestCase):
         """
         ``InvalidRange`` carries the blob's size in ``Content-Range``.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             azure_error(416, "InvalidRange"), respond(200, [("content-length", "4")])
         )
         error = self.error_of(
@@ -600,13 +593,13 @@ class ReadTests(StoreTestCase):
         Part 1 is the whole blob as a 206; other parts are
         ``InvalidPartNumber`` without a request.
         """
-        forwarder = FakeForwarder(respond(200, [("content-length", "4")], b"abcd"))
+        forwarder = scripted(respond(200, [("content-length", "4")], b"abcd"))
         result = self.successResultOf(
             make_store(forwarder).get_object(ObjectRead("k", part_number=1))
         )
         self.assertEqual(result.status, 206)
         self.assertEqual(result.headers.get("content-range"), "bytes 0-3/4")
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         error = self.error_of(
             make_store(forwarder).get_object(ObjectRead("k", part_number=2))
         )
@@ -631,7 +624,7 @@ class ReadTests(StoreTestCase):
             (400, "InvalidBlockList", "InvalidPart"),
         ):
             for head in (False, True):
-                forwarder = FakeForwarder(azure_error(status, code, head))
+                forwarder = scripted(azure_error(status, code, head))
                 error = self.error_of(
                     make_store(forwarder).get_object(ObjectRead("k", head=head))
                 )
@@ -645,7 +638,7 @@ class ReadTests(StoreTestCase):
         neither, the status decides.
         """
         body = b"<Error><Code>BlobNotFound</Code><Message>m</Message></Error>"
-        forwarder = FakeForwarder(respond(404, [], body), respond(404))
+        forwarder = scripted(respond(404, [], body), respond(404))
         store = make_store(forwarder)
         self.assertEqual(
             self.error_of(store.get_object(ObjectRead("k"))).code, "NoSuchKey"
@@ -665,7 +658,7 @@ class ListTests(StoreTestCase):
         Blobs and prefixes are listed; the query names the container,
         prefix, delimiter and size; a marker becomes the next token.
         """
-        forwarder = FakeForwarder(respond(200, [], listing(["a", "b"], ["c/"], "M1")))
+        forwarder = scripted(respond(200, [], listing(["a", "b"], ["c/"], "M1")))
         page = self.successResultOf(
             make_store(forwarder).list_objects(
                 ListRequest(prefix="p", delimiter="/", max_keys=3, token="M0")
@@ -698,7 +691,7 @@ class ListTests(StoreTestCase):
         Keys up to ``start_after`` are skipped, reading on through pages
         (empty ones too) until the page is full or the listing ends.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [], listing(["a", "b"], [], "M1")),
             respond(200, [], listing([], [], "M2")),
             respond(200, [], listing(["c", "d"], [], "")),
@@ -722,7 +715,7 @@ class ListTests(StoreTestCase):
         prefix asks) does not show that prefix again; a ``start_after``
         inside a prefix still shows it.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [], listing(["a"], ["b/", "c/"], "")),
             respond(200, [], listing(["a"], ["b/", "c/"], "")),
         )
@@ -745,7 +738,7 @@ class ListTests(StoreTestCase):
         """
         A missing container is ``NoSuchBucket``.
         """
-        forwarder = FakeForwarder(azure_error(404, "ContainerNotFound"))
+        forwarder = scripted(azure_error(404, "ContainerNotFound"))
         error = self.error_of(make_store(forwarder).list_objects(ListRequest()))
         self.assertEqual(error.code, "NoSuchBucket")
         self.assert_settled(forwarder)
@@ -812,7 +805,7 @@ class WriteTests(StoreTestCase):
         properties, metadata, Content-MD5 and conditions, its last byte held
         back; the answer is Azure's ETag.
         """
-        forwarder = FakeForwarder(respond(201, [("etag", '"0x1"')]), read_bodies=True)
+        forwarder = scripted(respond(201, [("etag", '"0x1"')]), read_bodies=True)
         write = ObjectWrite(
             "k",
             MemoryBody(b"data"),
@@ -851,7 +844,7 @@ class WriteTests(StoreTestCase):
         """
         A body that fails fails the write with its own failure.
         """
-        forwarder = FakeForwarder(respond(201), read_bodies=True)
+        forwarder = scripted(respond(201), read_bodies=True)
         body = MemoryBody(b"data", fail=True)
         d = make_store(forwarder).put_object(ObjectWrite("k", body))
         self.failureResultOf(d)
@@ -863,7 +856,7 @@ class WriteTests(StoreTestCase):
         ``PreconditionFailed``.
         """
         for status, code in ((409, "BlobAlreadyExists"), (412, "ConditionNotMet")):
-            forwarder = FakeForwarder(azure_error(status, code))
+            forwarder = scripted(azure_error(status, code))
             error = self.error_of(
                 make_store(forwarder).put_object(ObjectWrite("k", MemoryBody(b"x")))
             )
@@ -875,7 +868,7 @@ class WriteTests(StoreTestCase):
         A body of unknown length that ends within a block is one Put Blob,
         sent once it has ended.
         """
-        forwarder = FakeForwarder(respond(201, [("etag", '"0x2"')]), read_bodies=True)
+        forwarder = scripted(respond(201, [("etag", '"0x2"')]), read_bodies=True)
         write = ObjectWrite("k", MemoryBody(b"abc", length=None))
         self.successResultOf(make_store(forwarder).put_object(write))
         self.assertEqual(forwarder.uploads, [b"abc"])
@@ -886,7 +879,7 @@ class WriteTests(StoreTestCase):
         A longer body of unknown length is sent as blocks of one id length
         and committed, with the object's headers, once it has ended.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(201),
             respond(201),
             respond(201),
@@ -918,7 +911,7 @@ class WriteTests(StoreTestCase):
         A body of unknown length that fails after some blocks commits
         nothing and fails with its own failure.
         """
-        forwarder = FakeForwarder(respond(201), respond(201), read_bodies=True)
+        forwarder = scripted(respond(201), respond(201), read_bodies=True)
         store = evolve(make_store(forwarder), block_size=4)
         body = MemoryBody(chunks=[b"abcdefghij"], length=None, fail=True)
         failure = self.failureResultOf(store.put_object(ObjectWrite("k", body)))
@@ -1023,7 +1016,7 @@ class UploadIdTests(SynchronousTestCase):
         ``NoSuchUpload``, without asking Azure.
         """
         upload = UploadId("0123456789abcdef", key_hash_of("k"), 10**15)
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder)
         d = store.list_parts("k", upload.encode(), 10, 0)
         self.assertEqual(self.failureResultOf(d, S3Error).value.code, "NoSuchUpload")
@@ -1076,7 +1069,7 @@ class MultipartTests(StoreTestCase):
         """
         Creating an upload asks Azure nothing and keeps the object headers.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         upload_id = self.upload(make_store(forwarder))
         self.assertEqual(forwarder.requests, [])
         self.assertEqual(
@@ -1090,7 +1083,7 @@ class MultipartTests(StoreTestCase):
         blocks and commits them in order with the upload's headers and the
         conditions.
         """
-        forwarder = FakeForwarder(respond(201), respond(201), read_bodies=True)
+        forwarder = scripted(respond(201), respond(201), read_bodies=True)
         store = make_store(forwarder)
         upload_id = self.upload(store)
         upload = UploadId.decode(upload_id, "k")
@@ -1107,7 +1100,7 @@ class MultipartTests(StoreTestCase):
         self.assertEqual(etags[0], part_etag(upload.block_id(1), 3))
         self.assertEqual(forwarder.uploads, [b"aaa", b"bb"])
         self.assert_settled(forwarder)
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200, [], block_list((upload.block_id(1), 3), (upload.block_id(2), 2))
             ),
@@ -1142,7 +1135,7 @@ class MultipartTests(StoreTestCase):
         Parts out of order, missing, or with another ETag fail completion
         before anything is committed.
         """
-        store = make_store(FakeForwarder())
+        store = make_store(scripted())
         upload_id = self.upload(store)
         upload = UploadId.decode(upload_id, "k")
         good = part_etag(upload.block_id(1), 3)
@@ -1156,9 +1149,7 @@ class MultipartTests(StoreTestCase):
         )
         self.assertEqual(error.code, "InvalidPartOrder")
         for parts in ([CompletedPart(1, '"other"')], [CompletedPart(2, good)]):
-            forwarder = FakeForwarder(
-                respond(200, [], block_list((upload.block_id(1), 3)))
-            )
+            forwarder = scripted(respond(200, [], block_list((upload.block_id(1), 3))))
             error = self.error_of(
                 make_store(forwarder).complete_multipart_upload(
                     "k", upload_id, parts, HeaderList()
@@ -1172,11 +1163,11 @@ class MultipartTests(StoreTestCase):
         """
         ListParts shows the upload's blocks only, from the marker, paged.
         """
-        store = make_store(FakeForwarder())
+        store = make_store(scripted())
         upload_id = self.upload(store)
         upload = UploadId.decode(upload_id, "k")
         other = block_id("ffffffffffffffff", 1)
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200,
                 [],
@@ -1204,7 +1195,7 @@ class MultipartTests(StoreTestCase):
         """
         first = block_id("aaaaaaaaaaaaaaaa", 1)
         second = block_id("bbbbbbbbbbbbbbbb", 1)
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [], listing(["done", "up"], ["p/"])),
             respond(200, [], listing(["done"], [])),
             respond(200, [], block_list((first, 1), (second, 2), (first, 1))),
@@ -1236,7 +1227,7 @@ class MultipartTests(StoreTestCase):
             )
         )
         self.assertEqual(error.code, "InvalidRequest")
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [], listing(["done", "up"], ["p/"])),
             respond(200, [], listing(["done"], [])),
             respond(200, [], block_list((first, 1), (second, 2))),
@@ -1254,7 +1245,7 @@ class MultipartTests(StoreTestCase):
         """
         Aborting asks Azure nothing; another key's id is ``NoSuchUpload``.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder)
         upload_id = self.upload(store)
         self.successResultOf(store.abort_multipart_upload("k", upload_id))
@@ -1268,7 +1259,7 @@ class MultipartTests(StoreTestCase):
         another account) is left to the gateway: ``NotImplemented``, and
         nothing is sent.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder)
         elsewhere = BucketConfig(
             name="o",
@@ -1290,7 +1281,7 @@ class MultipartTests(StoreTestCase):
         range, version and conditions) with the store's credentials and
         written as the part's block: Azure copies no block itself.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 206,
                 [
@@ -1341,7 +1332,7 @@ class MultipartTests(StoreTestCase):
         upload that is not the key's is ``NoSuchUpload`` (the source was
         read, and released).
         """
-        forwarder = FakeForwarder(azure_error(404, "BlobNotFound"))
+        forwarder = scripted(azure_error(404, "BlobNotFound"))
         store = make_store(forwarder)
         upload_id = self.upload(store)
         error = self.error_of(
@@ -1349,7 +1340,7 @@ class MultipartTests(StoreTestCase):
         )
         self.assertEqual(error.code, "NoSuchKey")
         self.assertEqual(len(forwarder.requests), 1)
-        forwarder = FakeForwarder(respond(200, [("content-length", "1")], b"x"))
+        forwarder = scripted(respond(200, [("content-length", "1")], b"x"))
         store = make_store(forwarder)
         error = self.error_of(
             store.upload_part_copy(CopySource(store.bucket, "s"), "j", upload_id, 1)
@@ -1363,7 +1354,7 @@ class MultipartTests(StoreTestCase):
         reached with the same credentials, ranged or not, and refuses
         others, without asking Azure.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder)
         options = store.bucket.backend_options
         for accepted in (
@@ -1402,7 +1393,7 @@ class CopyTests(StoreTestCase):
         A copy names the source blob's URL and maps source conditions;
         a pending copy is polled until it succeeds.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(202, [("x-ms-copy-status", "pending"), ("etag", '"0x1"')]),
             respond(200, [("x-ms-copy-status", "success"), ("etag", '"0x2"')]),
         )
@@ -1433,7 +1424,7 @@ class CopyTests(StoreTestCase):
         A source in another account, or with other credentials, is
         ``NotImplemented`` (L{AzureStore.can_copy} refuses it).
         """
-        store = make_store(FakeForwarder())
+        store = make_store(scripted())
         for options in (
             {"endpoint": "http://other.test/acct"},
             {"access_key": "b3RoZXI="},
@@ -1459,7 +1450,7 @@ class DeleteAndContainerTests(StoreTestCase):
         Deleting includes snapshots; a missing blob is deleted already; a
         missing container is ``NoSuchBucket``.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(202),
             azure_error(404, "BlobNotFound"),
             azure_error(404, "ContainerNotFound"),
@@ -1483,9 +1474,7 @@ class DeleteAndContainerTests(StoreTestCase):
         """
         Each key is deleted on its own, failures reported per key.
         """
-        forwarder = FakeForwarder(
-            respond(202), azure_error(403, "AuthorizationFailure")
-        )
+        forwarder = scripted(respond(202), azure_error(403, "AuthorizationFailure"))
         outcomes = self.successResultOf(
             make_store(forwarder).delete_objects([("a", None), ("b", None)])
         )
@@ -1498,9 +1487,7 @@ class DeleteAndContainerTests(StoreTestCase):
         """
         Create Container; an existing one is ``BucketAlreadyOwnedByYou``.
         """
-        forwarder = FakeForwarder(
-            respond(201), azure_error(409, "ContainerAlreadyExists")
-        )
+        forwarder = scripted(respond(201), azure_error(409, "ContainerAlreadyExists"))
         store = make_store(forwarder)
         self.successResultOf(store.create_bucket())
         self.assertEqual(query_of(forwarder.requests[0]), {"restype": "container"})
@@ -1512,7 +1499,7 @@ class DeleteAndContainerTests(StoreTestCase):
         """
         A container holding blobs is not deleted; an empty one is.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, [], listing(["x"])), respond(200, [], listing()), respond(202)
         )
         store = make_store(forwarder)
@@ -1523,8 +1510,8 @@ class DeleteAndContainerTests(StoreTestCase):
 
     def test_unused_track(self) -> None:
         """
-        L{TrackedBody} records releases (the fakes work).
+        L{RecordingBody} records releases (the fakes work).
         """
-        body = TrackedBody(b"x")
+        body = RecordingBody(b"x")
         body.discard()
         self.assertEqual(body.uses, ["discard"])

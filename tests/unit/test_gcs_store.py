@@ -1,12 +1,12 @@
 """
 Tests for L{multistore.stores.gcs}.
 
-The store talks to a L{RoutingForwarder} that records every
-L{BackendRequest}, reads its body as a transport does, and answers with
-what a handler (a test's script of GCS answers) returns; every answer's
-body is a L{TrackedBody}, so each test can check that every body the store
-did not hand back was released. Time comes from a L{Clock}. Token sources
-post to a fake token endpoint.
+The store talks to a L{multistore.testing.ScriptedForwarder} that records
+every L{BackendRequest}, reads its body as a transport does, and answers
+with what a handler (a test's script of GCS answers) returns; every
+answer's body is a L{multistore.testing.RecordingBody}, so each test can
+check that every body the store did not hand back was released. Time comes
+from a L{Clock}. Token sources post to a fake token endpoint.
 """
 
 from __future__ import annotations
@@ -27,17 +27,15 @@ from hypothesis import strategies as st
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import UNKNOWN_LENGTH
 from twisted.web.resource import Resource
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
-from multistore.interfaces import IForwarder, IObjectStore
+from multistore.interfaces import IObjectStore
 from multistore.model import (
     BackendRequest,
     BackendResponse,
@@ -69,10 +67,10 @@ from multistore.stores.gcs.store import (
     response_headers,
 )
 from multistore.stores.streaming import DELETE_CONCURRENCY
-from tests.unit.test_s3_store import TrackedBody
+from multistore.testing import ForwardedRequest, RecordingBody, ScriptedForwarder
+from tests.unit.test_s3_store import uses_of
 from tests.unit.test_stores_streaming import (
     BodyFailed,
-    LengthEnforcing,
     MemoryBody,
 )
 
@@ -102,7 +100,7 @@ def answer(
         body = document
     else:
         body = json.dumps(document).encode()
-    return BackendResponse(status, HeaderList(headers), TrackedBody(body))
+    return BackendResponse(status, HeaderList(headers), RecordingBody(body))
 
 
 def gcs_error(status: int) -> BackendResponse:
@@ -149,53 +147,15 @@ def resource(name: str, data: bytes = b"data", **fields: Any) -> dict[str, Any]:
     }
 
 
-@implementer(IForwarder)
-class RoutingForwarder:
+def routing(handler: Handler) -> ScriptedForwarder:
     """
-    Records every request, reads its body as a transport does, and answers
-    with the handler's response; a body that fails fails the request.
-
-    :ivar requests: the requests, in order.
-    :ivar uploads: the body bytes of each request that had one.
-    :ivar bodies: the answers' bodies, in order.
+    A forwarder that reads each request's body as a transport does and
+    answers with what ``handler`` makes of the request and its body; a body
+    that fails fails the request.
     """
-
-    def __init__(self, handler: Handler) -> None:
-        self._handler = handler
-        self.requests: list[BackendRequest] = []
-        self.uploads: list[bytes] = []
-        self.bodies: list[TrackedBody] = []
-
-    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
-        """
-        Record ``request`` and answer it.
-        """
-        self.requests.append(request)
-        data = b""
-        if request.body is not None:
-            sink = LengthEnforcing(request.body.length)
-            failures: list[Failure] = []
-            request.body.startProducing(sink).addErrback(failures.append)
-            data = sink.value()
-            self.uploads.append(data)
-            if failures:
-                return fail(failures[0])
-        response = self._handler(request, data)
-        assert isinstance(response.body, TrackedBody)
-        self.bodies.append(response.body)
-        return succeed(response)
-
-    def described(self) -> list[tuple[str, str]]:
-        """
-        ``(method, path?query)`` of each request, decoded.
-        """
-        described = []
-        for request in self.requests:
-            parts = urlsplit(request.url)
-            described.append(
-                (request.method, unquote(parts.path) + ("?" if parts.query else ""))
-            )
-        return described
+    return ScriptedForwarder(
+        handler=lambda exchange: handler(exchange.request, exchange.body)
+    )
 
 
 def query_of(request: BackendRequest) -> dict[str, str]:
@@ -207,7 +167,7 @@ def query_of(request: BackendRequest) -> dict[str, str]:
 
 def make_store(
     handler: Handler, clock: Clock | None = None, **options: str
-) -> tuple[GcsStore, RoutingForwarder]:
+) -> tuple[GcsStore, ScriptedForwarder]:
     """
     An anonymous store on L{BUCKET} at L{ENDPOINT} (other options may be
     given).
@@ -221,21 +181,21 @@ def make_store(
     if clock is None:
         clock = Clock()
         clock.advance(NOW)
-    forwarder = RoutingForwarder(handler)
+    forwarder = routing(handler)
     bucket = BucketConfig(name="virtual", backend_type="gcs", backend_options=settings)
     return GcsStore(bucket, forwarder, clock), forwarder
 
 
 def factory_store(
     handler: Handler, **options: str
-) -> tuple[IObjectStore, RoutingForwarder]:
+) -> tuple[IObjectStore, ScriptedForwarder]:
     """
     The store L{StoreFactory} makes for a bucket on L{BUCKET} at
     L{ENDPOINT} with ``options``.
     """
     clock = Clock()
     clock.advance(NOW)
-    forwarder = RoutingForwarder(handler)
+    forwarder = routing(handler)
     settings = {"endpoint": ENDPOINT, "bucket_name": BUCKET, **options}
     bucket = BucketConfig(name="virtual", backend_type="gcs", backend_options=settings)
     # Never started: GCS stores do no file I/O.
@@ -248,12 +208,12 @@ class StoreTestCase(SynchronousTestCase):
     Checks that every answer body was delivered or discarded.
     """
 
-    def assert_settled(self, forwarder: RoutingForwarder) -> None:
+    def assert_settled(self, forwarder: ScriptedForwarder) -> None:
         """
         Every body the forwarder handed out was used exactly once.
         """
         for body in forwarder.bodies:
-            self.assertEqual(len(body.uses), 1, body.uses)
+            self.assertEqual(len(uses_of(body)), 1, uses_of(body))
 
 
 class HeadersTests(SynchronousTestCase):
@@ -359,7 +319,7 @@ class StoreTests(StoreTestCase):
         A read fetches the metadata, then the bytes of that generation with
         ``Accept-Encoding: gzip``; the key is encoded whole, slashes too.
         """
-        media = TrackedBody(b"data")
+        media = RecordingBody(b"data")
 
         def handler(request: BackendRequest, data: bytes) -> BackendResponse:
             if query_of(request).get("alt") == "media":
@@ -379,7 +339,7 @@ class StoreTests(StoreTestCase):
         self.assertEqual(query_of(second), {"alt": "media", "generation": "17"})
         self.assertEqual(second.headers.get("accept-encoding"), "gzip")
         self.assertIsNone(second.headers.get("authorization"))
-        self.assertEqual(forwarder.bodies[0].uses, ["deliver"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["deliver"])
 
     def test_range(self) -> None:
         """
@@ -817,29 +777,6 @@ class PutTests(StoreTestCase):
         self.assertEqual(forwarder.requests, [])
 
 
-@implementer(IForwarder)
-class HoldingForwarder:
-    """
-    Holds every request until released, counting those in flight.
-
-    :ivar held: the answers not yet given, in order.
-    :ivar most: the most requests in flight at once.
-    """
-
-    def __init__(self) -> None:
-        self.held: list[Deferred[BackendResponse]] = []
-        self.most = 0
-
-    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
-        """
-        Hold the request.
-        """
-        waiting: Deferred[BackendResponse] = Deferred()
-        self.held.append(waiting)
-        self.most = max(self.most, sum(not d.called for d in self.held))
-        return waiting
-
-
 class DeleteTests(SynchronousTestCase):
     """
     Deletes.
@@ -850,7 +787,14 @@ class DeleteTests(SynchronousTestCase):
         A batch delete has at most L{DELETE_CONCURRENCY} requests in flight;
         a missing key is deleted, a refused one reports AccessDenied.
         """
-        forwarder = HoldingForwarder()
+        held: list[Deferred[BackendResponse]] = []
+
+        def hold(exchange: ForwardedRequest) -> Deferred[BackendResponse]:
+            waiting: Deferred[BackendResponse] = Deferred()
+            held.append(waiting)
+            return waiting
+
+        forwarder = ScriptedForwarder(handler=hold)
         clock = Clock()
         bucket = BucketConfig(
             name="v",
@@ -864,16 +808,14 @@ class DeleteTests(SynchronousTestCase):
         store = GcsStore(bucket, forwarder, clock)
         keys = [(f"k{n}", None) for n in range(20)]
         deleting = store.delete_objects(keys)
-        self.assertEqual(len(forwarder.held), DELETE_CONCURRENCY)
+        self.assertEqual(len(held), DELETE_CONCURRENCY)
         released = 0
-        while released < len(forwarder.held):
+        while released < len(held):
             status = {0: 404, 1: 403}.get(released, 204)
-            forwarder.held[released].callback(
-                gcs_error(status) if status != 204 else answer(204)
-            )
+            held[released].callback(gcs_error(status) if status != 204 else answer(204))
             released += 1
         outcomes = self.successResultOf(deleting)
-        self.assertEqual(forwarder.most, DELETE_CONCURRENCY)
+        self.assertEqual(forwarder.most_in_flight, DELETE_CONCURRENCY)
         self.assertEqual(len(outcomes), 20)
         errors = {o.key: o.error for o in outcomes if o.error is not None}
         self.assertEqual(list(errors), ["k1"])

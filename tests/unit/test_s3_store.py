@@ -1,9 +1,9 @@
 """
 Tests for L{multistore.stores.s3.store}.
 
-The store talks to a L{FakeForwarder} that records every L{BackendRequest}
+The store talks to a L{multistore.testing.ScriptedForwarder} that records every L{BackendRequest}
 and answers with scripted L{BackendResponse}s; their bodies are
-L{TrackedBody}s (in-memory L{BytesBody}s that remember whether they were
+L{multistore.testing.RecordingBody}s (in-memory L{BytesBody}s that remember whether they were
 delivered or discarded), so each test can check that every body the store
 did not hand back was released. Time comes from a L{Clock}.
 """
@@ -21,13 +21,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
-from twisted.internet.interfaces import IConsumer
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from multistore.auth.canonical import (
@@ -39,7 +36,7 @@ from multistore.auth.canonical import (
     string_to_sign,
 )
 from multistore.auth.sigv4 import parse_authorization, verify_header_auth
-from multistore.bodies import BytesBody
+from multistore.bodies import IBody
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.interfaces import IForwarder, IObjectStore
@@ -76,6 +73,13 @@ from multistore.stores.s3.store import (
     forwarded_headers,
 )
 from multistore.stores.streaming import MAX_ERROR_DOCUMENT, LastByteHeld
+from multistore.testing import (
+    Answer,
+    CollectingConsumer,
+    RecordingBody,
+    ScriptedForwarder,
+    respond,
+)
 from tests.unit.test_stores_streaming import (
     DROPPED_HEADERS,
     KEPT_HEADERS,
@@ -139,122 +143,20 @@ keys = st.text(
 # --- fakes -------------------------------------------------------------------
 
 
-class TrackedBody(BytesBody):
+def scripted(*answers: Answer, read_bodies: bool = False) -> ScriptedForwarder:
     """
-    A body held in memory that records how it was released.
-
-    :ivar uses: ``"deliver"`` and ``"discard"``, once per call, in order.
+    A L{ScriptedForwarder} that leaves request bodies unread (for the test
+    to read, see L{document_of}) unless told to read them.
     """
-
-    def __init__(
-        self, data: bytes = b"", length: int | Literal["actual"] | None = "actual"
-    ) -> None:
-        """
-        :param length: the length to claim: the data's own by default,
-            ``None`` for a body of unknown length (a chunked response).
-        """
-        super().__init__(data)
-        self.uses: list[str] = []
-        self._claimed = length
-
-    @property
-    def length(self) -> int | None:  # type: ignore[override]
-        """
-        The claimed length.
-        """
-        if self._claimed == "actual":
-            return super().length
-        return self._claimed
-
-    def deliver(self, consumer: IConsumer) -> Deferred[int]:
-        """
-        Record the delivery, then deliver.
-        """
-        self.uses.append("deliver")
-        return super().deliver(consumer)
-
-    def discard(self) -> None:
-        """
-        Record the discard, then discard.
-        """
-        self.uses.append("discard")
-        super().discard()
+    return ScriptedForwarder(*answers, read_bodies=read_bodies)
 
 
-@implementer(IForwarder)
-class FakeForwarder:
+def uses_of(body: IBody) -> list[str]:
     """
-    Records every request and answers each with the next scripted answer: a
-    response, an exception (a failed request), or a Deferred (an answer still
-    pending).
-
-    :ivar requests: the requests forwarded, in order.
-    :ivar bodies: the bodies of the responses handed out, in order.
+    :return: how a response body handed out was released.
     """
-
-    def __init__(
-        self,
-        *answers: BackendResponse | Exception | Deferred[object],
-        read_bodies: bool = False,
-    ):
-        """
-        :param read_bodies: read each request body before answering, as a
-            transport does: into a consumer that refuses bytes beyond the
-            body's length; a body that fails fails the request with its own
-            failure (and the answer is not used).
-        """
-        self._answers = list(answers)
-        self._read_bodies = read_bodies
-        self.requests: list[BackendRequest] = []
-        self.bodies: list[TrackedBody] = []
-        self.uploads: list[bytes] = []
-
-    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
-        """
-        Record ``request`` and answer it.
-        """
-        self.requests.append(request)
-        if not self._answers:
-            raise AssertionError(f"unexpected backend request {request!r}")
-        answer = self._answers.pop(0)
-        if self._read_bodies and request.body is not None:
-            sink = LengthEnforcing(request.body.length)
-            produced = request.body.startProducing(sink)
-            failures: list[Failure] = []
-            produced.addErrback(failures.append)
-            if failures:
-                self.uploads.append(sink.value())
-                return fail(failures[0])
-            self.uploads.append(sink.value())
-        if isinstance(answer, Exception):
-            return fail(answer)
-        if isinstance(answer, Deferred):
-            return answer  # type: ignore[return-value]
-        assert isinstance(answer.body, TrackedBody)
-        self.bodies.append(answer.body)
-        return succeed(answer)
-
-    @property
-    def request(self) -> BackendRequest:
-        """
-        The one request forwarded.
-        """
-        assert len(self.requests) == 1, self.requests
-        return self.requests[0]
-
-
-def respond(
-    status: int,
-    headers: Sequence[tuple[str, str]] = (),
-    body: bytes = b"",
-    length: int | Literal["actual"] | None = "actual",
-) -> BackendResponse:
-    """
-    A backend response with a L{TrackedBody}.
-    """
-    return BackendResponse(
-        status=status, headers=HeaderList(headers), body=TrackedBody(body, length)
-    )
+    assert isinstance(body, RecordingBody), body
+    return body.uses
 
 
 def error_document(
@@ -276,7 +178,7 @@ def error_document(
     return f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{inner}</Error>'.encode()
 
 
-def make_store(forwarder: FakeForwarder, **options: str) -> S3Store:
+def make_store(forwarder: ScriptedForwarder, **options: str) -> S3Store:
     """
     A store for the virtual bucket ``virtual`` on ``real-bucket`` at
     L{ENDPOINT} (no credentials unless given), with the clock at L{NOW}.
@@ -293,7 +195,7 @@ def make_store(forwarder: FakeForwarder, **options: str) -> S3Store:
     return S3Store(bucket, forwarder, clock)
 
 
-def signed_store(forwarder: FakeForwarder, **options: str) -> S3Store:
+def signed_store(forwarder: ScriptedForwarder, **options: str) -> S3Store:
     """
     A store with backend credentials.
     """
@@ -320,7 +222,9 @@ class StoreTestCase(SynchronousTestCase):
     Helpers shared by the store tests.
     """
 
-    def assert_settled(self, forwarder: FakeForwarder, returned: object = None) -> None:
+    def assert_settled(
+        self, forwarder: ScriptedForwarder, returned: object = None
+    ) -> None:
         """
         Every response body handed out was delivered or discarded exactly
         once, except ``returned`` (the body the store gave back), which was
@@ -329,9 +233,9 @@ class StoreTestCase(SynchronousTestCase):
         self.assertTrue(forwarder.bodies, "no response was handed out")
         for body in forwarder.bodies:
             if body is returned:
-                self.assertEqual(body.uses, [], "a returned body was consumed")
+                self.assertEqual(uses_of(body), [], "a returned body was consumed")
             else:
-                self.assertIn(body.uses, (["deliver"], ["discard"]))
+                self.assertIn(uses_of(body), (["deliver"], ["discard"]))
 
     def assert_verifies(
         self,
@@ -390,7 +294,7 @@ class StoreTestCase(SynchronousTestCase):
         :return: the error the read failed with, after checking that the
             response body was released.
         """
-        forwarder = FakeForwarder(response)
+        forwarder = scripted(response)
         read = read if read is not None else ObjectRead(key="the key", head=head)
         error = self.error_of(make_store(forwarder).get_object(read))
         self.assert_settled(forwarder)
@@ -435,48 +339,34 @@ class FakeTests(StoreTestCase):
         The fake forwarder is an L{IForwarder}; the store an
         L{IObjectStore}.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         verifyObject(IForwarder, forwarder)
         verifyObject(IObjectStore, make_store(forwarder))
 
-    def test_tracked_body_records(self) -> None:
+    def test_recording_body_records(self) -> None:
         """
-        A tracked body records its delivery and its discards, and refuses a
+        A recording body records its delivery and its discards, and refuses a
         delivery after a discard as any body does.
         """
-        delivered = TrackedBody(b"abc")
-        discarded = TrackedBody(b"abc")
+        delivered = RecordingBody(b"abc")
+        discarded = RecordingBody(b"abc")
         discarded.discard()
         self.assertEqual(discarded.uses, ["discard"])
         discarded.discard()
         self.assertEqual(discarded.uses, ["discard", "discard"])
         self.assertEqual(delivered.length, 3)
-        self.assertIsNone(TrackedBody(b"abc", length=None).length)
+        self.assertIsNone(RecordingBody(b"abc", length=None).length)
 
-        @implementer(IConsumer)
-        class Sink:
-            def __init__(self) -> None:
-                self.data = b""
-
-            def registerProducer(self, producer: object, streaming: bool) -> None:
-                pass
-
-            def unregisterProducer(self) -> None:
-                pass
-
-            def write(self, data: bytes) -> None:
-                self.data += data
-
-        sink = Sink()
+        sink = CollectingConsumer()
         self.assertEqual(self.successResultOf(delivered.deliver(sink)), 3)
-        self.assertEqual((sink.data, delivered.uses), (b"abc", ["deliver"]))
-        self.assertRaises(RuntimeError, discarded.deliver, Sink())
+        self.assertEqual((sink.value(), delivered.uses), (b"abc", ["deliver"]))
+        self.assertRaises(RuntimeError, discarded.deliver, CollectingConsumer())
 
     def test_assert_settled_can_fail(self) -> None:
         """
         L{StoreTestCase.assert_settled} notices a body left unreleased.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         forwarder.forward(BackendRequest("GET", ENDPOINT))
         self.assertRaises(self.failureException, self.assert_settled, forwarder)
 
@@ -494,7 +384,7 @@ class URLTests(StoreTestCase):
         """
         By default a key's URL is ``endpoint/bucket/key``.
         """
-        store = make_store(FakeForwarder())
+        store = make_store(scripted())
         self.assertEqual(
             store.url("dir/file.txt"), f"{ENDPOINT}/{BACKEND_BUCKET}/dir/file.txt"
         )
@@ -504,7 +394,7 @@ class URLTests(StoreTestCase):
         Odd keys are encoded as AWS encodes them in the URL the store sends.
         """
         for key, encoded in ODD_KEYS:
-            forwarder = FakeForwarder(respond(200, body=b"x"))
+            forwarder = scripted(respond(200, body=b"x"))
             store = make_store(forwarder)
             self.successResultOf(store.get_object(ObjectRead(key=key)))
             self.assertEqual(
@@ -519,7 +409,7 @@ class URLTests(StoreTestCase):
         and ``/`` that decodes to the key exactly, with no query or
         fragment.
         """
-        url = make_store(FakeForwarder()).url(key)
+        url = make_store(scripted()).url(key)
         self.assertTrue(url.isascii())
         parts = urlsplit(url)
         self.assertEqual((parts.query, parts.fragment), ("", ""))
@@ -536,21 +426,21 @@ class URLTests(StoreTestCase):
         The bucket's own URL is ``endpoint/bucket``.
         """
         self.assertEqual(
-            make_store(FakeForwarder()).url(None), f"{ENDPOINT}/{BACKEND_BUCKET}"
+            make_store(scripted()).url(None), f"{ENDPOINT}/{BACKEND_BUCKET}"
         )
 
     def test_endpoint_trailing_slash(self) -> None:
         """
         A trailing ``/`` on the endpoint does not double the slash.
         """
-        store = make_store(FakeForwarder(), endpoint=ENDPOINT + "/")
+        store = make_store(scripted(), endpoint=ENDPOINT + "/")
         self.assertEqual(store.url("k"), f"{ENDPOINT}/{BACKEND_BUCKET}/k")
 
     def test_query(self) -> None:
         """
         Query parameters are encoded with the AWS rule, ``/`` included.
         """
-        store = make_store(FakeForwarder())
+        store = make_store(scripted())
         self.assertEqual(
             store.url("k", [("prefix", "a b/+=&")]),
             f"{ENDPOINT}/{BACKEND_BUCKET}/k?prefix=a%20b%2F%2B%3D%26",
@@ -561,7 +451,7 @@ class URLTests(StoreTestCase):
         With ``virtual_hosted_style_request`` the bucket is part of the host
         name and the path is the key alone.
         """
-        store = make_store(FakeForwarder(), virtual_hosted_style_request="true")
+        store = make_store(scripted(), virtual_hosted_style_request="true")
         self.assertEqual(
             store.url("a b/c+d"),
             f"http://{BACKEND_BUCKET}.backend.test:9000/a%20b/c%2Bd",
@@ -576,19 +466,19 @@ class URLTests(StoreTestCase):
         """
         ``virtual_hosted_style_request = "false"`` keeps path-style URLs.
         """
-        store = make_store(FakeForwarder(), virtual_hosted_style_request="false")
+        store = make_store(scripted(), virtual_hosted_style_request="false")
         self.assertEqual(store.url("k"), f"{ENDPOINT}/{BACKEND_BUCKET}/k")
 
     def test_default_endpoint(self) -> None:
         """
         Without an endpoint, requests go to AWS in the bucket's region.
         """
-        store = make_store(FakeForwarder(), endpoint="")
+        store = make_store(scripted(), endpoint="")
         self.assertEqual(
             store.url("k"), f"https://s3.eu-west-2.amazonaws.com/{BACKEND_BUCKET}/k"
         )
         hosted = make_store(
-            FakeForwarder(), endpoint="", virtual_hosted_style_request="true"
+            scripted(), endpoint="", virtual_hosted_style_request="true"
         )
         self.assertEqual(
             hosted.url("k"), f"https://{BACKEND_BUCKET}.s3.eu-west-2.amazonaws.com/k"
@@ -598,7 +488,7 @@ class URLTests(StoreTestCase):
         """
         Without a region either, the region is ``us-east-1``.
         """
-        store = make_store(FakeForwarder(), endpoint="", region="")
+        store = make_store(scripted(), endpoint="", region="")
         self.assertEqual(
             store.url("k"), f"https://s3.us-east-1.amazonaws.com/{BACKEND_BUCKET}/k"
         )
@@ -617,7 +507,7 @@ class SigningTests(StoreTestCase):
         A GET carries ``host``, ``x-amz-date`` (from the clock),
         ``x-amz-content-sha256`` and an ``authorization`` that verifies.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         self.successResultOf(
             signed_store(forwarder).get_object(ObjectRead(key="dir/file"))
         )
@@ -633,7 +523,7 @@ class SigningTests(StoreTestCase):
         The signature does not verify for another secret (so the check
         above can fail).
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         self.successResultOf(signed_store(forwarder).get_object(ObjectRead(key="k")))
         request = forwarder.request
         auth = parse_authorization(request.headers.get("authorization") or "")
@@ -654,7 +544,7 @@ class SigningTests(StoreTestCase):
         """
         for key, _ in ODD_KEYS:
             for head in (False, True):
-                forwarder = FakeForwarder(respond(200))
+                forwarder = scripted(respond(200))
                 read = ObjectRead(
                     key=key,
                     head=head,
@@ -679,7 +569,7 @@ class SigningTests(StoreTestCase):
         """
         A request for any key verifies.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         self.successResultOf(signed_store(forwarder).get_object(ObjectRead(key=key)))
         self.assert_verifies(forwarder.request)
 
@@ -687,7 +577,7 @@ class SigningTests(StoreTestCase):
         """
         A listing with odd parameters verifies.
         """
-        forwarder = FakeForwarder(respond(200, body=listing_document()))
+        forwarder = scripted(respond(200, body=listing_document()))
         request = ListRequest(
             prefix="a b/+%",
             delimiter="/",
@@ -702,7 +592,7 @@ class SigningTests(StoreTestCase):
         """
         Virtual-hosted requests sign the bucket's host name.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         store = signed_store(forwarder, virtual_hosted_style_request="true")
         self.successResultOf(store.get_object(ObjectRead(key="a b")))
         self.assertEqual(
@@ -715,7 +605,7 @@ class SigningTests(StoreTestCase):
         Against AWS itself the ``host`` has no port and the scope names the
         default region.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         store = signed_store(forwarder, endpoint="", region="")
         self.successResultOf(store.get_object(ObjectRead(key="k")))
         self.assertEqual(
@@ -728,7 +618,7 @@ class SigningTests(StoreTestCase):
         With a ``token`` the request carries a signed
         ``x-amz-security-token``.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         store = signed_store(forwarder, token="session/token+==")
         self.successResultOf(store.get_object(ObjectRead(key="k")))
         request = forwarder.request
@@ -743,7 +633,7 @@ class SigningTests(StoreTestCase):
         """
         HeadBucket is signed too.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         self.successResultOf(signed_store(forwarder).head_bucket())
         self.assertEqual(forwarder.request.method, "HEAD")
         self.assert_verifies(forwarder.request)
@@ -752,7 +642,7 @@ class SigningTests(StoreTestCase):
         """
         A store with these options sends its requests unsigned.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"), respond(200))
+        forwarder = scripted(respond(200, body=b"x"), respond(200))
         store = make_store(forwarder, **store_options)
         self.successResultOf(store.get_object(ObjectRead(key="k", range="bytes=0-0")))
         self.successResultOf(store.head_bucket())
@@ -799,7 +689,7 @@ class SigningTests(StoreTestCase):
         """
         ``skip_signature = "false"`` still signs.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         store = signed_store(forwarder, skip_signature="false")
         self.successResultOf(store.get_object(ObjectRead(key="k")))
         self.assert_verifies(forwarder.request)
@@ -841,7 +731,7 @@ class GetObjectTests(StoreTestCase):
         ``versionId`` are forwarded verbatim, and nothing else.
         """
         for head, method in ((False, "GET"), (True, "HEAD")):
-            forwarder = FakeForwarder(respond(206))
+            forwarder = scripted(respond(206))
             read = ObjectRead(
                 key=FULL_READ.key,
                 head=head,
@@ -872,7 +762,7 @@ class GetObjectTests(StoreTestCase):
         """
         A read without options sends no headers and no query.
         """
-        forwarder = FakeForwarder(respond(200, body=b"x"))
+        forwarder = scripted(respond(200, body=b"x"))
         self.successResultOf(make_store(forwarder).get_object(ObjectRead(key="k")))
         self.assertEqual(forwarder.request.headers, HeaderList())
         self.assertEqual(forwarder.request.url, f"{ENDPOINT}/{BACKEND_BUCKET}/k")
@@ -883,7 +773,7 @@ class GetObjectTests(StoreTestCase):
         untouched.
         """
         response = respond(200, [*DROPPED_HEADERS, *KEPT_HEADERS], b"0123456789")
-        forwarder = FakeForwarder(response)
+        forwarder = scripted(response)
         result = self.successResultOf(
             make_store(forwarder).get_object(ObjectRead(key="k"))
         )
@@ -900,7 +790,7 @@ class GetObjectTests(StoreTestCase):
             [("content-range", "bytes 10-19/100"), ("x-amz-request-id", "r")],
             b"0123456789",
         )
-        forwarder = FakeForwarder(response)
+        forwarder = scripted(response)
         result = self.successResultOf(make_store(forwarder).get_object(FULL_READ))
         self.assertEqual(result.status, 206)
         self.assertEqual(
@@ -914,13 +804,13 @@ class GetObjectTests(StoreTestCase):
         A HEAD comes back with headers and no body; the backend's body is
         discarded.
         """
-        forwarder = FakeForwarder(respond(200, [*KEPT_HEADERS, *DROPPED_HEADERS]))
+        forwarder = scripted(respond(200, [*KEPT_HEADERS, *DROPPED_HEADERS]))
         result = self.successResultOf(
             make_store(forwarder).get_object(ObjectRead(key="k", head=True))
         )
         self.assertEqual(result, ObjectResponse(200, HeaderList(KEPT_HEADERS)))
         self.assertIsNone(result.body)
-        self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["discard"])
 
     def test_not_modified(self) -> None:
         """
@@ -928,7 +818,7 @@ class GetObjectTests(StoreTestCase):
         body the backend sent is discarded.
         """
         for head in (False, True):
-            forwarder = FakeForwarder(
+            forwarder = scripted(
                 respond(
                     304,
                     [("etag", '"def"'), ("x-amz-request-id", "r"), ("server", "s")],
@@ -941,7 +831,7 @@ class GetObjectTests(StoreTestCase):
                 result, ObjectResponse(304, HeaderList([("etag", '"def"')]))
             )
             self.assertIsNone(result.body)
-            self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+            self.assertEqual(uses_of(forwarder.bodies[0]), ["discard"])
 
     def test_forwarder_failure(self) -> None:
         """
@@ -949,7 +839,7 @@ class GetObjectTests(StoreTestCase):
         the caller as they are.
         """
         for code in ("ServiceUnavailable", "GatewayTimeout"):
-            forwarder = FakeForwarder(S3Error(code))
+            forwarder = scripted(S3Error(code))
             error = self.error_of(make_store(forwarder).get_object(ObjectRead(key="k")))
             self.assertEqual(error.code, code)
 
@@ -960,7 +850,7 @@ class GetObjectTests(StoreTestCase):
         """
         cancelled: list[Deferred[object]] = []
         pending: Deferred[object] = Deferred(cancelled.append)
-        forwarder = FakeForwarder(pending)
+        forwarder = scripted(pending)
         reading = make_store(forwarder).get_object(ObjectRead(key="k"))
         self.assertNoResult(reading)
         reading.cancel()
@@ -1007,9 +897,9 @@ class ErrorTests(StoreTestCase):
         """
         A HEAD's error body is discarded, never read.
         """
-        forwarder = FakeForwarder(respond(404, body=error_document("NoSuchKey")))
+        forwarder = scripted(respond(404, body=error_document("NoSuchKey")))
         self.error_of(make_store(forwarder).get_object(ObjectRead(key="k", head=True)))
-        self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["discard"])
 
     def test_access_denied(self) -> None:
         """
@@ -1194,12 +1084,10 @@ class ErrorTests(StoreTestCase):
         """
         An error body longer than L{MAX_ERROR_DOCUMENT} is discarded unread.
         """
-        forwarder = FakeForwarder(
-            respond(404, body=b"x", length=MAX_ERROR_DOCUMENT + 1)
-        )
+        forwarder = scripted(respond(404, body=b"x", length=MAX_ERROR_DOCUMENT + 1))
         error = self.error_of(make_store(forwarder).get_object(ObjectRead(key="k")))
         self.assertEqual(error.code, "NoSuchKey")
-        self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["discard"])
 
     def test_unexpected_success(self) -> None:
         """
@@ -1255,7 +1143,7 @@ class ListTests(StoreTestCase):
         A plain listing asks for ``list-type=2`` with URL-encoded keys and
         the page size, on the bucket's URL.
         """
-        forwarder = FakeForwarder(respond(200, body=listing_document()))
+        forwarder = scripted(respond(200, body=listing_document()))
         self.successResultOf(make_store(forwarder).list_objects(ListRequest()))
         request = forwarder.request
         self.assertEqual(request.method, "GET")
@@ -1271,7 +1159,7 @@ class ListTests(StoreTestCase):
         Prefix, delimiter, start-after, max-keys and the continuation token
         are sent, encoded with the AWS rule.
         """
-        forwarder = FakeForwarder(respond(200, body=listing_document()))
+        forwarder = scripted(respond(200, body=listing_document()))
         request = ListRequest(
             prefix="a b/+%",
             delimiter="/",
@@ -1301,7 +1189,7 @@ class ListTests(StoreTestCase):
         """
         A virtual-hosted listing goes to the bucket's host, path ``/``.
         """
-        forwarder = FakeForwarder(respond(200, body=listing_document()))
+        forwarder = scripted(respond(200, body=listing_document()))
         store = make_store(forwarder, virtual_hosted_style_request="true")
         self.successResultOf(store.list_objects(ListRequest(prefix="p")))
         parts = urlsplit(forwarder.request.url)
@@ -1314,7 +1202,7 @@ class ListTests(StoreTestCase):
         The answer is parsed into a page: keys decoded, the backend's
         continuation token as ``next_token``.
         """
-        forwarder = FakeForwarder(respond(200, body=listing_document()))
+        forwarder = scripted(respond(200, body=listing_document()))
         page = self.successResultOf(make_store(forwarder).list_objects(ListRequest()))
         when = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
         self.assertEqual(
@@ -1330,13 +1218,13 @@ class ListTests(StoreTestCase):
                 next_token="next/token+==",
             ),
         )
-        self.assertEqual(forwarder.bodies[0].uses, ["deliver"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["deliver"])
 
     def test_last_page(self) -> None:
         """
         A last page has no ``next_token``.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, body=listing_document(truncated=False, token=None))
         )
         page = self.successResultOf(make_store(forwarder).list_objects(ListRequest()))
@@ -1347,7 +1235,7 @@ class ListTests(StoreTestCase):
         An answer that is not a listing is ``ServiceUnavailable``; its body
         was read.
         """
-        forwarder = FakeForwarder(respond(200, body=b"<html>hello</html>"))
+        forwarder = scripted(respond(200, body=b"<html>hello</html>"))
         error = self.error_of(make_store(forwarder).list_objects(ListRequest()))
         self.assertEqual(error.code, "ServiceUnavailable")
         self.assert_settled(forwarder)
@@ -1363,7 +1251,7 @@ class ListTests(StoreTestCase):
             (respond(500, body=error_document("InternalError")), "ServiceUnavailable"),
             (respond(503, body=error_document("SlowDown")), "SlowDown"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).list_objects(ListRequest()))
             self.assertEqual(error.code, code)
             self.assert_no_backend_detail(error)
@@ -1374,7 +1262,7 @@ class ListTests(StoreTestCase):
         A listing the backend answers 404 with an empty body is
         ``NoSuchBucket``: a listing has no key to be missing.
         """
-        forwarder = FakeForwarder(respond(404))
+        forwarder = scripted(respond(404))
         error = self.error_of(make_store(forwarder).list_objects(ListRequest()))
         self.assertEqual(error.code, "NoSuchBucket")
         self.assert_settled(forwarder)
@@ -1390,7 +1278,7 @@ class ListTests(StoreTestCase):
             (b"", None),
         ]
         for body, length in cases:
-            forwarder = FakeForwarder(respond(404, body=body, length=length))
+            forwarder = scripted(respond(404, body=body, length=length))
             error = self.error_of(make_store(forwarder).list_objects(ListRequest()))
             self.assertEqual(error.code, "NoSuchBucket")
             self.assert_settled(forwarder)
@@ -1409,7 +1297,7 @@ class HeadBucketTests(StoreTestCase):
         A 200 means the bucket is there; the request is a HEAD of the
         bucket's URL.
         """
-        forwarder = FakeForwarder(respond(200, [("x-amz-bucket-region", "x")]))
+        forwarder = scripted(respond(200, [("x-amz-bucket-region", "x")]))
         self.assertIsNone(self.successResultOf(make_store(forwarder).head_bucket()))
         self.assertEqual(
             (forwarder.request.method, forwarder.request.url),
@@ -1421,7 +1309,7 @@ class HeadBucketTests(StoreTestCase):
         """
         A 404 is ``NoSuchBucket``.
         """
-        forwarder = FakeForwarder(respond(404, body=error_document("NoSuchBucket")))
+        forwarder = scripted(respond(404, body=error_document("NoSuchBucket")))
         error = self.error_of(make_store(forwarder).head_bucket())
         self.assertEqual((error.code, error.status), ("NoSuchBucket", 404))
         self.assert_no_backend_detail(error)
@@ -1431,7 +1319,7 @@ class HeadBucketTests(StoreTestCase):
         """
         A 403 is ``AccessDenied``, blaming the backend store.
         """
-        forwarder = FakeForwarder(respond(403))
+        forwarder = scripted(respond(403))
         error = self.error_of(make_store(forwarder).head_bucket())
         self.assertEqual((error.code, error.status), ("AccessDenied", 403))
         self.assertIn("backend store", error.message)
@@ -1441,7 +1329,7 @@ class HeadBucketTests(StoreTestCase):
         """
         A 500 is ``ServiceUnavailable``; a forwarder failure is passed on.
         """
-        forwarder = FakeForwarder(respond(500), S3Error("GatewayTimeout"))
+        forwarder = scripted(respond(500), S3Error("GatewayTimeout"))
         store = make_store(forwarder)
         self.assertEqual(self.error_of(store.head_bucket()).code, "ServiceUnavailable")
         self.assertEqual(self.error_of(store.head_bucket()).code, "GatewayTimeout")
@@ -1632,7 +1520,7 @@ class PutObjectTests(StoreTestCase):
         A PUT of the key, without a query, with the allowed headers in
         order and the body wrapped so its length is the upload's.
         """
-        forwarder = FakeForwarder(respond(200, [("etag", '"e"')]))
+        forwarder = scripted(respond(200, [("etag", '"e"')]))
         write = write_of(b"hello", [*NEVER_FORWARDED, *OBJECT_WRITE_HEADERS])
         self.successResultOf(make_store(forwarder).put_object(write))
         request = forwarder.request
@@ -1652,7 +1540,7 @@ class PutObjectTests(StoreTestCase):
         ``UNSIGNED-PAYLOAD``.
         """
         for key, _ in ODD_KEYS:
-            forwarder = FakeForwarder(respond(200))
+            forwarder = scripted(respond(200))
             write = ObjectWrite(
                 key=key,
                 body=MemoryBody(b"x"),
@@ -1666,7 +1554,7 @@ class PutObjectTests(StoreTestCase):
         The answer is a 200 with the allowed headers of the backend's; its
         body is discarded.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200,
                 [
@@ -1693,13 +1581,13 @@ class PutObjectTests(StoreTestCase):
             ),
         )
         self.assertIsNone(response.body)
-        self.assertEqual(forwarder.bodies[0].uses, ["discard"])
+        self.assertEqual(uses_of(forwarder.bodies[0]), ["discard"])
 
     def test_streamed_through(self) -> None:
         """
         Through a transport that reads the body, every byte arrives.
         """
-        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        forwarder = scripted(respond(200), read_bodies=True)
         write = ObjectWrite(key="k", body=MemoryBody(chunks=[b"ab", b"", b"cd", b"e"]))
         self.successResultOf(make_store(forwarder).put_object(write))
         self.assertEqual(forwarder.uploads, [b"abcde"])
@@ -1709,7 +1597,7 @@ class PutObjectTests(StoreTestCase):
         A body that fails, however late, fails the put with its own failure
         and the transport never gets its last byte.
         """
-        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        forwarder = scripted(respond(200), read_bodies=True)
         write = write_of(b"abcdef", fail=True)
         failure = self.failureResultOf(
             make_store(forwarder).put_object(write), BodyFailed
@@ -1723,7 +1611,7 @@ class PutObjectTests(StoreTestCase):
         A short body of unknown length is one PUT, sent with its length once
         the body has ended (see L{UnknownLengthPutTests}).
         """
-        forwarder = FakeForwarder(respond(200, [("etag", '"e"')]), read_bodies=True)
+        forwarder = scripted(respond(200, [("etag", '"e"')]), read_bodies=True)
         write = write_of(b"abc", OBJECT_WRITE_HEADERS, length=UNKNOWN_LENGTH)
         response = self.successResultOf(make_store(forwarder).put_object(write))
         self.assertEqual(response, ObjectResponse(200, HeaderList([("etag", '"e"')])))
@@ -1740,7 +1628,7 @@ class PutObjectTests(StoreTestCase):
         store completes an empty upload on seeing the headers), and the
         request goes without one.
         """
-        forwarder = FakeForwarder(respond(200, [("etag", '"d41d"')]))
+        forwarder = scripted(respond(200, [("etag", '"d41d"')]))
         write = write_of(b"", pending=True)
         putting = make_store(forwarder).put_object(write)
         self.assertEqual(forwarder.requests, [])
@@ -1754,7 +1642,7 @@ class PutObjectTests(StoreTestCase):
         An empty body that fails fails the put before anything is sent; one
         that turns out not to be empty is ``IncompleteBody``.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         store = make_store(forwarder)
         self.failureResultOf(store.put_object(write_of(b"", fail=True)), BodyFailed)
         error = self.error_of(store.put_object(write_of(b"surprise", length=0)))
@@ -1792,7 +1680,7 @@ class PutObjectTests(StoreTestCase):
             (respond(501, body=error_document("NotImplemented")), "NotImplemented"),
         ]
         for response, code in cases:
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).put_object(write_of()))
             self.assertEqual(error.code, code)
             self.assertEqual(error.status, STATUS_OF[code])
@@ -1804,7 +1692,7 @@ class PutObjectTests(StoreTestCase):
         The transport's own failures reach the caller as they are.
         """
         for code in ("ServiceUnavailable", "GatewayTimeout"):
-            forwarder = FakeForwarder(S3Error(code))
+            forwarder = scripted(S3Error(code))
             error = self.error_of(make_store(forwarder).put_object(write_of()))
             self.assertEqual(error.code, code)
 
@@ -1812,7 +1700,7 @@ class PutObjectTests(StoreTestCase):
         """
         A virtual-hosted PUT goes to the bucket's host.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         store = signed_store(forwarder, virtual_hosted_style_request="true")
         self.successResultOf(store.put_object(write_of()))
         self.assertEqual(
@@ -1848,7 +1736,7 @@ class MultipartTests(StoreTestCase):
         conditions), signed over the empty payload; the upload id comes
         back.
         """
-        forwarder = FakeForwarder(respond(200, body=initiate_result()))
+        forwarder = scripted(respond(200, body=initiate_result()))
         headers = HeaderList(
             [
                 *NEVER_FORWARDED,
@@ -1893,7 +1781,7 @@ class MultipartTests(StoreTestCase):
             (respond(404), "NoSuchBucket"),
             (respond(403), "AccessDenied"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(
                 make_store(forwarder).create_multipart_upload("k", HeaderList())
             )
@@ -1905,7 +1793,7 @@ class MultipartTests(StoreTestCase):
         A part is a PUT with ``partNumber`` and ``uploadId``, carrying only
         the part's digests and encryption key; the ETag comes back.
         """
-        forwarder = FakeForwarder(respond(200, [("etag", '"p1"'), ("server", "s")]))
+        forwarder = scripted(respond(200, [("etag", '"p1"'), ("server", "s")]))
         part_headers = [
             ("content-md5", "1B2M2Y8AsgTpgAmY7PhCfg=="),
             ("x-amz-checksum-crc32", "AAAAAA=="),
@@ -1950,11 +1838,11 @@ class MultipartTests(StoreTestCase):
             respond(404, body=error_document("NoSuchUpload")),
             respond(404),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).upload_part(write_of(), "u", 1))
             self.assertEqual((error.code, error.status), ("NoSuchUpload", 404))
             self.assert_settled(forwarder)
-        forwarder = FakeForwarder(respond(200), read_bodies=True)
+        forwarder = scripted(respond(200), read_bodies=True)
         self.failureResultOf(
             make_store(forwarder).upload_part(write_of(b"ab", fail=True), "u", 1),
             BodyFailed,
@@ -1963,12 +1851,12 @@ class MultipartTests(StoreTestCase):
 
     def complete(
         self, response: BackendResponse, headers: Sequence[tuple[str, str]] = ()
-    ) -> tuple[FakeForwarder, Deferred[CopyResult]]:
+    ) -> tuple[ScriptedForwarder, Deferred[CopyResult]]:
         """
         Complete an upload of two parts against a backend that answers
         ``response``.
         """
-        forwarder = FakeForwarder(response)
+        forwarder = scripted(response)
         parts = [
             CompletedPart(1, '"e1"', (("CRC32", "AAAAAA=="),)),
             CompletedPart(3, '"e3"'),
@@ -2080,7 +1968,7 @@ class MultipartTests(StoreTestCase):
         ``NoSuchUpload``.
         """
         for status in (204, 200):
-            forwarder = FakeForwarder(respond(status))
+            forwarder = scripted(respond(status))
             self.assertIsNone(
                 self.successResultOf(
                     signed_store(forwarder).abort_multipart_upload("k", "u+1")
@@ -2093,7 +1981,7 @@ class MultipartTests(StoreTestCase):
             )
             self.assert_verifies(request)
             self.assert_settled(forwarder)
-        forwarder = FakeForwarder(respond(404))
+        forwarder = scripted(respond(404))
         error = self.error_of(make_store(forwarder).abort_multipart_upload("k", "u"))
         self.assertEqual(error.code, "NoSuchUpload")
 
@@ -2113,7 +2001,7 @@ class MultipartTests(StoreTestCase):
             (0, [("max-parts", "1"), ("uploadId", "u")]),
             (3, [("max-parts", "1"), ("part-number-marker", "3"), ("uploadId", "u")]),
         ):
-            forwarder = FakeForwarder(respond(200, body=document))
+            forwarder = scripted(respond(200, body=document))
             page = self.successResultOf(
                 signed_store(forwarder).list_parts("k", "u", 1, marker)
             )
@@ -2149,7 +2037,7 @@ class MultipartTests(StoreTestCase):
                 "ServiceUnavailable",
             ),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).list_parts("k", "u", 10, 0))
             self.assertEqual(error.code, code)
             self.assert_settled(forwarder)
@@ -2227,7 +2115,7 @@ class UnknownLengthPutTests(StoreTestCase):
 
     def put(
         self,
-        forwarder: FakeForwarder,
+        forwarder: ScriptedForwarder,
         body: IBodyProducer,
         headers: Sequence[tuple[str, str]] = (),
     ) -> Deferred[ObjectResponse]:
@@ -2248,7 +2136,7 @@ class UnknownLengthPutTests(StoreTestCase):
             ("if-none-match", "*"),
         ]
         for data in (b"a", b"abcd"):
-            forwarder = FakeForwarder(
+            forwarder = scripted(
                 respond(200, [("etag", '"e"'), *DROPPED_HEADERS]), read_bodies=True
             )
             body = SteppedBody()
@@ -2278,7 +2166,7 @@ class UnknownLengthPutTests(StoreTestCase):
         """
         An empty body is a PUT without a body.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         self.successResultOf(self.put(forwarder, MemoryBody(length=UNKNOWN_LENGTH)))
         self.assertIsNone(forwarder.request.body)
 
@@ -2287,7 +2175,7 @@ class UnknownLengthPutTests(StoreTestCase):
         A short body that fails fails the put with its own failure before
         anything is sent.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         body = SteppedBody()
         putting = self.put(forwarder, body)
         body.send(b"abc")
@@ -2299,17 +2187,17 @@ class UnknownLengthPutTests(StoreTestCase):
         """
         The backend's refusal of the PUT is mapped as for any PUT.
         """
-        forwarder = FakeForwarder(respond(412))
+        forwarder = scripted(respond(412))
         error = self.error_of(self.put(forwarder, MemoryBody(b"ab", length=None)))
         self.assertEqual(error.code, "PreconditionFailed")
         self.assert_settled(forwarder)
 
-    def multipart(self, *answers: BackendResponse) -> FakeForwarder:
+    def multipart(self, *answers: BackendResponse) -> ScriptedForwarder:
         """
         A forwarder that reads bodies and answers the create, three parts
         and the completion of upload ``up1`` (or ``answers``).
         """
-        return FakeForwarder(
+        return scripted(
             *(
                 answers
                 or (
@@ -2464,9 +2352,9 @@ class UnknownLengthPutTests(StoreTestCase):
             rest = rest[cut:]
         parts = [data[i : i + 4] for i in range(0, len(data), 4)]
         if len(data) <= 4:
-            forwarder = FakeForwarder(respond(200), read_bodies=True)
+            forwarder = scripted(respond(200), read_bodies=True)
         else:
-            forwarder = FakeForwarder(
+            forwarder = scripted(
                 respond(200, body=initiate_result("up1")),
                 *(respond(200, [("etag", f'"e{n}"')]) for n in range(len(parts))),
                 respond(200, body=complete_result()),
@@ -2485,7 +2373,7 @@ class UnknownLengthPutTests(StoreTestCase):
 
     def failed_upload(
         self,
-        forwarder: FakeForwarder,
+        forwarder: ScriptedForwarder,
         body: SteppedBody,
         putting: Deferred[Any],
         completing: bool = False,
@@ -2681,7 +2569,7 @@ class UnknownLengthPutTests(StoreTestCase):
             self.assertIs(self.failed_upload(forwarder, body, putting), body.error)
             abort.callback(answer)
             self.assertEqual(len(self.flushLoggedErrors(S3Error)), logged)
-            self.assertEqual(forwarder.bodies[-1].uses, ["discard"])
+            self.assertEqual(uses_of(forwarder.bodies[-1]), ["discard"])
 
     def test_too_many_parts(self) -> None:
         """
@@ -2767,7 +2655,7 @@ class UnknownLengthPutTests(StoreTestCase):
         Cancelling the put before a part is full stops the body; nothing is
         sent.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         body = SteppedBody()
         putting = self.put(forwarder, body)
         body.send(b"ab")
@@ -2793,7 +2681,7 @@ class UnknownLengthPartTests(StoreTestCase):
         A part of unknown length is ``MissingContentLength`` (411), as S3
         answers: nothing is read and nothing is sent.
         """
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         body = SteppedBody()
         uploading = make_store(forwarder).upload_part(unknown_write(body), "u", 1)
         error = self.error_of(uploading)
@@ -2812,7 +2700,7 @@ class ListUploadsTests(StoreTestCase):
         A GET of the bucket with ``?uploads`` and the parameters given (not
         ``encoding-type``: SeaweedFS claims to encode and does not).
         """
-        forwarder = FakeForwarder(respond(200, body=uploads_document()))
+        forwarder = scripted(respond(200, body=uploads_document()))
         self.successResultOf(
             signed_store(forwarder).list_multipart_uploads(
                 "p/ +", "/", "p/k", "id/1", 50
@@ -2840,7 +2728,7 @@ class ListUploadsTests(StoreTestCase):
         """
         Without options only ``max-uploads`` and ``uploads`` are sent.
         """
-        forwarder = FakeForwarder(respond(200, body=uploads_document()))
+        forwarder = scripted(respond(200, body=uploads_document()))
         self.successResultOf(
             make_store(forwarder).list_multipart_uploads("", None, None, None, 1000)
         )
@@ -2853,7 +2741,7 @@ class ListUploadsTests(StoreTestCase):
         """
         The answer is parsed into a page.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, body=uploads_document("p/a+b", prefixes=["p/d/"]))
         )
         page = self.successResultOf(
@@ -2874,7 +2762,7 @@ class ListUploadsTests(StoreTestCase):
         has its page held to them: uploads outside the prefix are dropped,
         and keys with the delimiter after the prefix rolled up.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200,
                 body=uploads_document(
@@ -2887,7 +2775,7 @@ class ListUploadsTests(StoreTestCase):
         )
         self.assertEqual([u.key for u in page.uploads], ["p/a"])
         self.assertEqual(page.common_prefixes, ("p/d/", "p/e/"))
-        forwarder = FakeForwarder(respond(200, body=uploads_document("a/b", "c")))
+        forwarder = scripted(respond(200, body=uploads_document("a/b", "c")))
         page = self.successResultOf(
             make_store(forwarder).list_multipart_uploads("", None, None, None, 10)
         )
@@ -2903,7 +2791,7 @@ class ListUploadsTests(StoreTestCase):
             (respond(200, body=b"<nope/>"), "ServiceUnavailable"),
             (respond(500), "ServiceUnavailable"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(
                 make_store(forwarder).list_multipart_uploads("", None, None, None, 10)
             )
@@ -2943,7 +2831,7 @@ class CopyTests(StoreTestCase):
         destination's credentials.
         """
         for key, encoded in ODD_KEYS:
-            forwarder = FakeForwarder(respond(200, body=copy_result()))
+            forwarder = scripted(respond(200, body=copy_result()))
             conditions = HeaderList(
                 [
                     ("x-amz-copy-source-if-match", '"abc"'),
@@ -3006,7 +2894,7 @@ class CopyTests(StoreTestCase):
         """
         A source version is named in the copy source.
         """
-        forwarder = FakeForwarder(respond(200, body=copy_result()))
+        forwarder = scripted(respond(200, body=copy_result()))
         source = CopySource(bucket=source_bucket(), key="k", version_id="v/1+=")
         self.successResultOf(
             signed_store(forwarder).copy_object(source, "d", HeaderList())
@@ -3021,7 +2909,7 @@ class CopyTests(StoreTestCase):
         The copy's ETag (quoted if the backend left the quotes out) and time
         come back with the allowed headers.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200,
                 [
@@ -3067,7 +2955,7 @@ class CopyTests(StoreTestCase):
             ),
         ]
         for options, bucket in cases:
-            forwarder = FakeForwarder(respond(200, body=copy_result()))
+            forwarder = scripted(respond(200, body=copy_result()))
             source = CopySource(bucket=bucket, key="k")
             self.successResultOf(
                 make_store(forwarder, **options).copy_object(source, "d", HeaderList())
@@ -3086,7 +2974,7 @@ class CopyTests(StoreTestCase):
             ({}, source_bucket(access_key_id="", secret_access_key="")),
         ]
         for options, bucket in accepted:
-            store = make_store(FakeForwarder(), **options)
+            store = make_store(scripted(), **options)
             for copy_range in (None, "bytes=0-9"):
                 source = CopySource(bucket=bucket, key="k", range=copy_range)
                 self.assertTrue(store.can_copy(source), (options, bucket))
@@ -3096,7 +2984,7 @@ class CopyTests(StoreTestCase):
             source_bucket(bucket_name=""),
             BucketConfig(name="g", backend_type="gcs", backend_options={"b": "x"}),
         ]
-        forwarder = FakeForwarder()
+        forwarder = scripted()
         for bucket in refused:
             source = CopySource(bucket=bucket, key="k")
             self.assertFalse(signed_store(forwarder).can_copy(source), bucket)
@@ -3119,7 +3007,7 @@ class CopyTests(StoreTestCase):
                 name="f", backend_type="file", backend_options={"root_dir": "/x"}
             ),
         ):
-            forwarder = FakeForwarder()
+            forwarder = scripted()
             error = self.error_of(
                 signed_store(forwarder).copy_object(
                     CopySource(bucket=bucket, key="k"), "d", HeaderList()
@@ -3127,7 +3015,7 @@ class CopyTests(StoreTestCase):
             )
             self.assertEqual((error.code, error.status), ("NotImplemented", 501))
             self.assertEqual(forwarder.requests, [])
-        aws = signed_store(FakeForwarder(), endpoint="")
+        aws = signed_store(scripted(), endpoint="")
         other_region = source_bucket(endpoint="", region="us-west-1")
         error = self.error_of(
             aws.copy_object(CopySource(bucket=other_region, key="k"), "d", HeaderList())
@@ -3144,7 +3032,7 @@ class CopyTests(StoreTestCase):
             ("SlowDown", "SlowDown"),
             ("NoSuchKey", "NoSuchKey"),
         ):
-            forwarder = FakeForwarder(respond(200, body=error_document(code)))
+            forwarder = scripted(respond(200, body=error_document(code)))
             source = CopySource(bucket=source_bucket(), key="k")
             error = self.error_of(
                 signed_store(forwarder).copy_object(source, "d", HeaderList())
@@ -3167,7 +3055,7 @@ class CopyTests(StoreTestCase):
             (respond(403), "AccessDenied"),
             (respond(200, body=b"<CopyObjectResult/>"), "ServiceUnavailable"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             source = CopySource(bucket=source_bucket(), key="k")
             error = self.error_of(
                 signed_store(forwarder).copy_object(source, "d", HeaderList())
@@ -3181,9 +3069,7 @@ class CopyTests(StoreTestCase):
         source, its range and conditions; its answer is a
         ``CopyPartResult``.
         """
-        forwarder = FakeForwarder(
-            respond(200, body=copy_result("CopyPartResult", '"p"'))
-        )
+        forwarder = scripted(respond(200, body=copy_result("CopyPartResult", '"p"')))
         source = CopySource(
             bucket=source_bucket(),
             key="s k",
@@ -3234,7 +3120,7 @@ class DeleteObjectTests(StoreTestCase):
         """
         for version, query in ((None, ""), ("v/1", "?versionId=v%2F1")):
             for status in (204, 200):
-                forwarder = FakeForwarder(
+                forwarder = scripted(
                     respond(
                         status,
                         [
@@ -3272,7 +3158,7 @@ class DeleteObjectTests(StoreTestCase):
         backend that says ``NoSuchKey``.
         """
         for response in (respond(404, body=error_document("NoSuchKey")), respond(404)):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             result = self.successResultOf(
                 make_store(forwarder).delete_object("k", None)
             )
@@ -3289,7 +3175,7 @@ class DeleteObjectTests(StoreTestCase):
             (respond(500), "ServiceUnavailable"),
             (respond(400, body=error_document("InvalidArgument")), "InvalidArgument"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).delete_object("k", None))
             self.assertEqual(error.code, code)
             self.assert_no_backend_detail(error)
@@ -3316,7 +3202,7 @@ class DeleteObjectsTests(StoreTestCase):
         Content-MD5 and SHA-256 signed.
         """
         keys = [("a b", None), ("c&d<e>", "v/1"), (" spaced ", None)]
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, body=delete_result("<Deleted><Key>a b</Key></Deleted>"))
         )
         self.successResultOf(signed_store(forwarder).delete_objects(keys))
@@ -3350,7 +3236,7 @@ class DeleteObjectsTests(StoreTestCase):
             ("twice", None),
             ("twice", None),
         ]
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(
                 200,
                 body=delete_result(
@@ -3403,7 +3289,7 @@ class DeleteObjectsTests(StoreTestCase):
             )
             for start in range(0, 2500, 1000)
         ]
-        forwarder = FakeForwarder(*answers)
+        forwarder = scripted(*answers)
         outcomes = self.successResultOf(make_store(forwarder).delete_objects(keys))
         self.assertEqual(len(forwarder.requests), 3)
         self.assertEqual(
@@ -3418,7 +3304,7 @@ class DeleteObjectsTests(StoreTestCase):
         A key XML cannot carry is deleted with its own DELETE, never renamed
         in an XML body.
         """
-        forwarder = FakeForwarder(
+        forwarder = scripted(
             respond(200, body=delete_result("<Deleted><Key>plain</Key></Deleted>")),
             respond(204, [("x-amz-version-id", "v3")]),
             respond(403),
@@ -3462,7 +3348,7 @@ class DeleteObjectsTests(StoreTestCase):
             (respond(400, body=error_document("MalformedXML")), "MalformedXML"),
             (respond(200, body=b"<html/>"), "ServiceUnavailable"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).delete_objects([("k", None)]))
             self.assertEqual(error.code, code)
             self.assert_settled(forwarder)
@@ -3481,7 +3367,7 @@ class BucketWriteTests(StoreTestCase):
         Outside ``us-east-1`` the bucket is created with its location
         constraint, the document's hash signed.
         """
-        forwarder = FakeForwarder(respond(200, [("location", "/real-bucket")]))
+        forwarder = scripted(respond(200, [("location", "/real-bucket")]))
         self.assertIsNone(self.successResultOf(signed_store(forwarder).create_bucket()))
         request = forwarder.request
         self.assertEqual(
@@ -3500,7 +3386,7 @@ class BucketWriteTests(StoreTestCase):
         """
         In ``us-east-1`` the bucket is created without a body.
         """
-        forwarder = FakeForwarder(respond(200))
+        forwarder = scripted(respond(200))
         self.successResultOf(
             signed_store(forwarder, region="us-east-1").create_bucket()
         )
@@ -3528,7 +3414,7 @@ class BucketWriteTests(StoreTestCase):
             ),
             (respond(403), "AccessDenied"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).create_bucket())
             self.assertEqual((error.code, error.status), (code, STATUS_OF[code]))
             self.assert_settled(forwarder)
@@ -3538,7 +3424,7 @@ class BucketWriteTests(StoreTestCase):
         A DELETE of the bucket; 204 (or 200) is done.
         """
         for status in (204, 200):
-            forwarder = FakeForwarder(respond(status))
+            forwarder = scripted(respond(status))
             self.assertIsNone(
                 self.successResultOf(signed_store(forwarder).delete_bucket())
             )
@@ -3560,7 +3446,7 @@ class BucketWriteTests(StoreTestCase):
             (respond(404, body=error_document("NoSuchBucket")), "NoSuchBucket"),
             (respond(404), "NoSuchBucket"),
         ):
-            forwarder = FakeForwarder(response)
+            forwarder = scripted(response)
             error = self.error_of(make_store(forwarder).delete_bucket())
             self.assertEqual((error.code, error.status), (code, STATUS_OF[code]))
             self.assert_settled(forwarder)

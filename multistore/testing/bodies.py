@@ -274,11 +274,15 @@ class RecordingBody(BytesBody):
 class CollectingConsumer:
     """
     A consumer that keeps everything written to it, records its producer,
-    and can pause that producer after a given number of writes, or act on
-    each write.
+    and can pause that producer after a given number of writes (or after
+    every write), or act on each write.
 
     :ivar pause_after: pause the registered producer after this many
         writes.
+    :ivar pause_on_write: pause the registered producer after every write.
+    :ivar strict: fail (with C{AssertionError}) a write made while no
+        producer is registered, a registration while one is, and an
+        unregistration while none is: what L{IBody} forbids.
     :ivar on_write: called with the consumer after each write (to stop or
         pause a request body, which does not register with its consumer).
     :ivar chunks: what was written, in order.
@@ -289,6 +293,9 @@ class CollectingConsumer:
     :ivar unregistrations: how often a producer unregistered.
     :ivar writes_without_producer: writes made while no producer was
         registered.
+    :ivar events: ``"register"``, ``"write"`` and ``"unregister"``, one per
+        call, in order (a test may add its own, to order them among
+        these).
     """
 
     pause_after: int | None = None
@@ -300,11 +307,17 @@ class CollectingConsumer:
     registrations: int = 0
     unregistrations: int = 0
     writes_without_producer: int = 0
+    pause_on_write: bool = False
+    strict: bool = False
+    events: list[str] = field(factory=list)
 
     def registerProducer(self, producer: IProducer, streaming: bool) -> None:
         """
         Remember the producer.
         """
+        if self.strict and self.producer is not None:
+            raise AssertionError("a producer registered while one was")
+        self.events.append("register")
         self.registrations += 1
         self.producer = producer
         self.streaming = streaming
@@ -313,6 +326,9 @@ class CollectingConsumer:
         """
         Forget the producer.
         """
+        if self.strict and self.producer is None:
+            raise AssertionError("no producer was registered")
+        self.events.append("unregister")
         self.unregistrations += 1
         self.producer = None
 
@@ -320,14 +336,16 @@ class CollectingConsumer:
         """
         Keep ``data``; pause the producer after the chosen write.
         """
+        self.events.append("write")
         if self.producer is None:
             self.writes_without_producer += 1
         self.chunks.append(data)
         self.received += len(data)
-        if (
-            self.pause_after is not None
-            and len(self.chunks) == self.pause_after
-            and self.producer is not None
+        if self.strict and self.producer is None:
+            raise AssertionError("a write without a registered producer")
+        if self.producer is not None and (
+            self.pause_on_write
+            or (self.pause_after is not None and len(self.chunks) == self.pause_after)
         ):
             cast(IPushProducer, self.producer).pauseProducing()
         if self.on_write is not None:

@@ -812,3 +812,29 @@ class BodyTests(SynchronousTestCase):
         body = RecordingBody(b"abc", length=10)
         body.discard()
         self.assertEqual((body.length, body.uses), (10, ["discard"]))
+
+    def test_collecting_consumer(self) -> None:
+        """
+        A collecting consumer records calls in order, pauses its producer
+        after every write if told to, and when strict fails what L{IBody}
+        forbids.
+        """
+        body = ControlledBody()
+        consumer = CollectingConsumer(pause_on_write=True, strict=True)
+        delivered = body.deliver(consumer)
+        body.send(b"ab")
+        self.assertEqual((body.paused, body.pauses), (True, 1))
+        body.resumeProducing()
+        body.send(b"c")
+        body.finish()
+        self.assertEqual(self.successResultOf(delivered), 3)
+        self.assertEqual(consumer.value(), b"abc")
+        self.assertEqual(consumer.events, ["register", "write", "write", "unregister"])
+        self.assertEqual((body.pauses, body.resumes), (2, 1))
+        self.assertRaises(AssertionError, consumer.write, b"d")
+        self.assertRaises(AssertionError, consumer.unregisterProducer)
+        consumer.registerProducer(body, True)
+        self.assertRaises(AssertionError, consumer.registerProducer, body, True)
+        lenient = CollectingConsumer()
+        lenient.write(b"x")
+        self.assertEqual(lenient.writes_without_producer, 1)

@@ -10,7 +10,6 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorThreads
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.threadpool import ThreadPool
@@ -19,27 +18,14 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from multistore.config import BucketConfig
-from multistore.interfaces import IForwarder, IObjectStore, IStoreFactory
-from multistore.model import BackendRequest, BackendResponse
+from multistore.interfaces import IObjectStore, IStoreFactory
 from multistore.s3.errors import S3Error
 from multistore.stores.azure import AzureStore
 from multistore.stores.factory import StoreFactory
 from multistore.stores.gcs import GcsStore, xml_api_bucket
 from multistore.stores.local import LocalStore
 from multistore.stores.s3.store import S3Store
-
-
-@implementer(IForwarder)
-class NoForwarder:
-    """
-    A forwarder that must not be used: making a store sends nothing.
-    """
-
-    def forward(self, request: BackendRequest) -> Deferred[BackendResponse]:
-        """
-        Fail the test.
-        """
-        raise AssertionError(f"a request was sent: {request!r}")
+from multistore.testing import ScriptedForwarder
 
 
 @implementer(IReactorThreads)
@@ -87,7 +73,8 @@ class StoreFactoryTests(SynchronousTestCase):
     """
 
     def setUp(self) -> None:
-        self.forwarder = NoForwarder()
+        # No answers: a request sent while making a store fails the test.
+        self.forwarder = ScriptedForwarder()
         self.reactor = FakeReactor()
         # Never started: stores are only made, not used.
         self.threadpool = ThreadPool()

@@ -23,13 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IConsumer, IPushProducer
+from twisted.internet.interfaces import IPushProducer
 from twisted.internet.task import deferLater
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase, TestCase
-from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from multistore.bodies import DeliveryStopped, IBody
@@ -44,6 +43,7 @@ from multistore.stores.local import (
     guess_content_type,
     synthetic_etag,
 )
+from multistore.testing import CollectingConsumer
 
 NOW = 1_900_000_000.0
 
@@ -146,46 +146,6 @@ class FakeFile:
         self.closes += 1
 
 
-@implementer(IConsumer)
-class RecordingConsumer:
-    """
-    A consumer that records what happens to it and can pause its producer on
-    every write.
-    """
-
-    def __init__(self, pause_on_write: bool = False) -> None:
-        self.pause_on_write = pause_on_write
-        self.producer: Any = None
-        self.streaming: bool | None = None
-        self.events: list[str] = []
-        self.chunks: list[bytes] = []
-        self.on_write: Callable[[bytes], None] | None = None
-
-    def registerProducer(self, producer: Any, streaming: bool) -> None:
-        assert self.producer is None
-        self.producer = producer
-        self.streaming = streaming
-        self.events.append("register")
-
-    def unregisterProducer(self) -> None:
-        assert self.producer is not None
-        self.producer = None
-        self.events.append("unregister")
-
-    def write(self, data: bytes) -> None:
-        self.events.append("write")
-        self.chunks.append(data)
-        assert self.producer is not None, "write without a registered producer"
-        if self.pause_on_write:
-            self.producer.pauseProducing()
-        if self.on_write is not None:
-            self.on_write(data)
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-
 def _open_files_under(root: str) -> list[str]:
     """
     The files this process holds open below ``root``.
@@ -270,7 +230,7 @@ class FileBodyTests(SynchronousTestCase):
         """
         file = FakeFile(b"0123456789")
         body = self.body(file)
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = body.deliver(consumer)
         self.assertEqual(consumer.events, ["register"])
         self.assertIs(consumer.producer, body)
@@ -278,7 +238,7 @@ class FileBodyTests(SynchronousTestCase):
         consumer.events.append("pool ran")
         self.pool.run_all()
         self.assertEqual(self.successResultOf(delivered), 10)
-        self.assertEqual(consumer.data, b"0123456789")
+        self.assertEqual(consumer.value(), b"0123456789")
         self.assertEqual(consumer.chunks, [b"0123", b"4567", b"89"])
         self.assertEqual(consumer.events[-1], "unregister")
         self.assert_closed_once(file)
@@ -289,7 +249,7 @@ class FileBodyTests(SynchronousTestCase):
         The Deferred fires only after the file has been closed.
         """
         file = FakeFile(b"ab")
-        delivered = self.body(file).deliver(RecordingConsumer())
+        delivered = self.body(file).deliver(CollectingConsumer(strict=True))
         self.pool.run_one()  # the read
         self.assertNoResult(delivered)
         self.assertEqual(self.pool.names, ["read_at", "close"])
@@ -301,11 +261,11 @@ class FileBodyTests(SynchronousTestCase):
         Only ``length`` bytes from ``offset`` are read and written.
         """
         file = FakeFile(b"0123456789")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = self.body(file, offset=3, length=5).deliver(consumer)
         self.pool.run_all()
         self.assertEqual(self.successResultOf(delivered), 5)
-        self.assertEqual(consumer.data, b"34567")
+        self.assertEqual(consumer.value(), b"34567")
         self.assertEqual(file.reads, [(3, 4), (7, 1)])
 
     def test_empty(self) -> None:
@@ -314,7 +274,7 @@ class FileBodyTests(SynchronousTestCase):
         with 0.
         """
         file = FakeFile(b"")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = self.body(file).deliver(consumer)
         self.pool.run_all()
         self.assertEqual(self.successResultOf(delivered), 0)
@@ -327,7 +287,7 @@ class FileBodyTests(SynchronousTestCase):
         until it resumes; the data arrives intact.
         """
         file = FakeFile(bytes(range(50)))
-        consumer = RecordingConsumer(pause_on_write=True)
+        consumer = CollectingConsumer(strict=True, pause_on_write=True)
         delivered = self.body(file, chunk=7).deliver(consumer)
         for _ in range(100):
             self.pool.run_all()
@@ -340,7 +300,7 @@ class FileBodyTests(SynchronousTestCase):
                 break
             consumer.producer.resumeProducing()
         self.assertEqual(self.successResultOf(delivered), 50)
-        self.assertEqual(consumer.data, bytes(range(50)))
+        self.assertEqual(consumer.value(), bytes(range(50)))
         self.assert_closed_once(file)
 
     def test_pause_during_read(self) -> None:
@@ -349,7 +309,7 @@ class FileBodyTests(SynchronousTestCase):
         starts until the consumer resumes.
         """
         file = FakeFile(b"abcdefgh")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         body = self.body(file)
         delivered = body.deliver(consumer)
         body.pauseProducing()
@@ -359,7 +319,7 @@ class FileBodyTests(SynchronousTestCase):
         self.assertEqual(consumer.chunks, [b"abcd"])
         self.pool.run_all()
         self.assertEqual(self.successResultOf(delivered), 8)
-        self.assertEqual(consumer.data, b"abcdefgh")
+        self.assertEqual(consumer.value(), b"abcdefgh")
 
     def test_cancel_while_paused(self) -> None:
         """
@@ -367,7 +327,7 @@ class FileBodyTests(SynchronousTestCase):
         C{CancelledError}.
         """
         file = FakeFile(b"abcdefgh")
-        consumer = RecordingConsumer(pause_on_write=True)
+        consumer = CollectingConsumer(strict=True, pause_on_write=True)
         body = self.body(file)
         delivered = body.deliver(consumer)
         self.pool.run_all()
@@ -386,7 +346,7 @@ class FileBodyTests(SynchronousTestCase):
         read has returned, and writes nothing more.
         """
         file = FakeFile(b"abcdefgh")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         body = self.body(file)
         delivered = body.deliver(consumer)
         delivered.cancel()
@@ -405,7 +365,7 @@ class FileBodyTests(SynchronousTestCase):
         closes it once and fails with C{CancelledError}.
         """
         file = FakeFile(b"ab")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = self.body(file).deliver(consumer)
         self.pool.run_one()
         delivered.cancel()
@@ -420,7 +380,7 @@ class FileBodyTests(SynchronousTestCase):
         L{DeliveryStopped}; the body does not call back into the consumer.
         """
         file = FakeFile(b"abcdefgh")
-        consumer = RecordingConsumer(pause_on_write=True)
+        consumer = CollectingConsumer(strict=True, pause_on_write=True)
         body = self.body(file)
         delivered = body.deliver(consumer)
         self.pool.run_all()
@@ -440,7 +400,7 @@ class FileBodyTests(SynchronousTestCase):
         """
         file = FakeFile(b"abcdefgh")
         body = self.body(file)
-        delivered = body.deliver(RecordingConsumer())
+        delivered = body.deliver(CollectingConsumer(strict=True))
         body.stopProducing()
         self.failureResultOf(delivered, DeliveryStopped)
         self.assertEqual(file.closes, 0)
@@ -453,7 +413,7 @@ class FileBodyTests(SynchronousTestCase):
         file and unregistering.
         """
         file = FakeFile(b"abcdefgh", fail_at=4)
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = self.body(file).deliver(consumer)
         self.pool.run_all()
         self.failureResultOf(delivered, OSError)
@@ -466,7 +426,7 @@ class FileBodyTests(SynchronousTestCase):
         A file that ends before the promised length fails the delivery.
         """
         file = FakeFile(b"abcdef")
-        delivered = self.body(file, length=10).deliver(RecordingConsumer())
+        delivered = self.body(file, length=10).deliver(CollectingConsumer(strict=True))
         self.pool.run_all()
         failure = self.failureResultOf(delivered, OSError)
         self.assertIn("ended", str(failure.value))
@@ -478,9 +438,9 @@ class FileBodyTests(SynchronousTestCase):
         closed.
         """
         file = FakeFile(b"abcdefgh")
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
 
-        def explode(data: bytes) -> None:
+        def explode(_: CollectingConsumer) -> None:
             raise ValueError("no room")
 
         consumer.on_write = explode
@@ -500,7 +460,7 @@ class FileBodyTests(SynchronousTestCase):
         body.discard()
         self.pool.run_all()
         self.assertEqual((file.closes, file.reads), (1, []))
-        self.assertRaises(RuntimeError, body.deliver, RecordingConsumer())
+        self.assertRaises(RuntimeError, body.deliver, CollectingConsumer(strict=True))
 
     def test_discard_after_deliver(self) -> None:
         """
@@ -509,7 +469,7 @@ class FileBodyTests(SynchronousTestCase):
         """
         file = FakeFile(b"abc")
         body = self.body(file)
-        delivered = body.deliver(RecordingConsumer())
+        delivered = body.deliver(CollectingConsumer(strict=True))
         body.discard()
         self.pool.run_all()
         self.assertEqual(self.successResultOf(delivered), 3)
@@ -544,7 +504,7 @@ class FileBodyTests(SynchronousTestCase):
             threadpool=pool,
             chunk_size=chunk,
         )
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = body.deliver(consumer)
         outcome: list[object] = []
         writes_at_outcome: list[int] = []
@@ -583,9 +543,9 @@ class FileBodyTests(SynchronousTestCase):
         self.assertEqual(len(consumer.chunks), writes_at_outcome[0])
         self.assert_closed_once(file)
         expected = data[offset:]
-        self.assertTrue(expected.startswith(consumer.data))
+        self.assertTrue(expected.startswith(consumer.value()))
         if isinstance(outcome[0], int):
-            self.assertEqual((outcome[0], consumer.data), (len(expected), expected))
+            self.assertEqual((outcome[0], consumer.value()), (len(expected), expected))
             self.assertEqual(consumer.events[-1], "unregister")
         else:
             assert isinstance(outcome[0], Failure)
@@ -637,10 +597,10 @@ class LocalStoreTestsMixin(_TreeMixin):
 
     def read_body(self, response: ObjectResponse) -> bytes:
         assert response.body is not None
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         delivered = response.body.deliver(consumer)
-        self.assertEqual(self.result(delivered), len(consumer.data))
-        return consumer.data
+        self.assertEqual(self.result(delivered), len(consumer.value()))
+        return consumer.value()
 
     def list(self, **kwargs: Any) -> ListPage:
         page = self.result(self.store.list_objects(ListRequest(**kwargs)))
@@ -1549,10 +1509,10 @@ class RealPoolTests(_TreeMixin, TestCase):
                     original.close()
 
             body._file = Counting()  # type: ignore[attr-defined]
-            consumer = RecordingConsumer(pause_on_write=True)
+            consumer = CollectingConsumer(strict=True, pause_on_write=True)
             pauses: list[int] = []
 
-            def resume_later(chunk: bytes) -> None:
+            def resume_later(_: CollectingConsumer) -> None:
                 started = len(reads)
 
                 def resume() -> None:
@@ -1564,7 +1524,7 @@ class RealPoolTests(_TreeMixin, TestCase):
             consumer.on_write = resume_later
             count = await body.deliver(consumer)
             self.assertEqual(count, len(data))
-            self.assertEqual(consumer.data, data)
+            self.assertEqual(consumer.value(), data)
             self.assertEqual(len(consumer.chunks), 4)
             self.assertEqual(pauses, [0, 0, 0, 0])
             self.assertEqual(len(reads), 4)
@@ -1581,7 +1541,7 @@ class RealPoolTests(_TreeMixin, TestCase):
         async def go() -> None:
             response = await self.store.get_object(ObjectRead(key="big.bin"))
             assert response.body is not None
-            consumer = RecordingConsumer(pause_on_write=True)
+            consumer = CollectingConsumer(strict=True, pause_on_write=True)
             delivered = response.body.deliver(consumer)
             for _ in range(1000):
                 if consumer.chunks:

@@ -2137,13 +2137,13 @@ class RealPoolWriteTests(TestCase):
         )
 
     async def read(self, key: str) -> bytes:
-        from tests.unit.test_local import RecordingConsumer
+        from multistore.testing import CollectingConsumer
 
         response = await self.store.get_object(ObjectRead(key=key))
         assert response.body is not None
-        consumer = RecordingConsumer()
+        consumer = CollectingConsumer(strict=True)
         await response.body.deliver(consumer)
-        return consumer.data
+        return consumer.value()
 
     def test_large_put_is_paced(self) -> Deferred[None]:
         """

@@ -8,7 +8,7 @@ given (L{CollectingConsumer}).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal, cast
 
 from attrs import define, field
@@ -69,6 +69,8 @@ class ControlledProducer(_Pausable):
     :ivar stopped: whether it was stopped.
     :ivar cancelled: whether its Deferred was cancelled.
     :ivar sent: every byte written.
+    :ivar script: pieces to write as soon as it is started, before ending
+        (see L{sending}).
     """
 
     length: int | object = UNKNOWN_LENGTH
@@ -78,15 +80,44 @@ class ControlledProducer(_Pausable):
     cancelled: bool = False
     sent: bytes = b""
 
+    script: Sequence[bytes] | None = field(default=None, kw_only=True)
+
+    @classmethod
+    def sending(
+        cls, data: bytes, chunk_size: int, length: int | object | None = None
+    ) -> ControlledProducer:
+        """
+        A body that arrives whole: as soon as it is started, it writes
+        ``data`` in pieces of ``chunk_size`` bytes, and ends.
+
+        :param length: the length to announce, if not the data's own.
+        """
+        return cls(
+            len(data) if length is None else length,
+            script=[data[i : i + chunk_size] for i in range(0, len(data), chunk_size)],
+        )
+
+    @property
+    def started(self) -> bool:
+        """
+        Whether a consumer started it.
+        """
+        return self.consumer is not None
+
     def startProducing(self, consumer: IConsumer) -> Deferred[None]:
         """
-        Remember the consumer; nothing is written until L{send}.
+        Remember the consumer; nothing is written until L{send}, unless the
+        body was made to send its L{script} at once.
         """
         if self.consumer is not None:
             raise RuntimeError("a request body can be read only once")
         self.consumer = consumer
-        self.done = Deferred(self._cancel)
-        return self.done
+        done: Deferred[None] = Deferred(self._cancel)
+        self.done = done
+        if self.script is not None:
+            self.send(*self.script)
+            self.finish()
+        return done
 
     def _cancel(self, _: Deferred[None]) -> None:
         self.cancelled = True

@@ -838,3 +838,17 @@ class BodyTests(SynchronousTestCase):
         lenient = CollectingConsumer()
         lenient.write(b"x")
         self.assertEqual(lenient.writes_without_producer, 1)
+
+    def test_sending_producer(self) -> None:
+        """
+        A producer made with C{sending} writes its bytes in pieces as soon
+        as it is started, and ends; it may announce another length.
+        """
+        body = ControlledProducer.sending(b"abcdefg", 3)
+        self.assertFalse(body.started)
+        consumer = CollectingConsumer()
+        self.successResultOf(body.startProducing(consumer))
+        self.assertTrue(body.started)
+        self.assertEqual(consumer.chunks, [b"abc", b"def", b"g"])
+        self.assertEqual(body.length, 7)
+        self.assertEqual(ControlledProducer.sending(b"ab", 1, length=5).length, 5)

@@ -53,6 +53,7 @@ from multistore.stores.local import (
     write_key,
 )
 from multistore.stores.local.tree import _LOCKS
+from multistore.testing import CollectingConsumer, ControlledProducer
 from tests.unit.test_local import (
     NOW,
     InlineReactor,
@@ -75,73 +76,8 @@ def multipart_etag(*parts: bytes) -> str:
 # --- fakes -------------------------------------------------------------------
 
 
-@implementer(IBodyProducer)
-class FakeBody:
-    """
-    A body the test drives: it writes what the test sends, and records
-    pauses, resumes and stops.
-    """
-
-    def __init__(self, length: Any = UNKNOWN_LENGTH) -> None:
-        self.length = length
-        self.consumer: Any = None
-        self.done: Deferred[None] | None = None
-        self.events: list[str] = []
-        self.paused = False
-        self.stopped = False
-
-    @property
-    def started(self) -> bool:
-        return self.consumer is not None
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        assert self.consumer is None, "started twice"
-        self.consumer = consumer
-        self.done = Deferred()
-        return self.done
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-        self.events.append("pause")
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        self.events.append("resume")
-
-    def stopProducing(self) -> None:
-        self.stopped = True
-        self.events.append("stop")
-
-    def send(self, data: bytes) -> None:
-        assert not self.stopped, "sent after stopProducing"
-        self.consumer.write(data)
-
-    def finish(self) -> None:
-        assert self.done is not None
-        self.done.callback(None)
-
-    def fail(self, error: Exception) -> None:
-        assert self.done is not None
-        self.done.errback(error)
-
-
-class BytesBody(FakeBody):
-    """
-    A body that sends all its bytes, in chunks, as soon as it starts, and
-    ends.
-    """
-
-    def __init__(self, data: bytes, chunk: int = 7, length: Any = None) -> None:
-        super().__init__(len(data) if length is None else length)
-        self.data = data
-        self.chunk = chunk
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        done = super().startProducing(consumer)
-        for start in range(0, len(self.data), self.chunk):
-            self.send(self.data[start : start + self.chunk])
-        done.callback(None)
-        return done
+#: The pieces a body that arrives whole is sent in.
+CHUNK = 7
 
 
 def local_bucket(root: str, name: str = "src") -> BucketConfig:
@@ -183,7 +119,7 @@ class WriteTestsMixin(LocalStoreTestsMixin):
         headers: Iterable[tuple[str, str]] = (),
         store: LocalStore | None = None,
     ) -> ObjectResponse:
-        body = BytesBody(data)
+        body = ControlledProducer.sending(data, CHUNK)
         d = (store or self.store).put_object(
             ObjectWrite(key=key, body=body, headers=HeaderList(tuple(headers)))
         )
@@ -196,12 +132,14 @@ class WriteTestsMixin(LocalStoreTestsMixin):
         key: str,
         data: bytes = b"",
         headers: Iterable[tuple[str, str]] = (),
-        body: FakeBody | None = None,
+        body: ControlledProducer | None = None,
     ) -> S3Error:
         d = self.store.put_object(
             ObjectWrite(
                 key=key,
-                body=body if body is not None else BytesBody(data),
+                body=body
+                if body is not None
+                else ControlledProducer.sending(data, CHUNK),
                 headers=HeaderList(tuple(headers)),
             )
         )
@@ -430,7 +368,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         """
         self.assertTrue(verifyObject(IObjectStore, self.store))
         self.assertEqual(LocalStore.__bases__, (object,))
-        body = FakeBody()
+        body = ControlledProducer()
         self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         self.assertTrue(verifyObject(IConsumer, body.consumer))
@@ -486,7 +424,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         Nothing touches the file system, nor is the body started, until the
         pool runs.
         """
-        body = BytesBody(b"data")
+        body = ControlledProducer.sending(b"data", CHUNK)
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.assertNoResult(d)
         self.assertFalse(body.started)
@@ -584,18 +522,18 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         arrives while a write is in flight pauses the body, which is resumed
         when the write completes; queued chunks go in the next write.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         body.send(b"one")
         self.assertEqual(self.pool.names[-1], "append")
-        self.assertEqual(body.events, [])
+        self.assertEqual((body.pauses, body.resumes, body.stopped), (0, 0, False))
         body.send(b"two")
         body.send(b"three")
-        self.assertEqual(body.events, ["pause"])
+        self.assertEqual((body.pauses, body.resumes, body.stopped), (1, 0, False))
         self.assertEqual(len(self.pool.queue), 1)
         self.pool.run_one()
-        self.assertEqual(body.events, ["pause", "resume"])
+        self.assertEqual((body.pauses, body.resumes, body.stopped), (1, 1, False))
         self.assertEqual(len(self.pool.queue), 1)
         body.finish()
         self.assertNoResult(d)
@@ -609,7 +547,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         else shows in listings.
         """
         self.write("k", b"old")
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         body.send(b"new, longer")
@@ -627,7 +565,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         the temporary file is gone by the time the failure is reported.
         """
         self.write("k", b"old", [("x-amz-meta-a", "1")])
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         body.send(b"bad bytes")
@@ -646,7 +584,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         A failure that arrives while a write is in flight waits for it
         before the file is removed; no object appears.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="new", body=body))
         self.pool.run_all()
         body.send(b"abc")
@@ -662,7 +600,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         Cancelling the PUT (the client went away) stops the body and removes
         the temporary file; no object appears.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         body.send(b"abc")
@@ -678,7 +616,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         Cancelling after the body arrived but before the commit reached the
         rename abandons the write: no object, no temporary file.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         body.send(b"abc")
@@ -696,7 +634,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         Cancelling before the temporary file is made removes it once made,
         and never starts the body.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         d.cancel()
         self.failureResultOf(d, CancelledError)
@@ -709,7 +647,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         A write that fails (the disk) stops the body and fails the PUT; the
         temporary file is removed and no object appears.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
         (name,) = self.leftovers()
@@ -736,7 +674,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         A body that cannot start fails the PUT and leaves nothing.
         """
 
-        class Broken(FakeBody):
+        class Broken(ControlledProducer):
             def startProducing(self, consumer: IConsumer) -> Deferred[None]:
                 raise RuntimeError("already read")
 
@@ -750,16 +688,22 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         A producer that registers itself with the consumer is the one
         paused and resumed.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="k", body=body))
         self.pool.run_all()
-        other = FakeBody()
+        other = ControlledProducer()
         body.consumer.registerProducer(other, True)
         body.send(b"a")
         body.send(b"b")
-        self.assertEqual((body.events, other.events), ([], ["pause"]))
+        self.assertEqual(
+            (
+                (body.pauses, body.resumes, body.stopped),
+                (other.pauses, other.resumes, other.stopped),
+            ),
+            ((0, 0, False), (1, 0, False)),
+        )
         self.pool.run_one()
-        self.assertEqual(other.events, ["pause", "resume"])
+        self.assertEqual((other.pauses, other.resumes, other.stopped), (1, 1, False))
         body.consumer.unregisterProducer()
         body.finish()
         self.result(d)
@@ -770,7 +714,9 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         with ``IncompleteBody``; nothing appears.
         """
         for data in [b"short", b"far too long"]:
-            error = self.write_error("k", body=BytesBody(data, length=8))
+            error = self.write_error(
+                "k", body=ControlledProducer.sending(data, CHUNK, length=8)
+            )
             self.assertEqual(error.code, "IncompleteBody")
         self.assertEqual(self.leftovers(), [])
         self.assertEqual(self.get_error("k"), "NoSuchKey")
@@ -791,7 +737,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         self.assertEqual(self.get_error("j"), "NoSuchKey")
         self.assertEqual(self.leftovers(), [])
         for bad in ["not base64!", base64.b64encode(b"short").decode()]:
-            body = BytesBody(data)
+            body = ControlledProducer.sending(data, CHUNK)
             error = self.write_error("j", headers=[("content-md5", bad)], body=body)
             self.assertEqual(error.code, "InvalidDigest")
             self.assertFalse(body.started)
@@ -800,7 +746,7 @@ class PutTests(WriteTestsMixin, SynchronousTestCase):
         """
         Server-side encryption is refused before the body is read.
         """
-        body = BytesBody(b"x")
+        body = ControlledProducer.sending(b"x", CHUNK)
         error = self.write_error(
             "k", headers=[("x-amz-server-side-encryption", "AES256")], body=body
         )
@@ -850,7 +796,9 @@ class PutFailureTests(WriteTestsMixin, SynchronousTestCase):
         """
         self.write("k", b"old", [("x-amz-meta-a", "1")])
         store, renames = self.failing_store(1)
-        d = store.put_object(ObjectWrite(key="k", body=BytesBody(b"new")))
+        d = store.put_object(
+            ObjectWrite(key="k", body=ControlledProducer.sending(b"new", CHUNK))
+        )
         self.pool.run_all()
         self.failureResultOf(d, OSError)
         self.assertEqual(renames, [b"k"])
@@ -871,7 +819,7 @@ class PutFailureTests(WriteTestsMixin, SynchronousTestCase):
         d = store.put_object(
             ObjectWrite(
                 key="k",
-                body=BytesBody(b"new"),
+                body=ControlledProducer.sending(b"new", CHUNK),
                 headers=HeaderList.of(("x-amz-meta-b", "2")),
             )
         )
@@ -942,7 +890,7 @@ class ReceiveScheduleTests(WriteTestsMixin, SynchronousTestCase):
         object appears; either way no temporary file is left.
         """
         key = f"k{len(os.listdir(self.root))}"
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key=key, body=body))
         outcome: list[object] = []
         d.addBoth(outcome.append)
@@ -1028,7 +976,7 @@ class ConditionalPutTests(WriteTestsMixin, SynchronousTestCase):
         The condition is checked when the body has arrived, not when it
         started: a key created meanwhile fails ``If-None-Match: *``.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(
             ObjectWrite(
                 key="k", body=body, headers=HeaderList.of(("if-none-match", "*"))
@@ -1054,7 +1002,7 @@ class KeyRuleTests(WriteTestsMixin, SynchronousTestCase):
         before the body is read.
         """
         self.write("a", b"file")
-        body = BytesBody(b"x")
+        body = ControlledProducer.sending(b"x", CHUNK)
         error = self.write_error("a/b/c", body=body)
         self.assertEqual(error.code, "InvalidArgument")
         self.assertIn("'a' is an object", error.message)
@@ -1066,7 +1014,7 @@ class KeyRuleTests(WriteTestsMixin, SynchronousTestCase):
         A key that is a directory holding other keys is ``InvalidArgument``.
         """
         self.write("a/b", b"x")
-        body = BytesBody(b"y")
+        body = ControlledProducer.sending(b"y", CHUNK)
         error = self.write_error("a", body=body)
         self.assertEqual(error.code, "InvalidArgument")
         self.assertIn("directory", error.message)
@@ -1078,7 +1026,7 @@ class KeyRuleTests(WriteTestsMixin, SynchronousTestCase):
         A parent that became a file while the body arrived fails the commit
         with ``InvalidArgument``; nothing is left behind.
         """
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.put_object(ObjectWrite(key="a/b", body=body))
         self.pool.run_all()
         body.send(b"x")
@@ -1190,10 +1138,10 @@ class MarkerTests(WriteTestsMixin, SynchronousTestCase):
         A marker with bytes is ``InvalidArgument``: before the body starts
         when its length is known, after it otherwise; nothing is made.
         """
-        body = BytesBody(b"x")
+        body = ControlledProducer.sending(b"x", CHUNK)
         self.assertEqual(self.write_error("m/", body=body).code, "InvalidArgument")
         self.assertFalse(body.started)
-        body = BytesBody(b"x", length=UNKNOWN_LENGTH)
+        body = ControlledProducer.sending(b"x", CHUNK, length=UNKNOWN_LENGTH)
         self.assertEqual(self.write_error("m/", body=body).code, "InvalidArgument")
         self.assertFalse(os.path.exists(self.path("m")))
         self.assertEqual(self.leftovers(), [])
@@ -1526,7 +1474,9 @@ class MultipartTests(WriteTestsMixin, SynchronousTestCase):
     ) -> str:
         response = self.result(
             (store or self.store).upload_part(
-                ObjectWrite(key=key, body=BytesBody(data)), upload_id, number
+                ObjectWrite(key=key, body=ControlledProducer.sending(data, CHUNK)),
+                upload_id,
+                number,
             )
         )
         etag = response.headers.get("etag")
@@ -1660,7 +1610,7 @@ class MultipartTests(WriteTestsMixin, SynchronousTestCase):
             self.store.upload_part(
                 ObjectWrite(
                     key="big",
-                    body=BytesBody(b"x"),
+                    body=ControlledProducer.sending(b"x", CHUNK),
                     headers=HeaderList.of(("x-amz-checksum-crc32", "AAAA")),
                 ),
                 upload_id,
@@ -1708,7 +1658,11 @@ class MultipartTests(WriteTestsMixin, SynchronousTestCase):
             self.assertEqual(
                 self.error(
                     self.store.upload_part(
-                        ObjectWrite(key=key, body=BytesBody(b"x")), bad, 1
+                        ObjectWrite(
+                            key=key, body=ControlledProducer.sending(b"x", CHUNK)
+                        ),
+                        bad,
+                        1,
                     )
                 ).code,
                 "NoSuchUpload",
@@ -1744,7 +1698,11 @@ class MultipartTests(WriteTestsMixin, SynchronousTestCase):
         for number in [0, 10001]:
             error = self.error(
                 self.store.upload_part(
-                    ObjectWrite(key="big", body=BytesBody(b"x")), upload_id, number
+                    ObjectWrite(
+                        key="big", body=ControlledProducer.sending(b"x", CHUNK)
+                    ),
+                    upload_id,
+                    number,
                 )
             )
             self.assertEqual(error.code, "InvalidArgument")
@@ -1765,7 +1723,7 @@ class MultipartTests(WriteTestsMixin, SynchronousTestCase):
         A part whose body fails leaves no part and no temporary file.
         """
         upload_id = self.create()
-        body = FakeBody()
+        body = ControlledProducer()
         d = self.store.upload_part(ObjectWrite(key="big", body=body), upload_id, 1)
         self.pool.run_all()
         body.send(b"abc")
@@ -1985,7 +1943,7 @@ class ListingAfterWritesTests(WriteTestsMixin, SynchronousTestCase):
         self.write("a/b", b"1")
         self.write("d/", b"")
         self.result(self.store.create_multipart_upload("u", HeaderList()))
-        body = FakeBody()
+        body = ControlledProducer()
         self.store.put_object(ObjectWrite(key="pending", body=body))
         self.pool.run_all()
         body.send(b"x")
@@ -2137,7 +2095,6 @@ class RealPoolWriteTests(TestCase):
         )
 
     async def read(self, key: str) -> bytes:
-        from multistore.testing import CollectingConsumer
 
         response = await self.store.get_object(ObjectRead(key=key))
         assert response.body is not None
@@ -2188,7 +2145,7 @@ class RealPoolWriteTests(TestCase):
         )
 
         async def go() -> None:
-            bodies = [FakeBody() for _ in range(5)]
+            bodies = [ControlledProducer() for _ in range(5)]
             puts = [
                 store.put_object(
                     ObjectWrite(
@@ -2228,10 +2185,10 @@ class RealPoolWriteTests(TestCase):
 
         async def go() -> None:
             old = await self.store.put_object(
-                ObjectWrite(key="k", body=BytesBody(b"old"))
+                ObjectWrite(key="k", body=ControlledProducer.sending(b"old", CHUNK))
             )
             self.assertEqual(old.status, 200)
-            body = FakeBody()
+            body = ControlledProducer()
             put = self.store.put_object(ObjectWrite(key="k", body=body))
             for _ in range(500):
                 if body.started:
@@ -2259,7 +2216,9 @@ class RealPoolWriteTests(TestCase):
             etags = []
             for n, part in enumerate([b"a" * 1000, b"b" * 10], 1):
                 response = await self.store.upload_part(
-                    ObjectWrite(key="m", body=BytesBody(part, chunk=100)), upload_id, n
+                    ObjectWrite(key="m", body=ControlledProducer.sending(part, 100)),
+                    upload_id,
+                    n,
                 )
                 etags.append(response.headers.get("etag") or "")
             await self.store.complete_multipart_upload(

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lxml import etree
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.error import ConnectionLost
-from twisted.internet.interfaces import IConsumer, IProducer
+from twisted.internet.interfaces import IConsumer
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import UNKNOWN_LENGTH, IBodyProducer
@@ -65,6 +65,7 @@ from multistore.operations.dispatcher import Dispatcher
 from multistore.operations.writes import parse_copy_source, write_headers
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
+from multistore.testing import CollectingConsumer, ControlledProducer
 
 NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC)
 AMZ_DATE = format_amz_date(NOW)
@@ -108,30 +109,6 @@ CONFIG = Config(
 
 
 # -- bodies ---------------------------------------------------------------------
-
-
-@implementer(IConsumer)
-@define
-class Sink:
-    """
-    Collects what a body writes.
-    """
-
-    chunks: list[bytes] = field(factory=list)
-    producer: IProducer | None = None
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.chunks)
-
-    def registerProducer(self, producer: IProducer, streaming: bool) -> None:
-        self.producer = producer
-
-    def unregisterProducer(self) -> None:
-        self.producer = None
-
-    def write(self, data: bytes) -> None:
-        self.chunks.append(data)
 
 
 @implementer(IBodyProducer)
@@ -181,41 +158,6 @@ def pieces(data: bytes, size: int, length: bool = True) -> Pieces:
     """
     cut = [data[i : i + size] for i in range(0, len(data), size)]
     return Pieces(cut, len(data) if length else UNKNOWN_LENGTH)
-
-
-@implementer(IBodyProducer)
-@define
-class Upload:
-    """
-    A client's upload that the test sends piece by piece.
-    """
-
-    length: object = UNKNOWN_LENGTH
-    consumer: IConsumer | None = None
-    done: Deferred[None] | None = None
-    stopped: bool = False
-
-    def startProducing(self, consumer: IConsumer) -> Deferred[None]:
-        self.consumer = consumer
-        self.done = Deferred()
-        return self.done
-
-    def send(self, data: bytes) -> None:
-        assert self.consumer is not None
-        self.consumer.write(data)
-
-    def finish(self) -> None:
-        assert self.done is not None
-        self.done.callback(None)
-
-    def pauseProducing(self) -> None:
-        pass
-
-    def resumeProducing(self) -> None:
-        pass
-
-    def stopProducing(self) -> None:
-        self.stopped = True
 
 
 # -- the store ------------------------------------------------------------------
@@ -287,7 +229,7 @@ class MemoryStore:
     copy_failure: S3Error | None = None
     refuse: set[str] = field(factory=set)
     stray: list[UploadInfo] = field(factory=list)
-    sinks: dict[str, Sink] = field(factory=dict)
+    sinks: dict[str, CollectingConsumer] = field(factory=dict)
 
     def asked(self, name: str) -> list[tuple[object, ...]]:
         """
@@ -296,12 +238,12 @@ class MemoryStore:
         return [args for called, args in self.calls if called == name]
 
     def _consume(self, write: ObjectWrite) -> Deferred[bytes]:
-        sink = Sink()
+        sink = CollectingConsumer()
         self.sinks[write.key] = sink
         done: Deferred[None] = write.body.startProducing(sink)
 
         def collected(_: None) -> bytes:
-            return sink.data
+            return sink.value()
 
         return done.addCallback(collected)
 
@@ -885,14 +827,14 @@ class PutObjectTests(WriteTestCase):
         The store receives the first bytes while the client is still
         sending; the write completes when the body ends.
         """
-        upload = Upload(length=9)
+        upload = ControlledProducer(length=9)
         data = b"abcdefghi"
         request = evolve(signed("PUT", "/data/k", data), body=upload)
         answer = self.start(request)
         upload.send(b"abc")
         upload.send(b"def")
         self.assertNoResult(answer)
-        self.assertEqual(self.near.sinks["tenants/a/k"].data, b"abc")
+        self.assertEqual(self.near.sinks["tenants/a/k"].value(), b"abc")
         self.assertEqual(self.near.objects, {})
         upload.send(b"ghi")
         upload.finish()
@@ -904,7 +846,7 @@ class PutObjectTests(WriteTestCase):
         Cancelling the request (the client went away) mid-upload stops the
         client's body and leaves no object.
         """
-        upload = Upload(length=6)
+        upload = ControlledProducer(length=6)
         answer = self.start(evolve(signed("PUT", "/data/k", b"abcdef"), body=upload))
         upload.send(b"abc")
         answer.cancel()
@@ -916,11 +858,10 @@ class PutObjectTests(WriteTestCase):
         """
         A body that fails (the connection was lost) leaves no object.
         """
-        upload = Upload(length=6)
+        upload = ControlledProducer(length=6)
         answer = self.start(evolve(signed("PUT", "/data/k", b"abcdef"), body=upload))
         upload.send(b"abc")
-        assert upload.done is not None
-        upload.done.errback(ConnectionLost())
+        upload.fail(ConnectionLost())
         self.assertEqual(self.near.objects, {})
         self.assertEqual(self.successResultOf(answer).status, 500)
         self.flushLoggedErrors(ConnectionLost)

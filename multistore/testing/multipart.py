@@ -12,7 +12,7 @@ from datetime import datetime
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.web.iweb import IBodyProducer
 
 from multistore.headers import HeaderList
@@ -344,29 +344,19 @@ class _MultipartUploads:
         :return: a Deferred firing with up to ``max_uploads`` uploads and
             common prefixes together.
         """
-        return self._answer(
+        asked = (prefix, delimiter, key_marker, upload_id_marker, max_uploads)
+        return self._call(
             "list_multipart_uploads",
-            self._uploads_page,
-            prefix,
-            delimiter,
-            key_marker,
-            upload_id_marker,
-            max_uploads,
+            asked,
+            lambda: succeed(self._uploads_page(UploadsWanted(*asked))),
         )
 
-    def _uploads_page(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> UploadsPage:
+    def _uploads_page(self, wanted: UploadsWanted) -> UploadsPage:
         return uploads_page(
             [
                 UploadRecord(u.upload_id, u.key, u.headers, u.initiated_ns)
                 for u in self._uploads.values()
-                if u.key.startswith(prefix)
+                if u.key.startswith(wanted.prefix)
             ],
-            UploadsWanted(prefix, delimiter, key_marker, upload_id_marker, max_uploads),
+            wanted,
         )

@@ -18,8 +18,6 @@ from typing import Any
 from lxml import etree
 from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.testing import MemoryReactorClock
-from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.iweb import IBodyProducer
 from zope.interface.verify import verifyObject
@@ -59,6 +57,7 @@ from multistore.testing import (
     respond,
 )
 from tests.unit.store_behaviour import MIN_PART, StoreBehaviourMixin
+from tests.unit.test_local import QueuedPool
 
 
 class _InlineReactor:
@@ -72,37 +71,6 @@ class _InlineReactor:
 
     def seconds(self) -> float:
         return time.time()
-
-
-class _QueuedPool(ThreadPool):
-    """
-    A pool whose calls wait until the test runs them, on its own thread.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queue: list[
-            tuple[Callable[..., None], Callable[..., Any], tuple[Any, ...]]
-        ] = []
-
-    def callInThreadWithCallback(
-        self,
-        onResult: Callable[..., None],
-        func: Callable[..., Any],
-        *args: Any,
-        **kwargs: Any,
-    ) -> None:
-        self.queue.append((onResult, func, args))
-
-    def run_all(self) -> None:
-        while self.queue:
-            on_result, func, args = self.queue.pop(0)
-            try:
-                result = func(*args)
-            except BaseException:
-                on_result(False, Failure())
-            else:
-                on_result(True, result)
 
 
 class MemoryStoreBehaviourTests(StoreBehaviourMixin, SynchronousTestCase):
@@ -127,7 +95,7 @@ class LocalStoreBehaviourTests(StoreBehaviourMixin, SynchronousTestCase):
     def make_store(self) -> IObjectStore:
         self.root = tempfile.mkdtemp(prefix="multistore-behaviour-")
         self.addCleanup(shutil.rmtree, self.root, True)
-        self.pool = _QueuedPool()
+        self.pool = QueuedPool()
         reactor = _InlineReactor()
         return LocalStore(
             root=os.path.abspath(self.root),

@@ -67,14 +67,14 @@ Nothing in multistore imports this package.
 
 from __future__ import annotations
 
-from .bodies import (
+from multistore.testing.bodies import (
     CollectingConsumer,
     ControlledBody,
     ControlledProducer,
     RecordingBody,
     deliver_all,
 )
-from .forwarder import (
+from multistore.testing.forwarder import (
     Answer,
     ForwardedRequest,
     Handler,
@@ -82,14 +82,14 @@ from .forwarder import (
     WrongBodyLength,
     respond,
 )
-from .harness import (
+from multistore.testing.harness import (
     HARNESS_EPOCH,
     Exchange,
     HarnessResponse,
     SiteHarness,
 )
-from .registries import DelayedBucketRegistry
-from .stores import (
+from multistore.testing.registries import DelayedBucketRegistry
+from multistore.testing.stores import (
     MemoryStore,
     MemoryStoreFactory,
     StoreCall,

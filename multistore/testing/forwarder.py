@@ -27,8 +27,7 @@ from multistore.model import (
     BackendRequest,
     BackendResponse,
 )
-
-from .bodies import RecordingBody
+from multistore.testing.bodies import RecordingBody
 
 
 class WrongBodyLength(Exception):

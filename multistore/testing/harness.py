@@ -33,9 +33,8 @@ from multistore.interfaces import (
     IStoreFactory,
 )
 from multistore.tap import build_gateway
+from multistore.testing.stores import MemoryStoreFactory
 from multistore.web.site import MultistoreSite, make_site
-
-from .stores import MemoryStoreFactory
 
 #: The time a L{SiteHarness} starts at, unless given a clock.
 HARNESS_EPOCH: Final = datetime(2025, 1, 1, tzinfo=UTC)

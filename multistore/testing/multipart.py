@@ -40,8 +40,14 @@ from multistore.stores.local.store import (
     check_version,
     copy_source_range,
 )
-
-from .memory import _CHECKSUMS, _expected_md5, _md5, _Object, _Part, _Upload
+from multistore.testing.memory import (
+    _CHECKSUMS,
+    _expected_md5,
+    _md5,
+    _Object,
+    _Part,
+    _Upload,
+)
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")

@@ -46,8 +46,7 @@ from multistore.stores.local.store import (
     copy_directive,
 )
 from multistore.stores.streaming import cannot_copy
-
-from .memory import (
+from multistore.testing.memory import (
     _CHECKSUMS,
     _expected_md5,
     _Intake,
@@ -57,7 +56,7 @@ from .memory import (
     _shown_headers,
     _Upload,
 )
-from .multipart import _MultipartUploads
+from multistore.testing.multipart import _MultipartUploads
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")

@@ -75,9 +75,14 @@ def modules() -> Iterator[tuple[str, set[str]]]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 imported.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                imported.add(node.module)
-                imported.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    package = parts if path.name == "__init__.py" else parts[:-1]
+                    anchor = package[: len(package) - (node.level - 1)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                imported.add(base)
+                imported.update(f"{base}.{a.name}" for a in node.names)
         yield name, imported
 
 
@@ -126,7 +131,7 @@ class ImportDirectionTests(SynchronousTestCase):
         broken = [
             name
             for name, imported in modules()
-            if name != "multistore.testing"
+            if not within(name, "multistore.testing")
             and any(within(t, "multistore.testing") for t in imported)
         ]
         self.assertEqual(broken, [])
@@ -137,6 +142,7 @@ class ImportDirectionTests(SynchronousTestCase):
         """
         found = dict(modules())
         self.assertIn("multistore.gateway.pipeline", found["multistore.web.site"])
+        self.assertIn("multistore.testing.stores", found["multistore.testing"])
         self.assertIn(
             "multistore.operations.table", found["multistore.gateway.pipeline"]
         )

@@ -9,7 +9,10 @@ configuration, and driven with boto3.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -165,7 +168,11 @@ class OutOfTreePluginTests(SynchronousTestCase):
     ) -> Iterator[None]:
         plugins = tmp_path / "plugins"
         plugins.mkdir()
-        self.assertEqual(sorted(write_examples(plugins)), ["audit.py", "catalogue.py"])
+        self.assertEqual(
+            sorted(write_examples(plugins)),
+            ["audit.py", "catalogue.py", "test_audit.py"],
+        )
+        self.plugins = plugins
         self.data = tmp_path / "data"
         self.data.mkdir()
         (self.data / "public").mkdir()
@@ -307,3 +314,27 @@ class OutOfTreePluginTests(SynchronousTestCase):
         with self.assertRaises(ClientError) as caught:
             self.s3.head_object(Bucket="more", Key="m.txt")
         self.assertEqual(http_status(caught.exception), 503)
+
+    def test_in_memory_example(self) -> None:
+        """
+        The page's in-memory test of the audit middleware passes as written,
+        run by pytest from outside the checkout.
+        """
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "test_audit.py",
+            ],
+            cwd=self.plugins,
+            env={**os.environ, "PYTHONPATH": f"{REPO_ROOT}:{self.plugins}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        self.assertIn("2 passed", result.stdout)

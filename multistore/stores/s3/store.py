@@ -28,6 +28,11 @@ chunked) is read into memory a part at a time
 is full, and sent once it has ended if it fits in one part, or else as a
 multipart upload that is completed only when the body has ended and aborted
 if it fails (see L{S3Store.put_object}).
+
+This module holds L{S3Store} with its reads, writes, deletes and buckets;
+what its operations share is in L{multistore.stores.s3.backend}, its
+multipart uploads in L{multistore.stores.s3.multipart} and its copies in
+L{multistore.stores.s3.copies}.
 """
 
 from __future__ import annotations
@@ -35,87 +40,74 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Final
-from urllib.parse import urlsplit
 
-from attrs import evolve, frozen
+from attrs import frozen
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.auth.canonical import EMPTY_SHA256, UNSIGNED_PAYLOAD, uri_encode
-from multistore.auth.signing import sign_request
-from multistore.bodies import BytesProducer, read_body
-from multistore.config import BucketConfig
+from multistore.auth.canonical import UNSIGNED_PAYLOAD
+from multistore.bodies import read_body
 from multistore.headers import NO_HEADERS, HeaderList
-from multistore.interfaces import IForwarder, IObjectStore
+from multistore.interfaces import IObjectStore
 from multistore.model import (
-    BackendRequest,
-    BackendResponse,
     CompletedPart,
-    CopyResult,
-    CopySource,
     DeleteOutcome,
     ListPage,
     ListRequest,
     ObjectRead,
     ObjectResponse,
     ObjectWrite,
-    PartsPage,
-    UploadsPage,
 )
-from multistore.s3.errors import STATUS_OF, S3Error
-from multistore.s3.xml import MAX_DELETE_KEYS, parse_untrusted, xml_can_carry
-from multistore.stores.failures import failed, refused
+from multistore.s3.errors import S3Error
+from multistore.s3.xml import MAX_DELETE_KEYS, xml_can_carry
+from multistore.stores.s3.backend import (
+    _BUFFERED_COMPLETE_HEADERS,
+    _BUFFERED_PART_HEADERS,
+    _PASSED_CODES,
+    _PUT_HEADERS,
+    MAX_LISTING,
+    _status_code,
+    forwarded_headers,
+)
+
+# Imported under their own names: they were defined here, and are still
+# read from here.
+from multistore.stores.s3.backend import (
+    _COMPLETE_HEADERS as _COMPLETE_HEADERS,
+)
+from multistore.stores.s3.backend import (
+    _COPY_HEADERS as _COPY_HEADERS,
+)
+from multistore.stores.s3.backend import (
+    _CREATE_UPLOAD_HEADERS as _CREATE_UPLOAD_HEADERS,
+)
+from multistore.stores.s3.backend import (
+    _PART_HEADERS as _PART_HEADERS,
+)
+from multistore.stores.s3.backend import (
+    MAX_RESULT_DOCUMENT as MAX_RESULT_DOCUMENT,
+)
+from multistore.stores.s3.copies import Copies
+from multistore.stores.s3.multipart import MultipartUploads
 from multistore.stores.s3.xml import (
-    complete_request_document,
     create_bucket_document,
     delete_request_document,
-    parse_complete_result,
-    parse_copy_result,
     parse_delete_result,
-    parse_error_document,
-    parse_initiate_result,
     parse_list_objects_v2,
-    parse_list_parts,
-    parse_list_uploads,
 )
 from multistore.stores.streaming import (
-    CHECKSUM_VALUES,
-    CONDITIONS,
-    OBJECT_REQUEST_HEADERS,
-    OBJECT_REQUEST_PREFIXES,
-    AllowList,
     Chunks,
     PartBuffer,
-    allowed_headers,
-    cannot_copy,
     deferred,
     deleted,
-    error_body,
     finish_quietly,
-    held,
-    now,
     object_headers,
-    on_same_service,
-    service_root,
     shielded,
     write_response_headers,
 )
-
-#: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
-#: url-encoded, with their metadata, fits several times over); also the
-#: limit for ListParts, ListMultipartUploads and DeleteObjects answers.
-MAX_LISTING: Final = 8 * 1024 * 1024
-
-#: Largest answer to CreateMultipartUpload, CopyObject, UploadPartCopy or
-#: CompleteMultipartUpload read from a backend (S3 pads the answers of long
-#: copies and completions with whitespace while it works).
-MAX_RESULT_DOCUMENT: Final = 1024 * 1024
 
 #: Size of every part but the last of an upload of unknown length that
 #: L{S3Store.put_object} sends in parts; the most of such a body held in
@@ -125,188 +117,6 @@ PART_SIZE: Final = 8 * 1024 * 1024
 #: Most parts in one upload (S3's limit): a body of unknown length may be
 #: up to C{MAX_PARTS * PART_SIZE} bytes.
 MAX_PARTS: Final = 10_000
-
-_CUSTOMER_KEY: Final = "x-amz-server-side-encryption-customer-"
-_SOURCE_CUSTOMER_KEY: Final = "x-amz-copy-source-server-side-encryption-customer-"
-
-#: The request headers each write passes on.
-_PUT_HEADERS: Final = AllowList(
-    OBJECT_REQUEST_HEADERS
-    | CHECKSUM_VALUES
-    | CONDITIONS
-    | {"content-md5", "x-amz-sdk-checksum-algorithm"},
-    OBJECT_REQUEST_PREFIXES,
-)
-_CREATE_UPLOAD_HEADERS: Final = AllowList(
-    OBJECT_REQUEST_HEADERS | {"x-amz-checksum-algorithm", "x-amz-checksum-type"},
-    OBJECT_REQUEST_PREFIXES,
-)
-_PART_HEADERS: Final = AllowList(
-    CHECKSUM_VALUES | {"content-md5", "x-amz-sdk-checksum-algorithm"},
-    (_CUSTOMER_KEY,),
-)
-_COMPLETE_HEADERS: Final = AllowList(
-    CHECKSUM_VALUES | CONDITIONS | {"x-amz-checksum-type", "x-amz-mp-object-size"},
-    (_CUSTOMER_KEY,),
-)
-_COPY_HEADERS: Final = AllowList(
-    OBJECT_REQUEST_HEADERS
-    | CONDITIONS
-    | {
-        "x-amz-checksum-algorithm",
-        "x-amz-metadata-directive",
-        "x-amz-tagging-directive",
-    },
-    (*OBJECT_REQUEST_PREFIXES, _SOURCE_CUSTOMER_KEY),
-)
-#: What the parts and completion of an object of unknown length sent in
-#: parts pass on from its write: the customer's encryption key, which every
-#: part needs, and the conditions, which the completion checks. The
-#: object's own digests describe no part and are verified by the gateway.
-_BUFFERED_PART_HEADERS: Final = AllowList(frozenset(), (_CUSTOMER_KEY,))
-_BUFFERED_COMPLETE_HEADERS: Final = AllowList(CONDITIONS, (_CUSTOMER_KEY,))
-_PART_COPY_HEADERS: Final = AllowList(
-    frozenset(), (_CUSTOMER_KEY, _SOURCE_CUSTOMER_KEY)
-)
-_COPY_CONDITIONS: Final = AllowList(
-    frozenset(
-        {
-            "x-amz-copy-source-if-match",
-            "x-amz-copy-source-if-none-match",
-            "x-amz-copy-source-if-modified-since",
-            "x-amz-copy-source-if-unmodified-since",
-        }
-    )
-)
-
-#: Backend error codes passed on as they are (others become 503).
-_PASSED_CODES: Final = frozenset(
-    {
-        "NoSuchKey",
-        "NoSuchBucket",
-        "NoSuchVersion",
-        "NoSuchUpload",
-        "PreconditionFailed",
-        "InvalidRange",
-        "InvalidPartNumber",
-        "InvalidArgument",
-        "InvalidRequest",
-        "InvalidObjectState",
-        "SlowDown",
-        "EntityTooLarge",
-        "EntityTooSmall",
-        "InvalidPart",
-        "InvalidPartOrder",
-        "BadDigest",
-        "InvalidDigest",
-        "KeyTooLongError",
-        "MethodNotAllowed",
-        "BucketNotEmpty",
-        "BucketAlreadyOwnedByYou",
-        "BucketAlreadyExists",
-        "InvalidBucketName",
-        "XAmzContentSHA256Mismatch",
-        "MalformedXML",
-        "IncompleteBody",
-        "NotImplemented",
-    }
-)
-
-
-def forwarded_headers(headers: HeaderList, allowed: AllowList) -> HeaderList:
-    """
-    Choose the request headers a write passes on to the backend.
-
-    :param headers: the headers the caller gave.
-    :param allowed: what this write passes on.
-    :return: the allowed headers, in order, as L{allowed_headers} chooses
-        them; ``x-amz-sdk-checksum-algorithm`` kept only with the
-        ``x-amz-checksum-*`` header it names (S3 refuses it otherwise, and
-        a trailing checksum is verified by the gateway, not sent on).
-    """
-    kept = allowed_headers(headers, allowed)
-    present = kept.names()
-    return HeaderList(
-        (name, value)
-        for name, value in kept
-        if name != "x-amz-sdk-checksum-algorithm"
-        or f"x-amz-checksum-{value.strip().lower()}" in present
-    )
-
-
-def _status_code(status: int) -> str:
-    return {
-        404: "NoSuchKey",
-        409: "OperationAborted",
-        412: "PreconditionFailed",
-        416: "InvalidRange",
-        403: "AccessDenied",
-        400: "InvalidRequest",
-        405: "MethodNotAllowed",
-        503: "SlowDown",
-    }.get(status, "ServiceUnavailable")
-
-
-def _unsatisfied_range(error_body: bytes) -> str | None:
-    """
-    :return: ``bytes */SIZE`` from the ``ActualObjectSize`` of a backend's
-        ``InvalidRange`` document, for backends that say the size there and
-        not in a ``Content-Range`` header; ``None`` if it is not there.
-    """
-    root = parse_untrusted(error_body) if error_body else None
-    if root is None:
-        return None
-    for element in root.iter("{*}ActualObjectSize"):
-        size = (element.text or "").strip()
-        if size.isascii() and size.isdigit():
-            return f"bytes */{int(size)}"
-    return None
-
-
-def _service(bucket: BucketConfig) -> tuple[str, str] | None:
-    """
-    :return: what identifies the S3 service a bucket is on, and who the
-        gateway is there: ``(endpoint, access key id)``; ``None`` for a
-        bucket that is not on an S3 service.
-    """
-    if bucket.backend_type != "s3":
-        return None
-    endpoint = bucket.option("endpoint")
-    if endpoint:
-        where = service_root(endpoint)
-    else:
-        where = "aws:" + (bucket.option("region", "us-east-1") or "us-east-1")
-    signed = (
-        bucket.option("access_key_id")
-        and bucket.option("secret_access_key")
-        and not bucket.flag("skip_signature")
-    )
-    return where, (bucket.option("access_key_id") or "") if signed else ""
-
-
-def _within(page: UploadsPage, prefix: str, delimiter: str | None) -> UploadsPage:
-    """
-    Hold a store's page of uploads to what was asked, for stores that
-    ignore ``prefix`` or ``delimiter`` (moto ignores both, SeaweedFS the
-    delimiter): uploads outside ``prefix`` are dropped, and uploads whose
-    key holds ``delimiter`` after it are rolled up into common prefixes.
-    A page from a store that honoured both is returned unchanged.
-    """
-    uploads = []
-    common = [p for p in page.common_prefixes if p.startswith(prefix)]
-    for upload in page.uploads:
-        if not upload.key.startswith(prefix):
-            continue
-        at = upload.key.find(delimiter, len(prefix)) if delimiter else -1
-        if delimiter and at >= 0:
-            rolled = upload.key[: at + len(delimiter)]
-            if rolled not in common:
-                common.append(rolled)
-            continue
-        uploads.append(upload)
-    if len(uploads) == len(page.uploads) and len(common) == len(page.common_prefixes):
-        return page
-    return evolve(page, uploads=tuple(uploads), common_prefixes=tuple(sorted(common)))
 
 
 def _content_md5(data: bytes) -> str:
@@ -320,7 +130,7 @@ def _content_md5(data: bytes) -> str:
 
 @implementer(IObjectStore)
 @frozen
-class S3Store:
+class S3Store(MultipartUploads, Copies):
     """
     A virtual bucket's store on an S3-compatible service.
 
@@ -330,188 +140,6 @@ class S3Store:
     """
 
     log = Logger()
-
-    bucket: BucketConfig
-    forwarder: IForwarder
-    clock: IReactorTime
-
-    @property
-    def _region(self) -> str:
-        return self.bucket.option("region", "us-east-1") or "us-east-1"
-
-    def _now(self) -> datetime:
-        return now(self.clock)
-
-    def url(self, key: str | None, query: Sequence[tuple[str, str]] = ()) -> str:
-        """
-        :param query: ``(name, value)`` parameters; one with an empty value
-            is sent as its name alone (``?uploads``).
-        :return: the wire URL of ``key`` (or of the bucket, for ``None``).
-        """
-        bucket_name = self.bucket.option("bucket_name", "") or ""
-        endpoint = (
-            self.bucket.option("endpoint") or f"https://s3.{self._region}.amazonaws.com"
-        )
-        endpoint = endpoint.rstrip("/")
-        object_path = "" if key is None else "/" + uri_encode(key, keep_slash=True)
-        if self.bucket.flag("virtual_hosted_style_request"):
-            parts = urlsplit(endpoint)
-            path = f"{parts.scheme}://{bucket_name}.{parts.netloc}{parts.path}"
-            path += object_path or "/"
-        else:
-            path = (
-                f"{endpoint}/{uri_encode(bucket_name, keep_slash=False)}{object_path}"
-            )
-        if query:
-            path += "?" + "&".join(
-                uri_encode(n, keep_slash=False)
-                + (f"={uri_encode(v, keep_slash=False)}" if v else "")
-                for n, v in query
-            )
-        return path
-
-    def _send(
-        self,
-        method: str,
-        key: str | None,
-        query: Sequence[tuple[str, str]] = (),
-        headers: HeaderList = NO_HEADERS,
-        body: IBodyProducer | None = None,
-        payload_hash: str = EMPTY_SHA256,
-    ) -> Deferred[BackendResponse]:
-        """
-        Sign (when the bucket has credentials) and send one request.
-
-        :param payload_hash: the body's hex SHA-256, or ``UNSIGNED-PAYLOAD``
-            for a streamed body.
-        """
-        url = self.url(key, query)
-        access_key = self.bucket.option("access_key_id")
-        secret = self.bucket.option("secret_access_key")
-        if access_key and secret and not self.bucket.flag("skip_signature"):
-            headers = sign_request(
-                method,
-                url,
-                headers,
-                payload_hash,
-                access_key,
-                secret,
-                self.bucket.option("token"),
-                self._region,
-                self._now(),
-            )
-        return self.forwarder.forward(
-            BackendRequest(method=method, url=url, headers=headers, body=body)
-        )
-
-    def _send_xml(
-        self,
-        method: str,
-        key: str | None,
-        query: Sequence[tuple[str, str]],
-        document: bytes,
-        headers: HeaderList = NO_HEADERS,
-    ) -> Deferred[BackendResponse]:
-        """
-        Send a request whose body is an XML document built here, its hash
-        signed.
-        """
-        return self._send(
-            method,
-            key,
-            query,
-            headers,
-            BytesProducer(document),
-            hashlib.sha256(document).hexdigest(),
-        )
-
-    def _mapped(
-        self,
-        code: str,
-        message: str | None,
-        status: int,
-        headers: tuple[tuple[str, str], ...] = (),
-    ) -> S3Error:
-        """
-        The error a client gets for a backend's error ``code``: the code
-        itself if it is the client's business (with multistore's own
-        message, never the backend's), ``AccessDenied`` blaming the backend,
-        or ``ServiceUnavailable``.
-        """
-        if code in _PASSED_CODES:
-            return S3Error(code, headers=headers)
-        if code == "AccessDenied" or status == 403:
-            return refused(self.log, self.bucket.name, code, message)
-        return failed(
-            self.log,
-            self.bucket.name,
-            status,
-            code,
-            message,
-            slow_down=code == "SlowDown",
-        )
-
-    async def _error_code(
-        self, response: BackendResponse, head: bool = False
-    ) -> tuple[str | None, str | None, bytes]:
-        """
-        Read a backend error response's document.
-
-        :return: its ``(code, message, body)``; code and message are
-            ``None`` if there is no S3 error document.
-        """
-        body = await error_body(response, head)
-        if not body:
-            return None, None, b""
-        parsed = parse_error_document(body)
-        if parsed is None:
-            return None, None, body
-        return parsed[0], parsed[1], body
-
-    async def _error(
-        self,
-        response: BackendResponse,
-        head: bool = False,
-        statuses: Mapping[int, str] | None = None,
-    ) -> S3Error:
-        """
-        Turn a backend error response into the error the client gets.
-
-        :param statuses: the code for a status when the backend sent no
-            error document, where it differs from a read's.
-        """
-        code, message, body = await self._error_code(response, head)
-        if code is None:
-            code = (statuses or {}).get(response.status) or _status_code(
-                response.status
-            )
-        extra_headers: tuple[tuple[str, str], ...] = ()
-        if code == "InvalidRange":
-            content_range = response.headers.get("content-range") or _unsatisfied_range(
-                body
-            )
-            if content_range:
-                extra_headers = (("content-range", content_range),)
-        return self._mapped(code, message, response.status, extra_headers)
-
-    async def _result_document(
-        self, response: BackendResponse, statuses: Mapping[int, str] | None = None
-    ) -> bytes:
-        """
-        Read the XML answer of a write that S3 may answer ``200 OK`` and then
-        fail in an ``<Error>`` document (copies, completions).
-
-        :return: the answer, which is not an error document.
-        :raise S3Error: the mapped error, whatever the status.
-        """
-        if response.status != 200:
-            raise await self._error(response, statuses=statuses)
-        body = await read_body(response.body, MAX_RESULT_DOCUMENT)
-        parsed = parse_error_document(body)
-        if parsed is not None:
-            code, message = parsed
-            raise self._mapped(code, message, STATUS_OF.get(code, 500))
-        return body
 
     # --- reads ----------------------------------------------------------------
 
@@ -584,51 +212,6 @@ class S3Store:
         if response.status != 200:
             raise await self._error(response, head=True)
         response.body.discard()
-
-    # --- uploads --------------------------------------------------------------
-
-    async def _upload(
-        self,
-        write: ObjectWrite,
-        query: Sequence[tuple[str, str]],
-        allowed: AllowList,
-        statuses: Mapping[int, str],
-    ) -> ObjectResponse:
-        """
-        PUT a body of known length (an object or a part), streamed.
-
-        :raise S3Error: ``MissingContentLength`` for a body of unknown
-            length, as S3 answers an UploadPart without one.
-        """
-        if not isinstance(write.body.length, int):
-            raise S3Error("MissingContentLength")
-        body = await held(write.body)
-        return await self._put(write.key, query, write.headers, allowed, statuses, body)
-
-    async def _put(
-        self,
-        key: str,
-        query: Sequence[tuple[str, str]],
-        headers: HeaderList,
-        allowed: AllowList,
-        statuses: Mapping[int, str],
-        body: IBodyProducer | None,
-    ) -> ObjectResponse:
-        """
-        Send one PUT of a body, with the headers ``allowed``.
-        """
-        response = await self._send(
-            "PUT",
-            key,
-            query,
-            forwarded_headers(headers, allowed),
-            body,
-            UNSIGNED_PAYLOAD,
-        )
-        if response.status != 200:
-            raise await self._error(response, statuses=statuses)
-        response.body.discard()
-        return ObjectResponse(200, write_response_headers(response.headers))
 
     async def _put_unknown_length(self, write: ObjectWrite) -> ObjectResponse:
         """
@@ -800,176 +383,6 @@ class S3Store:
                 self._upload(write, (), _PUT_HEADERS, {404: "NoSuchBucket"})
             )
         return Deferred.fromCoroutine(self._put_unknown_length(write))
-
-    def upload_part(
-        self, write: ObjectWrite, upload_id: str, part_number: int
-    ) -> Deferred[ObjectResponse]:
-        """
-        PUT one part, streaming its body as L{put_object} does.
-
-        :raise S3Error: ``MissingContentLength`` for a part of unknown length
-            (as S3 answers), without reading it; the body's own failure if it
-            fails.
-        """
-        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
-        return Deferred.fromCoroutine(
-            self._upload(write, query, _PART_HEADERS, {404: "NoSuchUpload"})
-        )
-
-    @deferred
-    async def create_multipart_upload(self, key: str, headers: HeaderList) -> str:
-        response = await self._send(
-            "POST",
-            key,
-            [("uploads", "")],
-            forwarded_headers(headers, _CREATE_UPLOAD_HEADERS),
-        )
-        if response.status != 200:
-            raise await self._error(response, statuses={404: "NoSuchBucket"})
-        return parse_initiate_result(
-            await read_body(response.body, MAX_RESULT_DOCUMENT)
-        )
-
-    @deferred
-    async def complete_multipart_upload(
-        self,
-        key: str,
-        upload_id: str,
-        parts: Sequence[CompletedPart],
-        headers: HeaderList,
-    ) -> CopyResult:
-        """
-        Complete an upload; its time is the gateway's clock (S3 does not say).
-        """
-        response = await self._send_xml(
-            "POST",
-            key,
-            [("uploadId", upload_id)],
-            complete_request_document(parts),
-            forwarded_headers(headers, _COMPLETE_HEADERS),
-        )
-        body = await self._result_document(response, {404: "NoSuchUpload"})
-        return CopyResult(
-            parse_complete_result(body),
-            self._now(),
-            write_response_headers(response.headers),
-        )
-
-    @deferred
-    async def abort_multipart_upload(self, key: str, upload_id: str) -> None:
-        response = await self._send("DELETE", key, [("uploadId", upload_id)])
-        if response.status not in (200, 204):
-            raise await self._error(response, statuses={404: "NoSuchUpload"})
-        response.body.discard()
-
-    @deferred
-    async def list_parts(
-        self, key: str, upload_id: str, max_parts: int, part_number_marker: int
-    ) -> PartsPage:
-        query = [("max-parts", str(max_parts)), ("uploadId", upload_id)]
-        if part_number_marker:
-            query.append(("part-number-marker", str(part_number_marker)))
-        response = await self._send("GET", key, sorted(query))
-        if response.status != 200:
-            raise await self._error(response, statuses={404: "NoSuchUpload"})
-        return parse_list_parts(await read_body(response.body, MAX_LISTING))
-
-    @deferred
-    async def list_multipart_uploads(
-        self,
-        prefix: str,
-        delimiter: str | None,
-        key_marker: str | None,
-        upload_id_marker: str | None,
-        max_uploads: int,
-    ) -> UploadsPage:
-        # Not encoding-type=url: SeaweedFS answers that it has encoded the
-        # keys and sends them as they are, so "a+b" would read as "a b".
-        query = [("max-uploads", str(max_uploads)), ("uploads", "")]
-        for name, value in (
-            ("prefix", prefix),
-            ("delimiter", delimiter),
-            ("key-marker", key_marker),
-            ("upload-id-marker", upload_id_marker),
-        ):
-            if value:
-                query.append((name, value))
-        response = await self._send("GET", None, sorted(query))
-        if response.status != 200:
-            raise await self._error(response, statuses={404: "NoSuchBucket"})
-        page = parse_list_uploads(await read_body(response.body, MAX_LISTING))
-        return _within(page, prefix, delimiter)
-
-    # --- copies ---------------------------------------------------------------
-
-    def can_copy(self, source: CopySource) -> bool:
-        """
-        Copies are made on the server side from a bucket on the same S3
-        service as this store, reached with the same credentials (a store
-        cannot tell whether its credentials may read another's bucket).
-        """
-        return on_same_service(_service, self.bucket, source.bucket, "bucket_name")
-
-    def _copy_source(self, source: CopySource) -> str:
-        """
-        :return: the ``x-amz-copy-source`` of ``source``.
-        :raise S3Error: ``NotImplemented`` for a source L{can_copy} refuses.
-        """
-        if not self.can_copy(source):
-            raise cannot_copy()
-        value = f"/{source.bucket.option('bucket_name')}/"
-        value += uri_encode(source.key, keep_slash=True)
-        if source.version_id is not None:
-            value += f"?versionId={uri_encode(source.version_id, keep_slash=False)}"
-        return value
-
-    async def _copy(
-        self,
-        source: CopySource,
-        key: str,
-        query: Sequence[tuple[str, str]],
-        headers: HeaderList,
-    ) -> CopyResult:
-        copy_headers = HeaderList([("x-amz-copy-source", self._copy_source(source))])
-        if source.range is not None:
-            copy_headers = copy_headers.plus(
-                [("x-amz-copy-source-range", source.range)]
-            )
-        copy_headers = copy_headers.plus(
-            forwarded_headers(source.conditions, _COPY_CONDITIONS)
-        ).plus(headers)
-        response = await self._send("PUT", key, query, copy_headers)
-        body = await self._result_document(response)
-        etag, last_modified = parse_copy_result(body)
-        return CopyResult(etag, last_modified, write_response_headers(response.headers))
-
-    def copy_object(
-        self, source: CopySource, key: str, headers: HeaderList
-    ) -> Deferred[CopyResult]:
-        """
-        Copy on the server side, signed with this (the destination) bucket's
-        credentials.
-        """
-        return Deferred.fromCoroutine(
-            self._copy(source, key, (), forwarded_headers(headers, _COPY_HEADERS))
-        )
-
-    def upload_part_copy(
-        self, source: CopySource, key: str, upload_id: str, part_number: int
-    ) -> Deferred[CopyResult]:
-        """
-        Copy a part on the server side (with ``source.range`` as
-        ``x-amz-copy-source-range``).
-        """
-        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
-        return Deferred.fromCoroutine(
-            self._copy(
-                source,
-                key,
-                query,
-                forwarded_headers(source.conditions, _PART_COPY_HEADERS),
-            )
-        )
 
     # --- deletes --------------------------------------------------------------
 

@@ -6,8 +6,9 @@ This module holds the store's configuration, thread pool, reads, writes,
 deletes and buckets. Its copies and multipart uploads are functions of
 L{multistore.stores.local.copies} and L{multistore.stores.local.uploads}
 that its methods call; how writes are committed is
-L{multistore.stores.local.commit}'s, and what all of them use of the store,
-and the opening of an object's file, L{multistore.stores.local.core}'s.
+L{multistore.stores.local.commit}'s, the file-system work of deletes
+L{multistore.stores.local.deletes}'s, and what all of them use of the
+store, and the opening of an object's file, L{multistore.stores.local.core}'s.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import stat
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -54,7 +54,6 @@ from multistore.model import (
 from multistore.s3.conditions import NotModified
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
-from multistore.s3.keys import check_segments
 from multistore.s3.ranges import ByteRange, parse_range
 from multistore.stores.local import copies, uploads
 from multistore.stores.local.commit import _begin_in_thread, _commit_object, _receive
@@ -64,7 +63,6 @@ from multistore.stores.local.commit import _begin_in_thread, _commit_object, _re
 from multistore.stores.local.copies import copy_directive as copy_directive
 from multistore.stores.local.copies import copy_source_range as copy_source_range
 from multistore.stores.local.core import (
-    _NOT_FOUND_ERRNOS,
     _close_quietly,
     _marker_with_bytes,
     _open,
@@ -74,24 +72,18 @@ from multistore.stores.local.core import (
     _translate,
 )
 from multistore.stores.local.core import check_version as check_version
+from multistore.stores.local.deletes import _delete_in_thread
 from multistore.stores.local.files import CHUNK_SIZE, FileBody, _call_in_pool
 from multistore.stores.local.listing import _Walk
 from multistore.stores.local.meta import (
     _checksums,
     _content_md5,
-    _meta_at,
     _visible_headers,
     object_headers,
 )
 from multistore.stores.local.multipart import MIN_PART_SIZE, check_part_number
 from multistore.stores.local.tree import (
-    _DIR_SUFFIX,
-    _LOCKS,
-    _MARKER_NAME,
     _RESERVED_BYTES,
-    RESERVED,
-    _Key,
-    _reserved_key,
     _Tree,
     write_key,
 )
@@ -547,79 +539,8 @@ class LocalStore:
             version other than ``null``, ``NoSuchBucket``.
         """
         check_version(version_id)
-        await self._io(self._delete_in_thread, key)
+        await self._io(_delete_in_thread, self, key)
         return ObjectResponse(204, NO_HEADERS)
-
-    def _delete_in_thread(self, key: str) -> None:
-        if key.split("/", 1)[0] == RESERVED:
-            raise _reserved_key()
-        check_segments(key)
-        try:
-            target = write_key(key)
-        except S3Error:
-            # A key no file can have: there is nothing to delete.
-            return
-        with self._tree() as tree:
-            try:
-                parent = tree.data_dir(target.directory, create=False)
-            except (FileNotFoundError, S3Error):
-                self._forget(tree, target)
-                return
-            with _LOCKS.hold(tree.lock_name(parent, target.name, target.directory)):
-                if not target.marker:
-                    try:
-                        status = os.stat(target.name, dir_fd=parent)
-                    except OSError as e:
-                        if e.errno not in _NOT_FOUND_ERRNOS:
-                            raise
-                        status = None
-                    if status is not None and stat.S_ISDIR(status.st_mode):
-                        # A directory is no object; nothing to delete.
-                        return
-                    try:
-                        os.unlink(target.name, dir_fd=parent)
-                    except FileNotFoundError:
-                        pass
-                    else:
-                        tree.sync(parent)
-                self._forget(tree, target)
-            self._prune(tree, target.directory)
-
-    def _forget(self, tree: _Tree, target: _Key) -> None:
-        """
-        Remove a key's metadata file, if any.
-        """
-        meta_dir = tree.meta_dir_or_none(target.directory)
-        if meta_dir is None:
-            return
-        try:
-            os.unlink(target.meta_name, dir_fd=meta_dir)
-        except FileNotFoundError:
-            return
-        tree.sync(meta_dir)
-
-    def _prune(self, tree: _Tree, directory: tuple[bytes, ...]) -> None:
-        """
-        Remove the empty directories from ``directory`` up to (not
-        including) the root, stopping at one that carries a marker; then
-        the same in the metadata tree.
-        """
-        for depth in range(len(directory), 0, -1):
-            if _meta_at(tree.meta_dir_or_none(directory[:depth]), _MARKER_NAME, None):
-                break
-            try:
-                parent = tree.data_dir(directory[: depth - 1], create=False)
-                os.rmdir(directory[depth - 1], dir_fd=parent)
-            except (OSError, S3Error):
-                break
-        for depth in range(len(directory), 0, -1):
-            mirror = tree.meta_dir_or_none(directory[: depth - 1])
-            if mirror is None:
-                continue
-            try:
-                os.rmdir(directory[depth - 1] + _DIR_SUFFIX, dir_fd=mirror)
-            except OSError:
-                break
 
     @deferred
     async def delete_objects(

@@ -52,12 +52,12 @@ from multistore.s3.errors import S3Error
 from multistore.s3.keys import check_key, from_backend, to_backend
 from multistore.s3.request import parse_part_number
 from multistore.s3.xml import parse_delete_request
-from multistore.stores.streaming import (
+from multistore.stores.common import open_source
+from multistore.stores.object_headers import (
     OBJECT_WRITE,
     STREAMED_COPY,
     allowed_headers,
     conditions,
-    open_source,
 )
 
 if TYPE_CHECKING:

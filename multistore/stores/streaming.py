@@ -1,11 +1,6 @@
 # -*- test-case-name: tests.unit.test_stores_streaming -*-
 """
-The streaming toolkit every store shares: how a body reaches a backend,
-which headers cross between client and backend, and the few other things
-more than one store does.
-
-Bodies
-======
+The streaming toolkit every store shares: how a body reaches a backend.
 
 - L{LastByteHeld}: a body of known length sent in one request, its last
   byte held back until the body has been verified in full, so that a body
@@ -20,395 +15,41 @@ Bodies
   up (aborting an upload, cancelling a session), because that is when it
   matters most.
 
-Headers
-=======
-
-One set of names for each kind of header (L{CONTENT_HEADERS},
-L{OBJECT_REQUEST_HEADERS}, L{CHECKSUM_VALUES}, L{CONDITIONS}...), and one
-L{AllowList} per purpose built from them: what an upload passes on
-(L{OBJECT_WRITE}), what a client sees of an object (L{OBJECT_RESPONSE}) or
-of a write's answer (L{WRITE_RESPONSE}), what a streamed copy takes from its
-source (L{STREAMED_COPY}). ``aws-chunked`` is the client's framing, never
-the object's coding: L{without_aws_chunked} takes it out of
-``Content-Encoding`` wherever a write's headers go.
-
-Operations
-==========
-
-L{deferred} lets a store write each of L{IObjectStore}'s methods once, as a
-coroutine. L{now}, L{service_root} and L{error_body} are what every store on
-an HTTP service needs to date its requests, to tell one service from
-another, and to read a backend's error documents; L{check_read} evaluates a
-read's conditions, for stores that evaluate them themselves.
-
-Copies
-======
-
-L{IObjectStore.can_copy} says whether a store copies a source itself
-(L{on_same_service} helps decide); a store asked for a copy it said it
-cannot do fails with L{cannot_copy}. A copy the store cannot do is streamed
-instead: L{open_source} opens the source on its own store, as a body a
-write can take.
-
-Deletes
-=======
-
-L{deleted} turns one delete into its DeleteObjects outcome, and
-L{delete_each} runs one delete per key, a few at a time, for stores whose
-backend has no batch delete.
+Which headers cross between client and backend is in
+L{multistore.stores.object_headers}; the rest the stores share (coroutine
+methods, copies, deletes, error bodies) is in L{multistore.stores.common}.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import Sequence
 from contextlib import suppress
-from datetime import UTC, datetime
-from functools import wraps
-from typing import Any, Final, ParamSpec, TypeVar
-from urllib.parse import urlsplit
+from typing import Any, ParamSpec, TypeVar
 
 from attrs import define, field, frozen
 from twisted.internet.defer import (
     CancelledError,
     Deferred,
-    DeferredSemaphore,
     fail,
-    gatherResults,
     succeed,
 )
-from twisted.internet.interfaces import IConsumer, IProducer, IReactorTime
+from twisted.internet.interfaces import IConsumer, IProducer
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.iweb import IBodyProducer
 from zope.interface import implementer
 
-from multistore.bodies import BodyAsProducer, read_body
-from multistore.config import BucketConfig
-from multistore.headers import HeaderList
-from multistore.interfaces import IObjectStore
-from multistore.model import (
-    BackendResponse,
-    CopySource,
-    DeleteOutcome,
-    ObjectRead,
-    ObjectResponse,
-)
-from multistore.s3.conditions import evaluate
 from multistore.s3.errors import S3Error
 
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
 
-#: Largest error document read from a backend.
-MAX_ERROR_DOCUMENT: Final = 64 * 1024
-
-#: How many deletes of a DeleteObjects run at once on a store that deletes
-#: one key per request.
-DELETE_CONCURRENCY: Final = 8
-
 
 # --- header names --------------------------------------------------------------
 
-#: The content headers of an object: what every store keeps about its
-#: representation.
-CONTENT_HEADERS: Final = frozenset(
-    {
-        "cache-control",
-        "content-disposition",
-        "content-encoding",
-        "content-language",
-        "content-type",
-    }
-)
-
-#: The HTTP headers of a read's answer that describe the object.
-HTTP_OBJECT_HEADERS: Final = CONTENT_HEADERS | {
-    "accept-ranges",
-    "content-length",
-    "content-range",
-    "etag",
-    "last-modified",
-}
-
-#: Request headers that describe the object being written.
-OBJECT_REQUEST_HEADERS: Final = CONTENT_HEADERS | {
-    "expires",
-    "x-amz-storage-class",
-    "x-amz-tagging",
-    "x-amz-website-redirect-location",
-}
-#: Prefixes of the request headers that describe the object being written.
-OBJECT_REQUEST_PREFIXES: Final = (
-    "x-amz-meta-",
-    "x-amz-server-side-encryption",
-    "x-amz-object-lock-",
-)
-
-#: The checksum algorithms S3 knows.
-CHECKSUM_ALGORITHMS: Final = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
-
-#: The checksums of a body, one header per algorithm.
-CHECKSUM_VALUES: Final = frozenset(
-    f"x-amz-checksum-{algorithm}" for algorithm in CHECKSUM_ALGORITHMS
-)
-
-#: The conditions of a write.
-CONDITIONS: Final = frozenset({"if-match", "if-none-match"})
-
-
-@frozen
-class AllowList:
-    """
-    The header names one purpose lets through.
-
-    :ivar names: names let through.
-    :ivar prefixes: prefixes of names let through.
-    """
-
-    names: frozenset[str]
-    prefixes: tuple[str, ...] = ()
-
-    def allows(self, name: str) -> bool:
-        """
-        :param name: a lower-case header name.
-        :return: whether it goes through.
-        """
-        return name in self.names or name.startswith(self.prefixes)
-
-    def kept(self, headers: Iterable[tuple[str, str]]) -> HeaderList:
-        """
-        :return: the fields of ``headers`` that go through, in order.
-        """
-        return HeaderList((name, value) for name, value in headers if self.allows(name))
-
-
-#: What a write keeps of its request: the object's headers, its digests and
-#: its conditions.
-OBJECT_WRITE: Final = AllowList(
-    OBJECT_REQUEST_HEADERS
-    | CONDITIONS
-    | {"content-md5", "x-amz-sdk-checksum-algorithm"},
-    (*OBJECT_REQUEST_PREFIXES, "x-amz-checksum-"),
-)
-
-#: Object headers a backend's answer to a read passes on to clients; nothing
-#: the backend says about itself (its request ids, its bucket, its
-#: lifecycle rules).
-OBJECT_RESPONSE: Final = AllowList(
-    HTTP_OBJECT_HEADERS
-    | {
-        "expires",
-        "x-amz-delete-marker",
-        "x-amz-missing-meta",
-        "x-amz-mp-parts-count",
-        "x-amz-object-lock-legal-hold",
-        "x-amz-object-lock-mode",
-        "x-amz-object-lock-retain-until-date",
-        "x-amz-replication-status",
-        "x-amz-restore",
-        "x-amz-server-side-encryption",
-        "x-amz-server-side-encryption-bucket-key-enabled",
-        "x-amz-server-side-encryption-customer-algorithm",
-        "x-amz-server-side-encryption-customer-key-md5",
-        "x-amz-storage-class",
-        "x-amz-tagging-count",
-        "x-amz-version-id",
-        "x-amz-website-redirect-location",
-    },
-    ("x-amz-meta-", "x-amz-checksum-"),
-)
-
-#: Headers of a backend's answer to a write (PUT, copy, part, completion,
-#: delete) passed on to clients.
-WRITE_RESPONSE: Final = AllowList(
-    frozenset(
-        {
-            "etag",
-            "x-amz-copy-source-version-id",
-            "x-amz-delete-marker",
-            "x-amz-server-side-encryption",
-            "x-amz-server-side-encryption-bucket-key-enabled",
-            "x-amz-server-side-encryption-customer-algorithm",
-            "x-amz-server-side-encryption-customer-key-md5",
-            "x-amz-version-id",
-        }
-    ),
-    ("x-amz-checksum-",),
-)
-
-#: The headers of its source a streamed copy writes when it copies the
-#: metadata (tags are the destination's business).
-STREAMED_COPY: Final = AllowList(
-    OBJECT_REQUEST_HEADERS - {"x-amz-tagging"}, ("x-amz-meta-",)
-)
-
-
-def without_aws_chunked(value: str) -> str:
-    """
-    :return: a ``Content-Encoding`` without the ``aws-chunked`` coding, which
-        describes the client's framing, not the object (and without empty
-        codings).
-    """
-    codings = [c.strip() for c in value.split(",")]
-    return ", ".join(c for c in codings if c and c.lower() != "aws-chunked")
-
-
-def allowed_headers(headers: HeaderList, allowed: AllowList) -> HeaderList:
-    """
-    Choose the request headers of a write that go on.
-
-    :param headers: the write's headers.
-    :param allowed: what goes on.
-    :return: the allowed headers, in order; ``aws-chunked`` removed from
-        ``content-encoding`` (and the header dropped if nothing is left).
-    """
-    kept: list[tuple[str, str]] = []
-    for name, value in headers:
-        if not allowed.allows(name):
-            continue
-        if name == "content-encoding":
-            value = without_aws_chunked(value)
-            if not value:
-                continue
-        kept.append((name, value))
-    return HeaderList(kept)
-
-
-def content_header(headers: HeaderList, name: str) -> str | None:
-    """
-    :param name: one of L{CONTENT_HEADERS}.
-    :return: the value of the content header ``name`` a write gives the
-        object (``aws-chunked`` taken out of ``content-encoding``), or
-        ``None`` if it gives none.
-    """
-    value = headers.get(name)
-    if value is not None and name == "content-encoding":
-        return without_aws_chunked(value) or None
-    return value
-
-
-def object_headers(headers: HeaderList) -> HeaderList:
-    """
-    :return: the headers of a backend object response that clients may see.
-    """
-    return OBJECT_RESPONSE.kept(headers)
-
-
-def write_response_headers(headers: HeaderList) -> HeaderList:
-    """
-    :return: the headers of a backend's answer to a write that clients may
-        see: the ETag, version ids, delete marker, checksums and encryption
-        (not the length or type of the answer's own body).
-    """
-    return WRITE_RESPONSE.kept(headers)
-
-
-def conditions(headers: HeaderList) -> HeaderList:
-    """
-    :return: the ``If-Match`` / ``If-None-Match`` of a write.
-    """
-    return HeaderList((name, value) for name, value in headers if name in CONDITIONS)
-
 
 # --- backends ------------------------------------------------------------------
-
-
-def deferred(
-    method: Callable[_P, Coroutine[Deferred[Any], Any, _T]],
-) -> Callable[_P, Deferred[_T]]:
-    """
-    Write a store's method as a coroutine: the decorated method returns a
-    Deferred, as L{IObjectStore}'s methods do, with the coroutine's result;
-    cancelling it cancels what the coroutine waits on.
-    """
-
-    @wraps(method)
-    def run(*args: _P.args, **kwargs: _P.kwargs) -> Deferred[_T]:
-        return Deferred.fromCoroutine(method(*args, **kwargs))
-
-    return run
-
-
-def now(clock: IReactorTime) -> datetime:
-    """
-    :return: ``clock``'s time, in UTC.
-    """
-    return datetime.fromtimestamp(clock.seconds(), UTC)
-
-
-def service_root(endpoint: str) -> str:
-    """
-    :return: an endpoint URL as it identifies a service: scheme and host
-        lower-cased, no trailing ``/``.
-    """
-    parts = urlsplit(endpoint.strip().rstrip("/"))
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{parts.path}"
-
-
-async def error_body(response: BackendResponse, head: bool = False) -> bytes:
-    """
-    Read the document of a backend's error answer, if it has one.
-
-    :param head: whether the answer is to a HEAD, which has no body.
-    :return: the document, or nothing if there is none or it is larger than
-        L{MAX_ERROR_DOCUMENT} (the body is released either way).
-    """
-    if head or response.body.length == 0:
-        response.body.discard()
-        return b""
-    try:
-        return await read_body(response.body, MAX_ERROR_DOCUMENT)
-    except S3Error:
-        return b""
-
-
-def check_read(read: ObjectRead, etag: str, modified: datetime, now: datetime) -> None:
-    """
-    Evaluate a read's conditions against the object it reads, as S3 does,
-    for stores that evaluate them themselves (a copy's
-    ``x-amz-copy-source-if-*`` conditions are those of its L{source_read}).
-
-    :param etag: the object's ETag, quoted.
-    :param modified: when the object last changed.
-    :param now: the store's time.
-    :raise NotModified: for a read the client already has current.
-    :raise S3Error: ``PreconditionFailed``.
-    """
-    evaluate(
-        etag,
-        modified,
-        if_match=read.if_match,
-        if_none_match=read.if_none_match,
-        if_modified_since=read.if_modified_since,
-        if_unmodified_since=read.if_unmodified_since,
-        method="HEAD" if read.head else "GET",
-        now=now,
-    )
-
-
-def on_same_service(
-    service: Callable[[BucketConfig], object | None],
-    bucket: BucketConfig,
-    source: BucketConfig,
-    name: str,
-) -> bool:
-    """
-    Decide whether a store can reach a copy's source bucket as it reaches
-    its own: for L{IObjectStore.can_copy}.
-
-    :param service: what identifies the service a bucket is on and who the
-        gateway is there, for a bucket of the store's kind; ``None`` for
-        any other.
-    :param bucket: the store's bucket.
-    :param source: the copy's source bucket.
-    :param name: the option that names the source's bucket (or container)
-        on its service.
-    :return: whether both buckets are on the same service, reached with the
-        same credentials, and the source names its bucket.
-    """
-    mine = service(bucket)
-    return mine is not None and service(source) == mine and bool(source.option(name))
 
 
 # --- bodies --------------------------------------------------------------------
@@ -880,96 +521,4 @@ async def finish_quietly(
 # --- copies --------------------------------------------------------------------
 
 
-def cannot_copy() -> S3Error:
-    """
-    :return: the failure of a copy asked of a store whose
-        L{IObjectStore.can_copy} said no.
-    """
-    return S3Error(
-        "NotImplemented",
-        "This store cannot copy from that bucket on the server side.",
-    )
-
-
-def source_read(source: CopySource) -> ObjectRead:
-    """
-    :return: the read of a copy's source, with the copy's range and its
-        ``x-amz-copy-source-if-*`` conditions.
-    """
-    found = source.conditions
-    return ObjectRead(
-        key=source.key,
-        range=source.range,
-        if_match=found.get("x-amz-copy-source-if-match"),
-        if_none_match=found.get("x-amz-copy-source-if-none-match"),
-        if_modified_since=found.get("x-amz-copy-source-if-modified-since"),
-        if_unmodified_since=found.get("x-amz-copy-source-if-unmodified-since"),
-        version_id=source.version_id,
-    )
-
-
-async def open_source(
-    store: IObjectStore, source: CopySource
-) -> tuple[BodyAsProducer, HeaderList]:
-    """
-    Open a copy's source on its own store, to stream it into a write.
-
-    :param store: the source's store.
-    :return: the source as a request body (release it once the write is
-        done), and the source object's headers.
-    :raise S3Error: ``PreconditionFailed`` if the source is not modified
-        (``x-amz-copy-source-if-none-match``); the read's own failures.
-    """
-    answer = await store.get_object(source_read(source))
-    if answer.status == 304 or answer.body is None:
-        if answer.body is not None:
-            answer.body.discard()
-        raise S3Error(
-            "PreconditionFailed",
-            extra=(("Condition", "x-amz-copy-source-If-None-Match"),),
-        )
-    return BodyAsProducer(answer.body), answer.headers
-
-
 # --- deletes -------------------------------------------------------------------
-
-
-async def deleted(
-    key: str, version_id: str | None, delete: Awaitable[ObjectResponse]
-) -> DeleteOutcome:
-    """
-    :param delete: the delete of ``key`` (``version_id``), under way.
-    :return: its outcome in a DeleteObjects answer: the version deleted and
-        whether a delete marker was made, or the error it failed with.
-    """
-    try:
-        response = await delete
-    except S3Error as error:
-        return DeleteOutcome(key, version_id, error=(error.code, error.message))
-    return DeleteOutcome(
-        key,
-        response.headers.get("x-amz-version-id") or version_id,
-        delete_marker=response.headers.get("x-amz-delete-marker") == "true",
-    )
-
-
-def delete_each(
-    keys: Sequence[tuple[str, str | None]],
-    delete: Callable[[str, str | None], Awaitable[ObjectResponse]],
-) -> Deferred[Sequence[DeleteOutcome]]:
-    """
-    Delete keys one request each, L{DELETE_CONCURRENCY} at a time.
-
-    :param delete: deletes one key (and version).
-    :return: the keys' outcomes, in order.
-    """
-    semaphore = DeferredSemaphore(DELETE_CONCURRENCY)
-
-    def one(key: str, version_id: str | None) -> Deferred[DeleteOutcome]:
-        return Deferred.fromCoroutine(deleted(key, version_id, delete(key, version_id)))
-
-    gathered: Deferred[list[DeleteOutcome]] = gatherResults(
-        [semaphore.run(one, key, version_id) for key, version_id in keys],
-        consumeErrors=True,
-    )
-    return gathered.addCallback(lambda outcomes: list(outcomes))

@@ -25,7 +25,7 @@ from zope.interface import implementer
 from multistore.headers import HeaderList
 from multistore.s3.checksums import check_content_md5
 from multistore.s3.errors import S3Error
-from multistore.stores.streaming import CHECKSUM_VALUES
+from multistore.stores.object_headers import CHECKSUM_VALUES
 
 #: Headers that carry an object's checksums.
 _CHECKSUMS: Final = CHECKSUM_VALUES | {"x-amz-checksum-type"}

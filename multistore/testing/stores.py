@@ -39,13 +39,13 @@ from multistore.s3.conditions import NotModified, evaluate
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
+from multistore.stores.common import cannot_copy
 from multistore.stores.local import MIN_PART_SIZE, object_headers
 from multistore.stores.local.multipart import check_part_number
 from multistore.stores.local.store import (
     check_version,
     copy_directive,
 )
-from multistore.stores.streaming import cannot_copy
 from multistore.testing.memory import (
     _CHECKSUMS,
     _expected_md5,

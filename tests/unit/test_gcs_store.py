@@ -46,6 +46,7 @@ from multistore.model import (
     ObjectWrite,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.common import DELETE_CONCURRENCY
 from multistore.stores.factory import StoreFactory
 from multistore.stores.gcs import GcsStore, xml_api_bucket
 from multistore.stores.gcs import auth as gcs_auth
@@ -66,7 +67,6 @@ from multistore.stores.gcs.store import (
     object_resource,
     response_headers,
 )
-from multistore.stores.streaming import DELETE_CONCURRENCY
 from multistore.testing import ForwardedRequest, RecordingBody, ScriptedForwarder
 from tests.unit.test_s3_store import uses_of
 from tests.unit.test_stores_streaming import (

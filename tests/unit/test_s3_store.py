@@ -65,6 +65,7 @@ from multistore.s3.xml import (
     parse_complete_request,
     parse_delete_request,
 )
+from multistore.stores.common import MAX_ERROR_DOCUMENT
 from multistore.stores.s3 import store as s3_module
 from multistore.stores.s3.store import (
     MAX_RESULT_DOCUMENT,
@@ -72,7 +73,7 @@ from multistore.stores.s3.store import (
     S3Store,
     forwarded_headers,
 )
-from multistore.stores.streaming import MAX_ERROR_DOCUMENT, LastByteHeld
+from multistore.stores.streaming import LastByteHeld
 from multistore.testing import (
     Answer,
     CollectingConsumer,

@@ -36,38 +36,42 @@ from multistore.model import (
 )
 from multistore.s3.conditions import NotModified
 from multistore.s3.errors import S3Error
-from multistore.stores.streaming import (
-    CONTENT_HEADERS,
+from multistore.stores.common import (
     DELETE_CONCURRENCY,
     MAX_ERROR_DOCUMENT,
-    OBJECT_REQUEST_HEADERS,
-    OBJECT_WRITE,
-    STREAMED_COPY,
-    AllowList,
-    Chunks,
-    LastByteHeld,
-    PartBuffer,
-    allowed_headers,
     cannot_copy,
     check_read,
-    conditions,
-    content_header,
     deferred,
     delete_each,
     deleted,
     error_body,
-    finish_quietly,
-    held,
     now,
-    object_headers,
     on_same_service,
     open_source,
-    read_empty,
     service_root,
-    shielded,
     source_read,
+)
+from multistore.stores.object_headers import (
+    CONTENT_HEADERS,
+    OBJECT_REQUEST_HEADERS,
+    OBJECT_WRITE,
+    STREAMED_COPY,
+    AllowList,
+    allowed_headers,
+    conditions,
+    content_header,
+    object_headers,
     without_aws_chunked,
     write_response_headers,
+)
+from multistore.stores.streaming import (
+    Chunks,
+    LastByteHeld,
+    PartBuffer,
+    finish_quietly,
+    held,
+    read_empty,
+    shielded,
 )
 
 

@@ -22,7 +22,7 @@ from multistore.model import BackendResponse, CopyResult, CopySource
 from multistore.s3.errors import S3Error
 from multistore.stores.azure.auth import encode_metadata_name
 from multistore.stores.azure.xml import BlobListing
-from multistore.stores.streaming import content_header
+from multistore.stores.object_headers import content_header
 
 _T = TypeVar("_T")
 

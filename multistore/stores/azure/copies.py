@@ -19,13 +19,13 @@ from multistore.s3.dates import parse_http_date
 from multistore.s3.errors import S3Error
 from multistore.stores.azure.auth import query_string, with_sas
 from multistore.stores.azure.common import AzureStoreBase, _quoted, object_properties
-from multistore.stores.streaming import (
+from multistore.stores.common import (
     cannot_copy,
-    conditions,
     deferred,
     on_same_service,
     service_root,
 )
+from multistore.stores.object_headers import conditions
 
 #: How long, and how often, a pending server-side copy is polled.
 COPY_POLL_INTERVAL: Final = 0.2

@@ -14,7 +14,7 @@ from multistore.model import ListPage, ListRequest, ObjectInfo
 from multistore.s3.listing import SENTINEL
 from multistore.stores.azure.common import MAX_LISTING, AzureStoreBase
 from multistore.stores.azure.xml import BlobListing, parse_list_blobs
-from multistore.stores.streaming import deferred
+from multistore.stores.common import deferred
 
 #: How many List Blobs pages one listing reads at most while it skips keys
 #: up to ``start_after``; then it returns an empty truncated page.

@@ -62,7 +62,8 @@ from multistore.stores.azure.common import (
     _value,
 )
 from multistore.stores.azure.xml import parse_block_list
-from multistore.stores.streaming import cannot_copy, deferred, held, open_source
+from multistore.stores.common import cannot_copy, deferred, open_source
+from multistore.stores.streaming import held
 
 #: The longest upload id made (object headers and metadata included).
 MAX_UPLOAD_ID: Final = 4096

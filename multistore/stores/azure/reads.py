@@ -29,7 +29,8 @@ from multistore.s3.errors import S3Error
 from multistore.s3.ranges import parse_range
 from multistore.stores.azure.auth import decode_metadata_name
 from multistore.stores.azure.common import AzureStoreBase
-from multistore.stores.streaming import HTTP_OBJECT_HEADERS, deferred
+from multistore.stores.common import deferred
+from multistore.stores.object_headers import HTTP_OBJECT_HEADERS
 
 _SINGLE_RANGE: Final = re.compile(r"bytes=([0-9]*)-([0-9]*)", re.ASCII)
 

@@ -94,8 +94,8 @@ from multistore.stores.azure.multipart import (
 from multistore.stores.azure.reads import Reads, s3_object_headers
 from multistore.stores.azure.writes import BLOCK_SIZE, MAX_PUT_BLOB, Writes
 from multistore.stores.azure.xml import parse_error_code
+from multistore.stores.common import deferred, delete_each, error_body, now
 from multistore.stores.failures import failed, refused
-from multistore.stores.streaming import deferred, delete_each, error_body, now
 
 __all__ = [
     "BLOCK_SIZE",

@@ -34,7 +34,9 @@ from multistore.s3.errors import S3Error
 from multistore.stores.azure.common import AzureStoreBase, _quoted, object_properties
 from multistore.stores.azure.multipart import block_id
 from multistore.stores.azure.xml import block_list_document
-from multistore.stores.streaming import Chunks, PartBuffer, conditions, deferred, held
+from multistore.stores.common import deferred
+from multistore.stores.object_headers import conditions
+from multistore.stores.streaming import Chunks, PartBuffer, held
 
 #: The largest blob sent as one Put Blob (Azure's limit, 5000 MiB).
 MAX_PUT_BLOB: Final = 5000 * 1024 * 1024

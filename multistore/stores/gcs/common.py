@@ -22,7 +22,7 @@ from multistore.headers import NO_HEADERS, HeaderList
 from multistore.model import BackendResponse
 from multistore.s3.dates import parse_iso8601
 from multistore.s3.errors import S3Error
-from multistore.stores.streaming import content_header
+from multistore.stores.object_headers import content_header
 
 #: The API root when the bucket names no endpoint.
 DEFAULT_ENDPOINT: Final = "https://storage.googleapis.com"

@@ -17,6 +17,14 @@ from multistore.headers import HeaderList
 from multistore.model import CopyResult, CopySource
 from multistore.s3.conditions import NotModified
 from multistore.s3.errors import S3Error
+from multistore.stores.common import (
+    cannot_copy,
+    check_read,
+    deferred,
+    on_same_service,
+    service_root,
+    source_read,
+)
 from multistore.stores.gcs.common import (
     DEFAULT_ENDPOINT,
     GcsStoreBase,
@@ -25,14 +33,6 @@ from multistore.stores.gcs.common import (
     _updated,
     etag_of,
     object_resource,
-)
-from multistore.stores.streaming import (
-    cannot_copy,
-    check_read,
-    deferred,
-    on_same_service,
-    service_root,
-    source_read,
 )
 
 #: Most ``rewrite`` calls for one copy (GCS copies large objects in steps).

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from multistore.model import ListPage, ListRequest, ObjectInfo
+from multistore.stores.common import deferred
 from multistore.stores.gcs.common import (
     UPLOADS_PREFIX,
     GcsStoreBase,
@@ -19,7 +20,6 @@ from multistore.stores.gcs.common import (
     _updated,
     etag_of,
 )
-from multistore.stores.streaming import deferred
 
 #: The least name greater than every name under L{UPLOADS_PREFIX}.
 _AFTER_UPLOADS: Final = UPLOADS_PREFIX[:-1] + chr(ord("/") + 1)

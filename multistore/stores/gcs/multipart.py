@@ -34,6 +34,7 @@ from multistore.model import (
 )
 from multistore.s3.dates import parse_iso8601
 from multistore.s3.errors import S3Error
+from multistore.stores.common import DELETE_CONCURRENCY, deferred
 from multistore.stores.gcs.common import (
     _KEY_METADATA,
     _MARKERS,
@@ -48,7 +49,6 @@ from multistore.stores.gcs.common import (
     etag_of,
     object_resource,
 )
-from multistore.stores.streaming import DELETE_CONCURRENCY, deferred
 
 #: Most sources of one ``compose``.
 COMPOSE_LIMIT: Final = 32

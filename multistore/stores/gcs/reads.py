@@ -16,6 +16,7 @@ from multistore.s3.conditions import NotModified
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
+from multistore.stores.common import check_read, deferred
 from multistore.stores.gcs.common import (
     _CONTENT_FIELDS,
     _META,
@@ -27,7 +28,6 @@ from multistore.stores.gcs.common import (
     _updated,
     etag_of,
 )
-from multistore.stores.streaming import check_read, deferred
 
 
 def response_headers(resource: Mapping[str, Any]) -> HeaderList:

@@ -79,6 +79,7 @@ from multistore.model import (
     ObjectResponse,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.common import deferred, delete_each, error_body, now
 from multistore.stores.failures import failed, refused
 from multistore.stores.gcs.auth import TokenProvider, no_token, shared_tokens
 from multistore.stores.gcs.common import (
@@ -96,7 +97,6 @@ from multistore.stores.gcs.listings import Listings
 from multistore.stores.gcs.multipart import COMPOSE_LIMIT, Multipart
 from multistore.stores.gcs.reads import Reads, response_headers
 from multistore.stores.gcs.writes import CHUNK_SIZE, Writes
-from multistore.stores.streaming import deferred, delete_each, error_body, now
 
 __all__ = [
     "CHUNK_SIZE",

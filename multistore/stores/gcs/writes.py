@@ -27,13 +27,14 @@ from multistore.headers import HeaderList
 from multistore.model import BackendResponse, ObjectResponse, ObjectWrite
 from multistore.s3.conditions import evaluate
 from multistore.s3.errors import S3Error
+from multistore.stores.common import deferred
 from multistore.stores.gcs.common import (
     GcsStoreBase,
     _updated,
     etag_of,
     object_resource,
 )
-from multistore.stores.streaming import PartBuffer, deferred, finish_quietly, held
+from multistore.stores.streaming import PartBuffer, finish_quietly, held
 
 #: Bytes in each chunk of an upload of unknown length (a multiple of the
 #: 256 KiB GCS asks of a chunk); also the most of such a body held.

@@ -43,7 +43,7 @@ from multistore.stores.local.tree import (
     _TempFile,
     _Tree,
 )
-from multistore.stores.streaming import conditions
+from multistore.stores.object_headers import conditions
 
 if TYPE_CHECKING:
     from twisted.web.iweb import IBodyProducer

@@ -22,6 +22,7 @@ from multistore.headers import HeaderList
 from multistore.model import CopyResult, CopySource
 from multistore.s3.conditions import NotModified
 from multistore.s3.errors import S3Error
+from multistore.stores.common import check_read, deferred, source_read
 from multistore.stores.local.commit import _commit_object, _current
 from multistore.stores.local.core import (
     Store,
@@ -34,7 +35,6 @@ from multistore.stores.local.core import (
 from multistore.stores.local.files import ReadableFile
 from multistore.stores.local.meta import _CHECKSUM_HEADERS, object_headers
 from multistore.stores.local.tree import _COPY_CHUNK, _Key, _TempFile, write_key
-from multistore.stores.streaming import check_read, deferred, source_read
 
 _COPY_RANGE: Final = re.compile(r"bytes=(\d+)-(\d+)\Z")
 

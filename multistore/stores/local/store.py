@@ -55,6 +55,7 @@ from multistore.s3.conditions import NotModified
 from multistore.s3.dates import format_http_date
 from multistore.s3.errors import S3Error
 from multistore.s3.ranges import ByteRange, parse_range
+from multistore.stores.common import cannot_copy, check_read, deferred
 from multistore.stores.local import copies, uploads
 from multistore.stores.local.commit import _begin_in_thread, _commit_object, _receive
 
@@ -87,7 +88,6 @@ from multistore.stores.local.tree import (
     _Tree,
     write_key,
 )
-from multistore.stores.streaming import cannot_copy, check_read, deferred
 
 _T = TypeVar("_T")
 

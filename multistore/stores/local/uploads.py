@@ -32,6 +32,7 @@ from multistore.model import (
     UploadsPage,
 )
 from multistore.s3.errors import S3Error
+from multistore.stores.common import deferred
 from multistore.stores.local.commit import _commit, _Committed, _Plan, _receive
 from multistore.stores.local.copies import _copy_to_temp
 from multistore.stores.local.core import Store, _path_for, check_version
@@ -74,7 +75,7 @@ from multistore.stores.local.tree import (
     _write_all,
     write_key,
 )
-from multistore.stores.streaming import conditions, deferred
+from multistore.stores.object_headers import conditions
 
 
 @deferred

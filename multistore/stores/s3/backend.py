@@ -35,20 +35,19 @@ from multistore.model import (
 )
 from multistore.s3.errors import STATUS_OF, S3Error
 from multistore.s3.xml import parse_untrusted
+from multistore.stores.common import error_body, now
 from multistore.stores.failures import failed, refused
-from multistore.stores.s3.xml import parse_error_document
-from multistore.stores.streaming import (
+from multistore.stores.object_headers import (
     CHECKSUM_VALUES,
     CONDITIONS,
     OBJECT_REQUEST_HEADERS,
     OBJECT_REQUEST_PREFIXES,
     AllowList,
     allowed_headers,
-    error_body,
-    held,
-    now,
     write_response_headers,
 )
+from multistore.stores.s3.xml import parse_error_document
+from multistore.stores.streaming import held
 
 #: Largest listing read from a backend (a page of 1000 keys of 1024 bytes,
 #: url-encoded, with their metadata, fits several times over); also the

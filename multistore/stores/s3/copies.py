@@ -15,6 +15,8 @@ from multistore.auth.canonical import uri_encode
 from multistore.config import BucketConfig
 from multistore.headers import HeaderList
 from multistore.model import CopyResult, CopySource
+from multistore.stores.common import cannot_copy, on_same_service, service_root
+from multistore.stores.object_headers import write_response_headers
 from multistore.stores.s3.backend import (
     _COPY_CONDITIONS,
     _COPY_HEADERS,
@@ -23,12 +25,6 @@ from multistore.stores.s3.backend import (
     forwarded_headers,
 )
 from multistore.stores.s3.xml import parse_copy_result
-from multistore.stores.streaming import (
-    cannot_copy,
-    on_same_service,
-    service_root,
-    write_response_headers,
-)
 
 
 def _service(bucket: BucketConfig) -> tuple[str, str] | None:

@@ -22,6 +22,8 @@ from multistore.model import (
     PartsPage,
     UploadsPage,
 )
+from multistore.stores.common import deferred
+from multistore.stores.object_headers import write_response_headers
 from multistore.stores.s3.backend import (
     _COMPLETE_HEADERS,
     _CREATE_UPLOAD_HEADERS,
@@ -38,7 +40,6 @@ from multistore.stores.s3.xml import (
     parse_list_parts,
     parse_list_uploads,
 )
-from multistore.stores.streaming import deferred, write_response_headers
 
 
 def _within(page: UploadsPage, prefix: str, delimiter: str | None) -> UploadsPage:

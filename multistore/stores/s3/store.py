@@ -63,6 +63,8 @@ from multistore.model import (
 )
 from multistore.s3.errors import S3Error
 from multistore.s3.xml import MAX_DELETE_KEYS, xml_can_carry
+from multistore.stores.common import deferred, deleted
+from multistore.stores.object_headers import object_headers, write_response_headers
 from multistore.stores.s3.backend import (
     _BUFFERED_COMPLETE_HEADERS,
     _BUFFERED_PART_HEADERS,
@@ -98,16 +100,7 @@ from multistore.stores.s3.xml import (
     parse_delete_result,
     parse_list_objects_v2,
 )
-from multistore.stores.streaming import (
-    Chunks,
-    PartBuffer,
-    deferred,
-    deleted,
-    finish_quietly,
-    object_headers,
-    shielded,
-    write_response_headers,
-)
+from multistore.stores.streaming import Chunks, PartBuffer, finish_quietly, shielded
 
 #: Size of every part but the last of an upload of unknown length that
 #: L{S3Store.put_object} sends in parts; the most of such a body held in

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from multistore import __version__
-from multistore.configfile import ConfigError, load_config
+from multistore.configfile import load_config
+from multistore.configtable import ConfigError
 from multistore.plugins import load_plugins
 
 

@@ -26,8 +26,7 @@ import json
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
@@ -48,6 +47,14 @@ from multistore.config import (
     SessionKey,
     StoredCredential,
     StsConfig,
+)
+from multistore.configtable import (
+    ConfigError,
+    Problems,
+    Table,
+    describe,
+    read_secret_file,
+    suggest,
 )
 from multistore.s3.keys import has_dot_segment
 
@@ -126,28 +133,6 @@ _NOT_YET: Final = frozenset(
 )
 
 
-class ConfigError(Exception):
-    """
-    The configuration is invalid.
-
-    :ivar source: the file (or other source) that was being loaded.
-    :ivar problems: one line per problem, each naming its table and field.
-    """
-
-    def __init__(self, source: str, problems: Sequence[str]) -> None:
-        self.source = source
-        self.problems = tuple(problems)
-        super().__init__(self.explain())
-
-    def explain(self) -> str:
-        """
-        :return: a multi-line explanation fit for an operator.
-        """
-        count = len(self.problems)
-        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} found"
-        return "\n".join([head, *(f"  - {p}" for p in self.problems)])
-
-
 _TOP_LEVEL = frozenset(
     {
         "owner_id",
@@ -172,236 +157,7 @@ _PLUGIN_NAME: Final = re.compile(
 )
 
 
-class _Problems:
-    """
-    Collects problems and warnings while a file is read.
-    """
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.warnings: list[str] = []
-
-    def error(self, where: str, message: str) -> None:
-        self.errors.append(f"{where}: {message}")
-
-    def warn(self, where: str, message: str) -> None:
-        self.warnings.append(f"{where}: {message}")
-
-
-_MISSING: Final = object()
-
-
-class _Table:
-    """
-    A view of one table of the file that reports problems with its location.
-    """
-
-    def __init__(
-        self, data: Mapping[str, Any], where: str, problems: _Problems, base: Path
-    ) -> None:
-        self._data = data
-        self.where = where
-        self.problems = problems
-        self.base = base
-        self._secrets: set[str] = set()
-
-    def _field(self, name: str) -> str:
-        return f"{self.where}, field '{name}'"
-
-    def error(self, name: str, message: str) -> None:
-        self.problems.error(self._field(name), message)
-
-    def warn(self, name: str, message: str) -> None:
-        self.problems.warn(self._field(name), message)
-
-    def raw(self, name: str) -> Any:
-        return self._data.get(name, _MISSING)
-
-    def has(self, name: str) -> bool:
-        return name in self._data
-
-    def string(
-        self, name: str, default: Any = _MISSING, *, secret: bool = False
-    ) -> Any:
-        """
-        A string field; for secrets, also ``name_file`` and ``name_env``.
-        """
-        value = self.raw(name)
-        if secret:
-            value = self._secret(name, value)
-        if value is _MISSING or value is None:
-            if default is _MISSING:
-                self.error(name, "required, but missing")
-                return ""
-            return default
-        if not isinstance(value, str):
-            self.error(name, f"must be a string, not {_kind(value)}")
-            return "" if default is _MISSING else default
-        return value
-
-    def _secret(self, name: str, inline: Any) -> Any:
-        self._secrets.add(name)
-        from_file = self.raw(f"{name}_file")
-        from_env = self.raw(f"{name}_env")
-        given = [x is not _MISSING for x in (inline, from_file, from_env)]
-        if sum(given) > 1:
-            self.error(name, f"give only one of '{name}', '{name}_file', '{name}_env'")
-            return inline
-        if from_file is not _MISSING:
-            return read_secret_file(self, f"{name}_file", from_file)
-        if from_env is not _MISSING:
-            if not isinstance(from_env, str) or from_env not in os.environ:
-                self.error(
-                    f"{name}_env", f"environment variable {from_env!r} is not set"
-                )
-                return ""
-            return os.environ[from_env]
-        return inline
-
-    def boolean(self, name: str, default: Any = _MISSING) -> Any:
-        value = self.raw(name)
-        if value is _MISSING:
-            if default is _MISSING:
-                self.error(name, "required, but missing")
-                return False
-            return default
-        if isinstance(value, str) and value.lower() in {"true", "false"}:
-            return value.lower() == "true"
-        if not isinstance(value, bool):
-            self.error(name, f"must be true or false, not {_kind(value)}")
-            return default if default is not _MISSING else False
-        return value
-
-    def number(
-        self,
-        name: str,
-        default: float | int,
-        *,
-        minimum: float = 0,
-        integer: bool = False,
-    ) -> Any:
-        value = self.raw(name)
-        if value is _MISSING:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.error(name, f"must be a number, not {_kind(value)}")
-            return default
-        if integer and not isinstance(value, int):
-            self.error(name, "must be a whole number")
-            return default
-        if value < minimum:
-            self.error(name, f"must be at least {minimum}, not {value}")
-            return default
-        return value
-
-    def strings(self, name: str, *, allow_single: bool = False) -> tuple[str, ...]:
-        value = self.raw(name)
-        if value is _MISSING or value is None:
-            return ()
-        if allow_single and isinstance(value, str):
-            return (value,)
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.error(name, f"must be a list of strings, not {_kind(value)}")
-            return ()
-        return tuple(value)
-
-    def tables(self, name: str, label: str) -> list[_Table]:
-        value = self.raw(name)
-        if value is _MISSING:
-            return []
-        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
-            self.error(
-                name, f"must be an array of tables ([[{name}]]), not {_kind(value)}"
-            )
-            return []
-        out = []
-        for index, entry in enumerate(value, start=1):
-            ident = entry.get(label)
-            named = f" ({label} = {ident!r})" if isinstance(ident, str) else ""
-            where = f"[[{_path(self.where, name)}]] #{index}{named}"
-            out.append(_Table(entry, where, self.problems, self.base))
-        return out
-
-    def table(self, name: str) -> _Table:
-        value = self.raw(name)
-        where = f"[{_path(self.where, name)}]"
-        if value is _MISSING:
-            value = {}
-        elif not isinstance(value, dict):
-            self.error(name, f"must be a table, not {_kind(value)}")
-            value = {}
-        return _Table(value, where, self.problems, self.base)
-
-    def mapping(self) -> Mapping[str, Any]:
-        return self._data
-
-    def timestamp(self, name: str) -> datetime | None:
-        value = self.raw(name)
-        if value is _MISSING or value is None:
-            return None
-        if isinstance(value, datetime):
-            return value if value.tzinfo else value.replace(tzinfo=UTC)
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                self.error(name, f"not an RFC 3339 timestamp: {value!r}")
-                return None
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        self.error(name, f"must be an RFC 3339 timestamp, not {_kind(value)}")
-        return None
-
-    def unknown(self, known: frozenset[str] | set[str]) -> None:
-        """
-        Report keys that are not part of this table's schema (the ``_file``
-        and ``_env`` forms are known for secret fields only).
-        """
-        for key in self._data:
-            base = re.sub(r"_(file|env)$", "", key)
-            if key not in known and base not in self._secrets:
-                self.error(key, "unknown field" + _suggest(key, known))
-
-
-def _path(where: str, name: str) -> str:
-    # "[server]" + "x" -> "server.x"; top-level "" + "x" -> "x".
-    inner = where.strip("[]").split(" ")[0].strip("[]")
-    return f"{inner}.{name}" if inner else name
-
-
-def _kind(value: object) -> str:
-    return {
-        str: "a string",
-        bool: "a boolean",
-        int: "an integer",
-        float: "a number",
-        list: "a list",
-        dict: "a table",
-    }.get(type(value), type(value).__name__)
-
-
-def _suggest(key: str, known: frozenset[str] | set[str]) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, sorted(known), n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def read_secret_file(table: _Table, name: str, value: Any) -> str:
-    """
-    Read a secret from the file named by ``value``.
-    """
-    if not isinstance(value, str):
-        table.error(name, f"must be a path, not {_kind(value)}")
-        return ""
-    path = table.base / value
-    try:
-        return path.read_text().rstrip("\r\n")
-    except OSError as e:
-        table.error(name, f"cannot read {path}: {e.strerror}")
-        return ""
-
-
-def _scopes(table: _Table, name: str) -> tuple[AccessScope, ...]:
+def _scopes(table: Table, name: str) -> tuple[AccessScope, ...]:
     scopes = []
     for entry in table.tables(name, "bucket"):
         bucket = entry.string("bucket")
@@ -415,7 +171,7 @@ def _scopes(table: _Table, name: str) -> tuple[AccessScope, ...]:
         for action in actions:
             if action not in ACTIONS:
                 entry.error(
-                    "actions", f"unknown action {action!r}" + _suggest(action, ACTIONS)
+                    "actions", f"unknown action {action!r}" + suggest(action, ACTIONS)
                 )
         entry.unknown({"bucket", "prefixes", "actions"})
         scopes.append(
@@ -424,7 +180,7 @@ def _scopes(table: _Table, name: str) -> tuple[AccessScope, ...]:
     return tuple(scopes)
 
 
-def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
+def _backend_options(bucket: Table, kind: str) -> dict[str, str]:
     options_table = bucket.table("backend_options")
     raw = options_table.mapping()
     if kind == "s3":
@@ -457,13 +213,13 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
         elif isinstance(value, int | float):
             value = str(value)
         if not isinstance(value, str):
-            options_table.error(key, f"must be a string, not {_kind(value)}")
+            options_table.error(key, f"must be a string, not {describe(value)}")
             continue
         canonical = known.get(name)
         if canonical is None:
             options_table.warn(
                 key,
-                f"not used by '{kind}' backends, ignored" + _suggest(name, set(known)),
+                f"not used by '{kind}' backends, ignored" + suggest(name, set(known)),
             )
             continue
         if canonical in _NOT_YET:
@@ -476,7 +232,7 @@ def _backend_options(bucket: _Table, kind: str) -> dict[str, str]:
     return options
 
 
-def _check_endpoint(bucket: _Table, options: dict[str, str]) -> None:
+def _check_endpoint(bucket: Table, options: dict[str, str]) -> None:
     endpoint = options.get("endpoint")
     if endpoint and not re.match(r"^https?://[^/]+", endpoint):
         bucket.error(
@@ -485,7 +241,7 @@ def _check_endpoint(bucket: _Table, options: dict[str, str]) -> None:
         )
 
 
-def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
+def _check_backend(bucket: Table, kind: str, options: dict[str, str]) -> None:
     where = "backend_options."
     if kind == "s3":
         if not options.get("bucket_name"):
@@ -551,7 +307,7 @@ def _check_backend(bucket: _Table, kind: str, options: dict[str, str]) -> None:
             options["root"] = str(path)
 
 
-def _bucket(entry: _Table) -> BucketConfig:
+def _bucket(entry: Table) -> BucketConfig:
     name = entry.string("name")
     if name == "":
         entry.error("name", "must not be empty")
@@ -612,7 +368,7 @@ def _bucket(entry: _Table) -> BucketConfig:
     return bucket
 
 
-def _credential(entry: _Table) -> StoredCredential:
+def _credential(entry: Table) -> StoredCredential:
     access_key_id = entry.string("access_key_id")
     if access_key_id == "":
         entry.error("access_key_id", "must not be empty")
@@ -642,7 +398,7 @@ def _credential(entry: _Table) -> StoredCredential:
     return credential
 
 
-def _role(entry: _Table) -> RoleConfig:
+def _role(entry: Table) -> RoleConfig:
     role_id = entry.string("role_id")
     if role_id == "":
         entry.error("role_id", "must not be empty")
@@ -707,9 +463,7 @@ def _role(entry: _Table) -> RoleConfig:
     return role
 
 
-def _session_key(
-    table: _Table, name: str, value: str, key_id: str
-) -> SessionKey | None:
+def _session_key(table: Table, name: str, value: str, key_id: str) -> SessionKey | None:
     try:
         raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -721,7 +475,7 @@ def _session_key(
     return SessionKey(key_id=key_id, key=raw)
 
 
-def _sts(table: _Table) -> StsConfig:
+def _sts(table: Table) -> StsConfig:
     keys: list[SessionKey] = []
     ids: list[str] = []
     for entry in table.tables("keys", "id"):
@@ -772,7 +526,7 @@ def _sts(table: _Table) -> StsConfig:
     return sts
 
 
-def _server(table: _Table) -> ServerConfig:
+def _server(table: Table) -> ServerConfig:
     server = ServerConfig(
         listen=table.strings("listen", allow_single=True),
         domains=tuple(
@@ -816,13 +570,13 @@ def _server(table: _Table) -> ServerConfig:
     return server
 
 
-def _logging(table: _Table) -> LoggingConfig:
+def _logging(table: Table) -> LoggingConfig:
     logging = LoggingConfig(access_log=table.boolean("access_log", True))
     table.unknown({"access_log"})
     return logging
 
 
-def _plugin(table: _Table) -> PluginConfig:
+def _plugin(table: Table) -> PluginConfig:
     use = table.string("use")
     if use and not _PLUGIN_NAME.fullmatch(use):
         table.error(
@@ -834,7 +588,7 @@ def _plugin(table: _Table) -> PluginConfig:
     return PluginConfig(use=use, options=dict(options), where=table.where)
 
 
-def _plugins(top: _Table, name: str) -> tuple[PluginConfig, ...]:
+def _plugins(top: Table, name: str) -> tuple[PluginConfig, ...]:
     return tuple(_plugin(t) for t in top.tables(name, "use"))
 
 
@@ -849,8 +603,8 @@ def config_from_mapping(
     :param base: the directory relative paths are resolved against.
     :raise ConfigError: listing every problem.
     """
-    problems = _Problems()
-    top = _Table(data, "", problems, base or Path.cwd())
+    problems = Problems()
+    top = Table(data, "", problems, base or Path.cwd())
     owner_id = top.string("owner_id", "multistore")
     owner_display_name = top.string("owner_display_name", owner_id)
     buckets = tuple(_bucket(t) for t in top.tables("buckets", "name"))
@@ -868,7 +622,7 @@ def config_from_mapping(
         if key not in _TOP_LEVEL:
             problems.error(
                 f"top level, '{key}'",
-                "unknown table or field" + _suggest(key, _TOP_LEVEL),
+                "unknown table or field" + suggest(key, _TOP_LEVEL),
             )
 
     _unique(problems, "buckets", "name", [b.name for b in buckets])
@@ -909,7 +663,7 @@ def config_from_mapping(
     )
 
 
-def _unique(problems: _Problems, table: str, name: str, values: list[str]) -> None:
+def _unique(problems: Problems, table: str, name: str, values: list[str]) -> None:
     seen: set[str] = set()
     for value in values:
         if value in seen and value:

@@ -47,7 +47,7 @@ from zope.interface.interface import InterfaceClass
 from zope.interface.verify import verifyObject
 
 from multistore.config import Config, PluginConfig
-from multistore.configfile import ConfigError
+from multistore.configtable import ConfigError
 from multistore.interfaces import (
     IBucketRegistry,
     ICredentialRegistry,

@@ -25,7 +25,8 @@ from multistore.auth.authentication import Authenticator
 from multistore.auth.registry import StaticBucketRegistry, StaticCredentialRegistry
 from multistore.auth.sessions import SessionKeys
 from multistore.config import Config
-from multistore.configfile import ConfigError, load_config
+from multistore.configfile import load_config
+from multistore.configtable import ConfigError
 from multistore.forwarder.agent import AgentForwarder
 from multistore.gateway.pipeline import Gateway
 from multistore.interfaces import (

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from multistore.configfile import ConfigError, config_from_mapping, load_config
+from multistore.configfile import config_from_mapping, load_config
+from multistore.configtable import ConfigError
 
 DATA = Path(__file__).parent / "data"
 

@@ -19,7 +19,8 @@ from zope.interface import implementer
 
 from multistore.auth.registry import StaticBucketRegistry
 from multistore.config import Config, PluginConfig, RoleConfig, StoredCredential
-from multistore.configfile import ConfigError, config_from_mapping
+from multistore.configfile import config_from_mapping
+from multistore.configtable import ConfigError
 from multistore.interfaces import (
     IBucketRegistry,
     ICredentialRegistry,

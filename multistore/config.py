@@ -344,6 +344,87 @@ class LoggingConfig:
     access_log: bool = True
 
 
+#: What ``principal`` in a metering rule may say besides a principal's
+#: name: every anonymous caller, or every authenticated one.
+ANONYMOUS_PRINCIPAL: Final = "anonymous"
+ANY_AUTHENTICATED: Final = "*"
+
+
+@frozen
+class RateLimit:
+    """
+    A request rate, from ``[[metering.rate_limits]]``: at most ``requests``
+    per ``per_seconds`` for each (bucket, caller), where an anonymous caller
+    is told apart by its address.
+
+    :ivar bucket: a virtual bucket name or a glob (``*`` any run).
+    :ivar principal: ``anonymous``, ``*`` (any authenticated caller), a
+        principal's name, or ``None`` for every caller.
+    :ivar requests: how many requests.
+    :ivar per_seconds: in how many seconds.
+    """
+
+    requests: int
+    per_seconds: float
+    bucket: str = "*"
+    principal: str | None = None
+
+
+@frozen
+class BandwidthQuota:
+    """
+    A transfer quota, from ``[[metering.bandwidth_quotas]]``: at most
+    ``limit_bytes`` received and sent in each window of ``window_secs`` for
+    each (bucket, caller).
+
+    :ivar bucket: as for L{RateLimit}.
+    :ivar principal: as for L{RateLimit}.
+    :ivar limit_bytes: bytes per window, both ways together.
+    :ivar window_secs: the window's length in seconds.
+    """
+
+    limit_bytes: int
+    window_secs: int
+    bucket: str = "*"
+    principal: str | None = None
+
+
+@frozen
+class MeteringConfig:
+    """
+    Settings from ``[metering]``.
+
+    :ivar store: ``memory`` (one process) or ``redis`` (shared by a fleet).
+    :ivar redis_url: where Redis is: ``redis://``, ``rediss://``,
+        ``redis+sentinel://`` or ``redis+cluster://``.
+    :ivar on_store_failure: ``open`` (serve, and log) or ``closed`` (refuse
+        with ``SlowDown``) when the store cannot answer in time.
+    :ivar timeout_ms: the budget of every call to the store.
+    :ivar usage_log: a file that gets one JSON line per request, if set.
+    :ivar trusted_proxies: networks whose ``X-Forwarded-For`` names the
+        client's address.
+    :ivar rate_limits: request rates; the first that matches applies.
+    :ivar bandwidth_quotas: transfer quotas; the first that matches applies.
+    :ivar key_prefix: what every Redis key starts with.
+    :ivar pool_size: threads that talk to Redis.
+    :ivar flush_ms: how often counters are written to the store.
+    :ivar retention_days: how long per-minute usage counters are kept.
+    """
+
+    store: str = "memory"
+    redis_url: str = ""
+    on_store_failure: str = "open"
+    timeout_ms: int = 50
+    usage_log: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    rate_limits: tuple[RateLimit, ...] = ()
+    bandwidth_quotas: tuple[BandwidthQuota, ...] = ()
+    key_prefix: str = "multistore"
+    pool_size: int = 4
+    flush_ms: int = 1000
+    retention_days: int = 8
+
+
 def _frozen_options(options: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(options))
 
@@ -377,6 +458,8 @@ class Config:
     :ivar registry: a plug-in registry that replaces the file's buckets, or
         its credentials and roles, or both (by the interfaces it provides).
     :ivar routes: plug-in route handlers, consulted after the built-in ones.
+    :ivar metering: rate limits, quotas and usage records, if
+        ``[metering]`` is given.
 
     :ivar source: where it was loaded from.
     :ivar warnings: non-fatal remarks about the file, for the operator.
@@ -393,5 +476,6 @@ class Config:
     middleware: tuple[PluginConfig, ...] = ()
     registry: PluginConfig | None = None
     routes: tuple[PluginConfig, ...] = ()
+    metering: MeteringConfig | None = None
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()

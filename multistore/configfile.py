@@ -56,6 +56,7 @@ from multistore.configtable import (
     read_secret_file,
     suggest,
 )
+from multistore.metering.settings import read_metering
 from multistore.s3.keys import has_dot_segment
 
 #: ``backend_options`` keys understood per store kind. Aliases accepted by
@@ -146,6 +147,7 @@ _TOP_LEVEL = frozenset(
         "middleware",
         "registry",
         "routes",
+        "metering",
     }
 )
 
@@ -618,6 +620,7 @@ def config_from_mapping(
     middleware = _plugins(top, "middleware")
     routes = _plugins(top, "routes")
     registry = _plugin(top.table("registry")) if top.has("registry") else None
+    metering = read_metering(top.table("metering")) if top.has("metering") else None
     for key in data:
         if key not in _TOP_LEVEL:
             problems.error(
@@ -658,6 +661,7 @@ def config_from_mapping(
         middleware=middleware,
         registry=registry,
         routes=routes,
+        metering=metering,
         source=source,
         warnings=tuple(problems.warnings),
     )

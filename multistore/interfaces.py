@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         ResolvedBucket,
         Response,
         UploadsPage,
+        UsageEvent,
     )
 
 
@@ -430,6 +431,47 @@ class IMiddleware(Interface):
         """
         Observe a finished request, including ones rejected before dispatch.
         Must not raise; must not block.
+        """
+
+
+class IQuotaChecker(Interface):
+    """
+    Decides, before bytes move, whether a request may go ahead: request
+    rates and transfer quotas. A checker backed by a network service gives
+    every call a time budget and answers within it.
+    """
+
+    def check_request(context: DispatchContext) -> Deferred[None]:
+        """
+        Judge a request before it is dispatched: its rate, and the bytes
+        its body declares (``Content-Length``) against any transfer quota.
+        What it admits, it may hold against the quota until
+        L{IUsageRecorder.record} reports what really moved.
+
+        :return: a Deferred that fires with ``None`` to admit, or fails with
+            an L{S3Error}: ``SlowDown`` (503) for a rate, ``QuotaExceeded``
+            (429) for a quota, each with ``Retry-After``.
+        """
+
+    def check_response(context: DispatchContext, size: int) -> Deferred[None]:
+        """
+        Judge the ``size`` bytes a response is about to send, once the
+        store has said how many there are and before any is sent.
+
+        :return: as L{check_request}.
+        """
+
+
+class IUsageRecorder(Interface):
+    """
+    Records what requests used. Called on the reactor thread once each
+    request is over.
+    """
+
+    def record(event: UsageEvent) -> None:
+        """
+        Record one request. Must not block and must not raise: work that
+        waits (a file, a network service) is queued or batched.
         """
 
 

@@ -313,6 +313,9 @@ class CompletedRequest:
     :ivar complete: whether the response was sent in full (the client may
         have gone away).
     :ivar duration: seconds from arrival to the last byte.
+    :ivar forwarded_for: the request's ``X-Forwarded-For``, if any (whether
+        to believe it is the observer's decision).
+    :ivar started: when the request arrived (seconds since the epoch).
     """
 
     request_id: str
@@ -326,6 +329,41 @@ class CompletedRequest:
     client_address: str | None = None
     complete: bool = True
     duration: float = 0.0
+    forwarded_for: str | None = None
+    started: float = 0.0
+
+
+@frozen
+class UsageEvent:
+    """
+    One request's use of the gateway, as metering records it.
+
+    :ivar time: when the request arrived (seconds since the epoch).
+    :ivar request_id: the request's id.
+    :ivar principal: who called, or ``None`` for an anonymous caller.
+    :ivar client_address: the client's address (the peer's, or the one a
+        trusted proxy named in ``X-Forwarded-For``).
+    :ivar bucket: the virtual bucket, if the request named one.
+    :ivar operation: the S3 operation, if the request was parsed that far.
+    :ivar status: the status sent to the client.
+    :ivar bytes_in: request body bytes received, as they arrived.
+    :ivar bytes_out: response bytes sent, as they left (a client that went
+        away half-way is counted for what it was sent).
+    :ivar forwarded: whether a store was contacted.
+    :ivar duration: seconds from arrival to the last byte.
+    """
+
+    time: float
+    request_id: str
+    principal: str | None
+    client_address: str | None
+    bucket: str | None
+    operation: str | None
+    status: int
+    bytes_in: int
+    bytes_out: int
+    forwarded: bool
+    duration: float
 
 
 @frozen

@@ -54,6 +54,7 @@ from multistore.interfaces import (
     IMiddleware,
     IRouteHandler,
 )
+from multistore.metering.settings import metering_options
 
 
 class PluginProblem(Exception):
@@ -167,6 +168,23 @@ class Plugins:
     services: tuple[IService, ...] = ()
 
 
+def builtin_middleware(config: Config) -> tuple[PluginConfig, ...]:
+    """
+    :return: the middleware the daemon itself provides that ``config``
+        turns on, named as an operator would name a plug-in; they run
+        before the operator's own.
+    """
+    if config.metering is None:
+        return ()
+    return (
+        PluginConfig(
+            use="multistore.metering:metering_middleware",
+            options=metering_options(config.metering),
+            where="[metering]",
+        ),
+    )
+
+
 def load_plugins(config: Config, reactor: Any) -> Plugins:
     """
     Make every plug-in ``config`` names.
@@ -188,7 +206,10 @@ def load_plugins(config: Config, reactor: Any) -> Plugins:
         made.append(thing)
         return thing
 
-    middleware = [load(p, [IMiddleware], False) for p in config.middleware]
+    middleware = [
+        load(p, [IMiddleware], False)
+        for p in (*builtin_middleware(config), *config.middleware)
+    ]
     routes = [load(p, [IRouteHandler], False) for p in config.routes]
     registry = None
     if config.registry is not None:

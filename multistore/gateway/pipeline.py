@@ -216,6 +216,8 @@ class Gateway:
             client_address=request.client_address,
             complete=complete,
             duration=duration,
+            forwarded_for=", ".join(request.headers.get_all("x-forwarded-for")) or None,
+            started=trace.started,
         )
         for middleware in self._middleware:
             try:

@@ -98,6 +98,7 @@ _CODES: dict[str, tuple[int, str]] = {
         400,
         "Your socket connection to the server was not read from or written to within the timeout period.",
     ),
+    "QuotaExceeded": (429, "You have used up your transfer quota for now."),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
     "SignatureDoesNotMatch": (
         403,

@@ -3,8 +3,10 @@
 The ``multistore`` command: tools around the daemon.
 
 ``multistore check-config FILE`` validates a configuration (making the
-plug-ins it names, as the daemon would) and explains each problem; ``multistore keygen session-token`` and ``multistore keygen oidc``
-print new key material. The daemon itself runs under ``twistd multistore``
+plug-ins it names, as the daemon would) and explains each problem;
+``multistore keygen session-token`` and ``multistore keygen oidc`` print
+new key material; ``multistore usage --since 1h`` prints what each
+bucket's callers moved, from the usage records in Redis. The daemon itself runs under ``twistd multistore``
 or ``python -m twisted multistore``.
 """
 
@@ -43,6 +45,14 @@ def check_config(path: str, out: TextIO) -> int:
         prefix = f" (prefix {bucket.backend_prefix!r})" if bucket.backend_prefix else ""
         access = ", anonymous reads" if bucket.anonymous_access else ""
         out.write(f"  bucket {bucket.name}: {bucket.backend_type}{prefix}{access}\n")
+    metering = config.metering
+    if metering is not None:
+        out.write(
+            f"  metering: {metering.store} store, {len(metering.rate_limits)} rate "
+            f"limits, {len(metering.bandwidth_quotas)} bandwidth quotas"
+            + (f", usage log {metering.usage_log}" if metering.usage_log else "")
+            + "\n"
+        )
     for kind, plugins in (
         ("middleware", config.middleware),
         ("registry", (config.registry,) if config.registry else ()),
@@ -52,6 +62,59 @@ def check_config(path: str, out: TextIO) -> int:
             out.write(f"  {kind}: {plugin.use}\n")
     for warning in config.warnings:
         out.write(f"  warning: {warning}\n")
+    return 0
+
+
+def usage_command(
+    path: str,
+    since: str,
+    bucket: str | None,
+    principal: str | None,
+    as_json: bool,
+    out: TextIO,
+) -> int:
+    """
+    Print what each bucket's callers moved in the last ``since``, from the
+    usage records in the Redis that ``[metering]`` names.
+
+    :return: the exit status.
+    """
+    from multistore.metering.counters import Keys
+    from multistore.metering.redisstore import redis_client, usage_records
+    from multistore.metering.report import (
+        parse_duration,
+        summarize,
+        write_json,
+        write_table,
+    )
+
+    try:
+        seconds = parse_duration(since)
+        config = load_config(path)
+    except ValueError as e:
+        out.write(f"multistore usage: {e}\n")
+        return 2
+    except ConfigError as e:
+        out.write(e.explain() + "\n")
+        return 1
+    metering = config.metering
+    if metering is None or metering.store != "redis":
+        out.write(
+            f"{path}: usage records are kept in Redis ([metering] store = "
+            '"redis"); this configuration keeps none to read\n'
+        )
+        return 1
+    keys = Keys(metering.key_prefix)
+    try:
+        records = usage_records(redis_client(metering.redis_url, 5.0), keys, seconds)
+    except Exception as e:
+        out.write(f"multistore usage: cannot read {metering.redis_url}: {e}\n")
+        return 1
+    rows = summarize(records, keys, bucket=bucket, principal=principal)
+    if as_json:
+        write_json(rows, seconds, out)
+    else:
+        write_table(rows, out)
     return 0
 
 
@@ -103,9 +166,29 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
         help="session-token: a base64 AES-256 key for sealing STS session tokens; "
         "oidc: an RSA private key (PKCS#8 PEM) for the OIDC provider",
     )
+    use = commands.add_parser(
+        "usage", help="bytes and requests per bucket and caller, from Redis"
+    )
+    use.add_argument(
+        "--config",
+        default="/etc/multistore/multistore.toml",
+        help="the daemon's configuration (its [metering] names the Redis)",
+    )
+    use.add_argument(
+        "--since", default="1h", help="how far back: 90s, 30m, 1h, 7d (default 1h)"
+    )
+    use.add_argument("--bucket", help="only this virtual bucket")
+    use.add_argument(
+        "--principal", help="only this caller ('anonymous' for every anonymous one)"
+    )
+    use.add_argument("--json", action="store_true", help="print JSON, not a table")
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.file, out)
+    if args.command == "usage":
+        return usage_command(
+            args.config, args.since, args.bucket, args.principal, args.json, out
+        )
     return keygen(args.kind, out)
 
 

@@ -233,7 +233,9 @@ class Limiter:
         moved = {BYTES_IN: event.bytes_in, BYTES_OUT: event.bytes_out}
         self._add(usage, {**moved, REQUESTS: 1}, self._ttl(USAGE_WINDOW))
         for hold in holds:
-            self._add(hold.key, {HELD: -hold.size}, 0)
+            parsed = self._keys.parse(hold.key)
+            ttl = self._ttl(parsed[2]) if parsed is not None else 0
+            self._add(hold.key, {HELD: -hold.size}, ttl)
         quota = self._quota_check(event.bucket, caller, 0)
         if quota is not None and quota.window != USAGE_WINDOW:
             # Bytes count in the window they were admitted in.

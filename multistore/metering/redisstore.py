@@ -249,16 +249,6 @@ class RedisCounters(Service):
                 self._client = self._make_client(self.url, self._socket_timeout)
             return self._client
 
-    def _script(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        from redis.exceptions import NoScriptError
-
-        try:
-            return client.evalsha(ADMIT_SHA, len(keys), *keys, *args)
-        except NoScriptError:
-            # A server that has not seen it yet, or has restarted since:
-            # EVAL runs it and caches it there.
-            return client.eval(ADMIT_SCRIPT, len(keys), *keys, *args)
-
     # CounterStore
 
     def now(self) -> float:
@@ -267,45 +257,17 @@ class RedisCounters(Service):
     def admit(
         self, rate: RateCheck | None, quota: QuotaCheck | None
     ) -> Deferred[Verdict]:
-        mode = ""
-        keys = []
-        args: list[Any] = ["", 0, 0, 0, 0, 0, 0]
-        if rate is not None:
-            mode += "r"
-            keys.append(rate.key)
-            args[1:3] = [rate.interval_ms, rate.tolerance_ms]
-        if quota is not None:
-            mode += "q"
-            keys.append(quota.prefix)
-            args[3:7] = [quota.window, quota.limit, quota.size, quota.ttl]
-        args[0] = mode
-        size = quota.size if quota is not None else 0
-
         def work(client: Any) -> Verdict:
             asked = time.time()
-            reply = self._script(client, keys, args)
-            admitted, refused_by, retry_ms, now_ms, hold_key, used = reply
-            self._offset = int(now_ms) / 1000 - (asked + time.time()) / 2
-            if int(admitted):
-                hold = Hold(_text(hold_key), size) if quota is not None else None
-                return Verdict(True, hold=hold)
-            return Verdict(
-                False, _text(refused_by), int(retry_ms) / 1000, used=int(used)
-            )
+            verdict, now = admit_blocking(client, rate, quota)
+            self._offset = now - (asked + time.time()) / 2
+            return verdict
 
         return self._call(work)
 
     def add(self, increments: Sequence[Increment]) -> Deferred[None]:
         def work(client: Any) -> None:
-            seconds, micros = client.time()
-            self._offset = seconds + micros / 1e6 - time.time()
-            pipe = client.pipeline(transaction=False)
-            for increment in increments:
-                for name, amount in increment.amounts.items():
-                    pipe.hincrby(increment.key, name, amount)
-                if increment.ttl > 0:
-                    pipe.expire(increment.key, increment.ttl)
-            pipe.execute()
+            self._offset = add_blocking(client, increments) - time.time()
 
         return self._call(work)
 
@@ -317,6 +279,62 @@ class RedisCounters(Service):
             its counters.
         """
         return self._call(lambda client: usage_records(client, keys, since))
+
+
+def _script(client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    from redis.exceptions import NoScriptError
+
+    try:
+        return client.evalsha(ADMIT_SHA, len(keys), *keys, *args)
+    except NoScriptError:
+        # A server that has not seen it yet, or has restarted since: EVAL
+        # runs it and caches it there.
+        return client.eval(ADMIT_SCRIPT, len(keys), *keys, *args)
+
+
+def admit_blocking(
+    client: Any, rate: RateCheck | None, quota: QuotaCheck | None
+) -> tuple[Verdict, float]:
+    """
+    Ask Redis to judge a request (blocking: one script call).
+
+    :return: the verdict, and the server's time (seconds).
+    """
+    mode = ""
+    keys = []
+    args: list[Any] = ["", 0, 0, 0, 0, 0, 0]
+    if rate is not None:
+        mode += "r"
+        keys.append(rate.key)
+        args[1:3] = [rate.interval_ms, rate.tolerance_ms]
+    if quota is not None:
+        mode += "q"
+        keys.append(quota.prefix)
+        args[3:7] = [quota.window, quota.limit, quota.size, quota.ttl]
+    args[0] = mode
+    admitted, refused_by, retry_ms, now_ms, hold_key, used = _script(client, keys, args)
+    now = int(now_ms) / 1000
+    if int(admitted):
+        hold = Hold(_text(hold_key), quota.size) if quota is not None else None
+        return Verdict(True, hold=hold), now
+    return Verdict(False, _text(refused_by), int(retry_ms) / 1000, used=int(used)), now
+
+
+def add_blocking(client: Any, increments: Sequence[Increment]) -> float:
+    """
+    Add to counters in Redis (blocking: one pipeline).
+
+    :return: the server's time (seconds).
+    """
+    seconds, micros = client.time()
+    pipe = client.pipeline(transaction=False)
+    for increment in increments:
+        for name, amount in increment.amounts.items():
+            pipe.hincrby(increment.key, name, amount)
+        if increment.ttl > 0:
+            pipe.expire(increment.key, increment.ttl)
+    pipe.execute()
+    return float(seconds) + int(micros) / 1e6
 
 
 def usage_records(

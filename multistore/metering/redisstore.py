@@ -24,8 +24,10 @@ from typing import Any, Final, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import CancelledError, Deferred, fail
 from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
 from multistore.metering.counters import (
@@ -170,12 +172,22 @@ def redis_client(url: str, timeout: float) -> Any:
 Result = TypeVar("Result")
 
 
+def _redacted(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return parts._replace(netloc=netloc).geturl()
+
+
 class RedisCounters(Service):
     """
     A L{multistore.metering.counters.CounterStore} in Redis.
 
     :ivar url: where Redis is.
     """
+
+    log = Logger()
 
     def __init__(
         self,
@@ -206,6 +218,22 @@ class RedisCounters(Service):
     def startService(self) -> None:
         super().startService()
         self._pool.start()
+        # Connect and load the script now, so the first request does not
+        # spend its budget on it; a server that is not there yet is
+        # reported, and tried again by the requests.
+        warmed = deferToThreadPool(self._reactor, self._pool, self._warm_up)
+        warmed.addErrback(
+            lambda reason: self.log.warn(
+                "Redis at {url} is not answering yet: {error}",
+                url=_redacted(self.url),
+                error=reason.getErrorMessage(),
+            )
+        )
+
+    def _warm_up(self) -> None:
+        client = self.client()
+        client.ping()
+        client.script_load(ADMIT_SCRIPT)
 
     def stopService(self) -> Any:
         super().stopService()
@@ -231,8 +259,12 @@ class RedisCounters(Service):
             self._queued -= 1
             return result
 
-        def failed(reason: Any) -> Any:
-            self._failed_at = time.monotonic()
+        def failed(reason: Failure) -> Failure:
+            # The server failed (refused, reset, timed out at the socket):
+            # stop asking for a moment. A call abandoned for its budget
+            # only is no sign the next one will fail.
+            if not reason.check(CancelledError):
+                self._failed_at = time.monotonic()
             return reason
 
         called.addBoth(settled)

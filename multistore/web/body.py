@@ -13,6 +13,7 @@ too.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from twisted.internet.defer import Deferred
@@ -49,6 +50,7 @@ class RequestBody:
         self._discarding = False
         self._paused = False
         self._paused_by_consumer = False
+        self._send_continue: Callable[[], None] | None = None
 
     @property
     def complete(self) -> bool:
@@ -70,6 +72,35 @@ class RequestBody:
         Whether a consumer has started reading (or the body was discarded).
         """
         return self._done is not None or self._discarding
+
+    @property
+    def awaiting_continue(self) -> bool:
+        """
+        Whether the client waits for ``100 Continue`` before sending.
+        """
+        return self._send_continue is not None
+
+    def continue_when_read(self, send: Callable[[], None]) -> None:
+        """
+        The client waits for ``100 Continue`` before it sends the body: call
+        ``send`` to tell it to go ahead once a consumer starts reading (or
+        L{release} is called), and never if the request is refused first.
+        """
+        self._send_continue = send
+
+    def release(self) -> None:
+        """
+        Tell a client that waits for ``100 Continue`` to send its body now.
+        """
+        send, self._send_continue = self._send_continue, None
+        if send is not None and not self._complete and self._failure is None:
+            send()
+
+    def withhold(self) -> None:
+        """
+        Never tell the client to send its body (it is being refused).
+        """
+        self._send_continue = None
 
     # -- the file twisted.web writes to ----------------------------------------
 
@@ -161,8 +192,10 @@ class RequestBody:
             done.errback(self._failure)
         elif self._complete:
             self._done.callback(None)
-        elif not self._paused_by_consumer:
-            self._resume()
+        else:
+            self.release()
+            if not self._paused_by_consumer:
+                self._resume()
         return done
 
     def pauseProducing(self) -> None:

@@ -6,7 +6,8 @@ C{tests.unit.test_web_channel} fails if a Twisted release changes them.
 
 While a request is still arriving (its headers are in, its body is not),
 twisted.web keeps the request line on the channel, in C{_command} and
-C{_path}, and clears both once the whole request has been read and handed
+C{_path} (and its HTTP version in C{_version}), and clears the first two
+once the whole request has been read and handed
 to C{Request.requestReceived}. multistore starts a request with a body as
 soon as its headers are in (so an upload streams to its store while the
 client sends it), which needs the request line before Twisted gives it to
@@ -37,3 +38,13 @@ def request_still_arriving(channel: object) -> bool:
         part of it, has yet to arrive).
     """
     return getattr(channel, "_command", None) is not None
+
+
+def pending_request_version(channel: object) -> bytes | None:
+    """
+    :param channel: a request's channel.
+    :return: the HTTP version of the request the channel is reading (as
+        C{b"HTTP/1.1"}), or ``None`` if unknown.
+    """
+    version = getattr(channel, "_version", None)
+    return version if isinstance(version, bytes) else None

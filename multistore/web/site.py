@@ -11,7 +11,7 @@ import base64
 import io
 import os
 from collections.abc import Iterator, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
@@ -35,12 +35,19 @@ from multistore.headers import HeaderList
 from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
 from multistore.web.body import RequestBody
-from multistore.web.channel import pending_request_line, request_still_arriving
+from multistore.web.channel import (
+    pending_request_line,
+    pending_request_version,
+    request_still_arriving,
+)
 
 #: How much of a refused request's body is read (and dropped) so it can be
 #: answered in order; with more to come, the answer goes out at once and the
 #: connection is closed.
 DRAIN_LIMIT = 1024 * 1024
+
+#: The interim response that tells a client to send its body.
+CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 #: The ``Server`` header of every response.
 SERVER_NAME = b"multistore"
@@ -93,7 +100,30 @@ class MultistoreRequest(server.Request):
         if length != 0 and isinstance(resource, GatewayResource):
             line = pending_request_line(channel)
             if line is not None:
+                held = self._hold_continue()
                 self.exchange = resource.start(self, *line)
+                if held:
+                    self.requestHeaders.removeHeader(b"expect")
+
+    def _hold_continue(self) -> bool:
+        """
+        twisted.web answers ``Expect: 100-continue`` as soon as the headers
+        are in, unless the header is gone by then. Tell the client to send
+        only once its body is wanted instead: a request refused first (a
+        quota, a signature) is answered without its body ever being sent.
+
+        :return: whether the body will send ``100 Continue`` (the caller
+            then takes the header away from twisted.web).
+        """
+        body = self.body
+        expect = self.requestHeaders.getRawHeaders(b"expect") or []
+        if body is None or not any(v.lower() == b"100-continue" for v in expect):
+            return False
+        transport = self.channel.transport
+        if transport is None or pending_request_version(self.channel) != b"HTTP/1.1":
+            return False
+        body.continue_when_read(lambda: transport.write(CONTINUE))
+        return True
 
     def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
         body = self.body
@@ -271,6 +301,10 @@ class _Exchange:
         self._pending = None
         if response.status >= 400 and self._refuse_early(response):
             return None
+        if isinstance(body, RequestBody):
+            # Answered without the body: let the client send it, to be
+            # dropped, so the answer can follow.
+            body.release()
         self._ready = response
         return None
 
@@ -288,7 +322,9 @@ class _Exchange:
         if isinstance(body, RequestBody) and body.gone:
             return False  # nobody to answer
         expect = request.requestHeaders.getRawHeaders(b"expect") or []
-        waiting = any(v.lower() == b"100-continue" for v in expect)
+        waiting = any(v.lower() == b"100-continue" for v in expect) or (
+            isinstance(body, RequestBody) and body.awaiting_continue
+        )
         if not waiting and isinstance(body, RequestBody):
             length = body.length
             remaining = length - body.received if isinstance(length, int) else None
@@ -297,8 +333,10 @@ class _Exchange:
         elif not waiting:
             return False
         # twisted.web sends 100 Continue after gotLength unless the header
-        # is gone.
+        # is gone; neither does the body, now.
         request.requestHeaders.removeHeader(b"expect")
+        if isinstance(body, RequestBody):
+            body.withhold()
         _discard(response.body)
         document = response.body if isinstance(response.body, bytes) else b""
         self._status = response.status

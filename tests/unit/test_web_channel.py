@@ -14,7 +14,11 @@ from twisted.web import server
 from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 
-from multistore.web.channel import pending_request_line, request_still_arriving
+from multistore.web.channel import (
+    pending_request_line,
+    pending_request_version,
+    request_still_arriving,
+)
 
 
 class _Watching(server.Request):
@@ -23,8 +27,10 @@ class _Watching(server.Request):
     """
 
     seen: list[tuple[str, Any, bool]] = []
+    versions: list[bytes | None] = []
 
     def gotLength(self, length: int | None) -> None:
+        self.versions.append(pending_request_version(self.channel))
         self.seen.append(
             (
                 "headers",
@@ -52,6 +58,7 @@ class ChannelTests(SynchronousTestCase):
 
     def setUp(self) -> None:
         _Watching.seen = []
+        _Watching.versions = []
         site = server.Site(Resource())
         site.requestFactory = _Watching
         self.channel: HTTPChannel = site.buildProtocol(None)  # type: ignore[assignment]
@@ -73,10 +80,21 @@ class ChannelTests(SynchronousTestCase):
         self.channel.dataReceived(b"hel")
         self.channel.dataReceived(b"lo")
         self.assertEqual(_Watching.seen[1], ("received", None, False))
+        self.assertEqual(_Watching.versions, [b"HTTP/1.1"])
+
+    def test_version_one_zero(self) -> None:
+        """
+        The version of an HTTP/1.0 request is known once its headers are in.
+        """
+        self.channel.dataReceived(
+            b"PUT /b/k HTTP/1.0\r\nHost: example\r\nContent-Length: 1\r\n\r\n"
+        )
+        self.assertEqual(_Watching.versions, [b"HTTP/1.0"])
 
     def test_not_a_channel(self) -> None:
         """
         Something that is not an HTTP/1.x channel has no request line.
         """
         self.assertIsNone(pending_request_line(object()))
+        self.assertIsNone(pending_request_version(object()))
         self.assertFalse(request_still_arriving(object()))

@@ -138,10 +138,16 @@ def redis_client(url: str, timeout: float) -> Any:
     from redis.cluster import ClusterNode, RedisCluster
     from redis.sentinel import Sentinel
 
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
     parts = urlsplit(url)
     options: dict[str, Any] = {
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
+        # A call fails as soon as its server does: the store decides what
+        # to do next (redis-py 6 and later retry three times by default).
+        "retry": Retry(NoBackoff(), 0),
     }
     if parts.scheme in ("redis", "rediss"):
         return redis.Redis.from_url(url, **options)

@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "multistore"
 #: For each step, the packages and modules it must not import.
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "multistore.s3": (
+        "multistore.metering",
         "multistore.web",
         "multistore.gateway",
         "multistore.operations",
@@ -26,6 +27,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "multistore.tap",
     ),
     "multistore.auth": (
+        "multistore.metering",
         "multistore.web",
         "multistore.gateway",
         "multistore.operations",
@@ -52,6 +54,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "multistore.web",
         "multistore.stores",
         "multistore.forwarder",
+    ),
+    "multistore.metering": (
+        "multistore.web",
+        "multistore.gateway",
+        "multistore.operations",
+        "multistore.stores",
+        "multistore.forwarder",
+        "multistore.sts",
+        "multistore.tap",
     ),
     "multistore.model": ("multistore.interfaces",),
     "multistore.bodies": ("multistore.interfaces", "multistore.model"),

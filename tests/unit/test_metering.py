@@ -628,3 +628,27 @@ class SettingsTests(SynchronousTestCase):
         verifyObject(IQuotaChecker, limiter)
         verifyObject(IUsageRecorder, limiter)
         self.assertIsNone(self.successResultOf(succeed(None)))
+
+
+class ExampleTests(SynchronousTestCase):
+    """
+    The commented C{[metering]} example in C{etc/multistore/multistore.toml}
+    is a valid configuration once uncommented.
+    """
+
+    def test_example(self) -> None:
+        path = Path(__file__).parents[2] / "etc" / "multistore" / "multistore.toml"
+        text = path.read_text()
+        start = text.index("# [metering]\n# store")
+        end = text.index("\n\n", start)
+        lines = [
+            line[2:] if line.startswith("# ") else "" if line == "#" else line
+            for line in text[start:end].splitlines()
+        ]
+        import tomllib
+
+        metering = config_from_mapping(tomllib.loads("\n".join(lines))).metering
+        assert metering is not None
+        self.assertEqual(metering.store, "redis")
+        self.assertEqual(len(metering.rate_limits), 1)
+        self.assertEqual(metering.bandwidth_quotas[0].limit_bytes, 2147483648)

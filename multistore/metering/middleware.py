@@ -6,11 +6,10 @@ records what each request used once it is over.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -59,7 +58,7 @@ class MeteringMiddleware(MultiService):
         recorders: Sequence[IUsageRecorder],
         trusted_proxies: Sequence[Network] = (),
         *,
-        flush: Any = None,
+        flush: Callable[[], Deferred[None]] | None = None,
     ) -> None:
         super().__init__()
         self._checker = checker
@@ -115,13 +114,31 @@ class MeteringMiddleware(MultiService):
                 )
 
     def stopService(self) -> Deferred[None]:
-        flushed: Deferred[Any]
-        if self._flush is not None:
-            flushed = self._flush()
-        else:
-            flushed = Deferred()
-            flushed.callback(None)
+        flushed = self._flush() if self._flush is not None else succeed(None)
         stopped: Deferred[None] = flushed.addBoth(
             lambda _: MultiService.stopService(self)
         )
         return stopped
+
+
+@implementer(IQuotaChecker)
+class NoQuotas:
+    """
+    An L{IQuotaChecker} that admits everything.
+    """
+
+    def check_request(self, context: DispatchContext) -> Deferred[None]:
+        return succeed(None)
+
+    def check_response(self, context: DispatchContext, size: int) -> Deferred[None]:
+        return succeed(None)
+
+
+@implementer(IUsageRecorder)
+class NoUsage:
+    """
+    An L{IUsageRecorder} that records nothing.
+    """
+
+    def record(self, event: UsageEvent) -> None:
+        pass

@@ -14,7 +14,7 @@ from typing import Any
 
 from attrs import define, field
 from lxml import etree
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -33,7 +33,7 @@ from multistore.metering.counters import (
     Verdict,
 )
 from multistore.metering.limiter import Limiter
-from multistore.metering.middleware import MeteringMiddleware
+from multistore.metering.middleware import MeteringMiddleware, NoQuotas, NoUsage
 from multistore.metering.rules import (
     Caller,
     client_address,
@@ -627,7 +627,20 @@ class SettingsTests(SynchronousTestCase):
         limiter = middleware._checker
         verifyObject(IQuotaChecker, limiter)
         verifyObject(IUsageRecorder, limiter)
-        self.assertIsNone(self.successResultOf(succeed(None)))
+
+    def test_no_op(self) -> None:
+        """
+        The no-op checker admits everything; the no-op recorder keeps
+        nothing; joined, they make a middleware that changes nothing.
+        """
+        verifyObject(IQuotaChecker, NoQuotas())
+        verifyObject(IUsageRecorder, NoUsage())
+        harness = SiteHarness.from_mapping(
+            SITE, middleware=[MeteringMiddleware(NoQuotas(), [NoUsage()])]
+        )
+        harness.request("PUT", "/public/k", body=b"v", sign=ALICE)
+        got = harness.request("GET", "/public/k")
+        self.assertEqual((got.status, got.body), (200, b"v"))
 
 
 class ExampleTests(SynchronousTestCase):

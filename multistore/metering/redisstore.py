@@ -135,11 +135,10 @@ def redis_client(url: str, timeout: float) -> Any:
     :param timeout: seconds a connection or a reply may take.
     """
     import redis
-    from redis.cluster import ClusterNode, RedisCluster
-    from redis.sentinel import Sentinel
-
     from redis.backoff import NoBackoff
+    from redis.cluster import ClusterNode, RedisCluster
     from redis.retry import Retry
+    from redis.sentinel import Sentinel
 
     parts = urlsplit(url)
     options: dict[str, Any] = {

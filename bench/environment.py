@@ -1,11 +1,12 @@
 """
 What the benchmark runs against, all on 127.0.0.1: SeaweedFS, nginx as a
 static file backend, nginx as a reverse proxy in front of both backends, and
-the multistore daemon in front of both backends.
+the multistore daemon in front of both backends; and, for the metering
+workload only, a Redis server.
 
 The process helpers of the integration tests (C{tests/integration/servers.py})
-start and stop everything; this module only adds nginx and the daemon's
-benchmark configuration.
+start and stop everything; this module only adds nginx, Redis and the
+daemon's benchmark configuration.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import functools
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -62,6 +64,8 @@ ALL_ACTIONS: Final = (
 WAYS: Final = ("direct", "nginx", "multistore")
 
 NGINX_START_TIMEOUT: Final = 15.0
+
+REDIS_START_TIMEOUT: Final = 10.0
 
 
 @frozen
@@ -245,6 +249,153 @@ def start_nginx(
     return process
 
 
+# --- Redis (the metering workload) -------------------------------------------
+
+
+def redis_binary() -> str:
+    """
+    :return: the C{redis-server} executable.
+    :raise RuntimeError: if it is not installed.
+    """
+    path = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if path is None:
+        raise RuntimeError(
+            "redis-server is missing (the get1k-metered workload needs it):"
+            " run ci/install-bench-deps, or `bash ci/install-debian-deps`"
+        )
+    return path
+
+
+def redis_command(port: int, *args: str | int, timeout: float = 2.0) -> Any:
+    """
+    Send one command to the Redis server on ``port`` on a fresh connection
+    and read its RESP2 reply (a few lines, so the harness does not depend on
+    redis-py's behaviour).
+
+    :return: a simple or bulk string as C{str}, an integer as C{int}, an
+        array as a C{list}, a null as None.
+    :raise RuntimeError: for an error reply.
+    :raise OSError: if the server cannot be reached.
+    """
+    payload = [f"*{len(args)}\r\n".encode()]
+    for arg in args:
+        data = str(arg).encode()
+        payload += [f"${len(data)}\r\n".encode(), data, b"\r\n"]
+    with (
+        socket.create_connection((LOCALHOST, port), timeout=timeout) as sock,
+        sock.makefile("rb") as reply,
+    ):
+        sock.sendall(b"".join(payload))
+        return _redis_reply(reply)
+
+
+def _redis_reply(stream: Any) -> Any:
+    line = stream.readline()
+    if not line.endswith(b"\r\n"):
+        raise ConnectionError("Redis closed the connection mid-reply")
+    kind, rest = line[:1], line[1:-2].decode(errors="replace")
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RuntimeError(f"Redis answered: {rest}")
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        if int(rest) < 0:
+            return None
+        data = stream.read(int(rest) + 2)
+        return data[:-2].decode(errors="replace")
+    if kind == b"*":
+        return (
+            None if int(rest) < 0 else [_redis_reply(stream) for _ in range(int(rest))]
+        )
+    raise ConnectionError(f"unexpected Redis reply {line!r}")
+
+
+def redis_info(port: int) -> dict[str, str]:
+    """
+    :return: every C{name:value} line of C{INFO all} (C{stats},
+        C{commandstats}, ...).
+    """
+    fields = {}
+    for line in redis_command(port, "INFO", "all").splitlines():
+        name, colon, value = line.partition(":")
+        if colon:
+            fields[name] = value
+    return fields
+
+
+@frozen
+class RedisProcess:
+    """
+    A C{redis-server} on 127.0.0.1 that persists nothing.
+
+    :ivar port: its port.
+    :ivar process: the process (stop it with C{process.stop()}).
+    """
+
+    port: int
+    process: ServerProcess
+
+    @property
+    def url(self) -> str:
+        """
+        :return: C{redis://127.0.0.1:PORT/0}.
+        """
+        return f"redis://{LOCALHOST}:{self.port}/0"
+
+    def answers(self) -> bool:
+        """
+        :return: whether it answers C{PING}.
+        """
+        try:
+            return bool(redis_command(self.port, "PING", timeout=0.5) == "PONG")
+        except OSError:
+            return False
+
+
+def start_redis(workdir: Path) -> RedisProcess:
+    """
+    Start C{redis-server} on a free port, in the foreground, as a child
+    process of its own working in ``workdir``; wait until it answers
+    C{PING}.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    (port,) = free_ports(1)
+    argv = [
+        redis_binary(),
+        "--port",
+        str(port),
+        "--bind",
+        LOCALHOST,
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(workdir),
+        "--daemonize",
+        "no",
+    ]
+    redis = RedisProcess(
+        port, ServerProcess("redis-server", argv, workdir / "redis.log", workdir)
+    )
+    redis.process.start()
+    try:
+        redis.process.wait_until(
+            redis.answers,
+            what=f"an answer to PING on {port}",
+            timeout=REDIS_START_TIMEOUT,
+            interval=0.05,
+        )
+    except BaseException:
+        redis.process.stop()
+        raise
+    return redis
+
+
 def daemon_config(
     static_endpoint: str, seaweed: RunningServer, *, access_log: bool = False
 ) -> dict[str, Any]:
@@ -286,6 +437,21 @@ def daemon_config(
                 ],
             }
         ],
+    }
+
+
+def metering_config(redis_url: str) -> dict[str, Any]:
+    """
+    A C{[metering]} table that has Redis judge every request (one rule for
+    every bucket and caller) but never refuses one: a billion requests a
+    second. Added to L{daemon_config}, it measures what metering through
+    Redis costs per request.
+    """
+    return {
+        "store": "redis",
+        "redis_url": redis_url,
+        "timeout_ms": 50,
+        "rate_limits": [{"bucket": "*", "requests": 1_000_000_000, "per_seconds": 1}],
     }
 
 

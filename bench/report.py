@@ -145,15 +145,18 @@ def markdown(
     """
     table = _index(measurements)
     workloads = list(dict.fromkeys(m.workload for m in measurements))
+    # Ways beyond the three (multistore+redis) get a column after them, only
+    # when measured.
+    ways = list(dict.fromkeys([*WAYS, *(m.way for m in measurements)]))
     lines = [
         f"Run {meta.get('timestamp', '')} ({meta.get('mode', '')}); "
         "each cell: median rate · latency p50/p90/p99.",
         "",
-        "| workload | direct | nginx | multistore | ms/direct | ms/nginx |",
-        "|---|---|---|---|---|---|",
+        "| workload | " + " | ".join(ways) + " | ms/direct | ms/nginx |",
+        "|---|" + "---|" * (len(ways) + 2),
     ]
     for w in workloads:
-        cells = [_cell(table.get((w, way))) for way in WAYS]
+        cells = [_cell(table.get((w, way))) for way in ways]
         ratios = [_fmt_ratio(_ratio(table, w, base)) for base in ("direct", "nginx")]
         lines.append(f"| {w} | " + " | ".join(cells + ratios) + " |")
     lines += ["", "| target | value | limit | verdict |", "|---|---|---|---|"]

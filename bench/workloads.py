@@ -29,7 +29,15 @@ from botocore.auth import S3SigV4Auth  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
-from bench.environment import WAYS, Environment, Place, worker_pool
+from bench.environment import (
+    WAYS,
+    Environment,
+    Place,
+    metering_config,
+    redis_info,
+    start_redis,
+    worker_pool,
+)
 from tests.integration.servers import (
     BIN_DIR,
     DEFAULT_REGION,
@@ -38,6 +46,7 @@ from tests.integration.servers import (
     free_port,
     port_accepts,
     s3_client,
+    start_daemon,
 )
 
 KIB: Final = 1024
@@ -46,6 +55,11 @@ GIB: Final = 1024 * MIB
 
 #: Seconds a tool may run beyond what it was asked to run.
 TOOL_SLACK: Final = 60.0
+
+#: The way in of the C{get1k-metered} workload that goes through a daemon
+#: metering every request with Redis (the C{multistore} way there: the
+#: benchmark's daemon, without metering).
+METERED_WAY: Final = "multistore+redis"
 
 
 @frozen
@@ -73,6 +87,8 @@ class Settings:
     :ivar rss_size: bytes of each of them.
     :ivar worker_counts: process counts for the multi-process run.
     :ivar worker_concurrencies: its connection counts.
+    :ivar metered_concurrencies: connections for the 1 KiB GETs with and
+        without metering through Redis.
     """
 
     duration: float = 5.0
@@ -93,6 +109,7 @@ class Settings:
     rss_size: int = 256 * MIB
     worker_counts: tuple[int, ...] = (1, 2)
     worker_concurrencies: tuple[int, ...] = (16, 64)
+    metered_concurrencies: tuple[int, ...] = (1, 16)
 
 
 #: What C{make bench} runs.
@@ -117,6 +134,7 @@ TINY: Final = Settings(
     rss_transfers=16,
     rss_size=2 * MIB,
     worker_concurrencies=(16,),
+    metered_concurrencies=(16,),
 )
 
 
@@ -126,7 +144,8 @@ class Measurement:
     One workload through one way in.
 
     :ivar workload: its name, e.g. C{get1k-anon-c16}.
-    :ivar way: C{direct}, C{nginx} or C{multistore}.
+    :ivar way: C{direct}, C{nginx} or C{multistore}; or C{multistore+redis}
+        (L{METERED_WAY}).
     :ivar unit: what ``rate`` counts: C{req/s}, C{MiB/s}, or C{MiB} (a peak
         RSS).
     :ivar rate: the median rate over the runs (or the peak, for RSS).
@@ -924,19 +943,201 @@ def floor(ctx: Context) -> list[Measurement]:
         process.stop()
 
 
+@frozen
+class RedisCounts:
+    """
+    What a Redis server has run so far, from C{INFO all}.
+
+    :ivar scripts: script calls (C{EVALSHA}, C{EVAL}): one round trip each.
+    :ivar counters: counter writes (C{HINCRBY}, C{EXPIRE}), which the daemon
+        batches into one pipeline every C{flush_ms}.
+    :ivar commands: every command but C{INFO}, counting those a script runs
+        (C{total_commands_processed} counts those too, so it is not a count
+        of round trips).
+    """
+
+    scripts: int
+    counters: int
+    commands: int
+
+    @classmethod
+    def of(cls, port: int) -> RedisCounts:
+        """
+        :return: the counts of the Redis server on ``port``, now.
+        """
+        info = redis_info(port)
+
+        def calls(command: str) -> int:
+            for item in info.get(f"cmdstat_{command}", "").split(","):
+                name, _, value = item.partition("=")
+                if name == "calls":
+                    return int(value)
+            return 0
+
+        return cls(
+            calls("evalsha") + calls("eval"),
+            calls("hincrby") + calls("expire"),
+            int(info.get("total_commands_processed", 0)) - calls("info"),
+        )
+
+    def __sub__(self, other: RedisCounts) -> RedisCounts:
+        return RedisCounts(
+            self.scripts - other.scripts,
+            self.counters - other.counters,
+            self.commands - other.commands,
+        )
+
+    def __add__(self, other: RedisCounts) -> RedisCounts:
+        return RedisCounts(
+            self.scripts + other.scripts,
+            self.counters + other.counters,
+            self.commands + other.commands,
+        )
+
+
+def _await_metering(port: int, url: str, log: Path, timeout: float = 10.0) -> None:
+    """
+    GET ``url`` until the Redis server on ``port`` sees a script call: the
+    daemon connects to Redis as it starts, and requests in the meantime are
+    served unmetered (a first request may spend its whole budget waiting).
+
+    :raise RuntimeError: if the daemon does not serve ``url``, or never asks
+        Redis.
+    """
+    before = RedisCounts.of(port).scripts
+    deadline = time.monotonic() + timeout
+    while True:
+        if not curl(url, timeout=5).ok:
+            raise RuntimeError(f"the metered daemon does not serve {url}")
+        if RedisCounts.of(port).scripts > before:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the metered daemon did not ask Redis in {timeout:g}s; see {log}"
+            )
+        time.sleep(0.1)
+
+
+def _redis_note(counts: RedisCounts, cpu: float, requests: int) -> str:
+    per = max(requests, 1)
+    return (
+        f"Redis per request: {counts.scripts / per:.2f} script calls (round"
+        f" trips), {counts.counters / per:.3f} counter writes (batched),"
+        f" {counts.commands / per:.1f} commands counting those the script runs;"
+        f" redis-server CPU {1e6 * cpu / per:.0f} µs per request"
+    )
+
+
+def metered(ctx: Context) -> list[Measurement]:
+    """
+    1 KiB anonymous GETs of the static backend through the daemon
+    (C{multistore}: no metering) and through a second daemon whose
+    configuration adds a C{[metering]} table that has a Redis server judge
+    every request's rate but never refuse one (L{METERED_WAY}, see
+    L{metering_config}), the two taking turns, at each of the
+    ``metered_concurrencies``. The notes give each daemon's CPU per request,
+    what the Redis server did per request (L{RedisCounts}, and its CPU), and
+    the metered rate as a share of the unmetered one.
+    """
+    s = ctx.settings
+    key = ctx.static_object("small", KIB)
+    plain = ctx.env.place("static", "multistore")
+    out = []
+    with contextlib.ExitStack() as stack:
+        redis = start_redis(ctx.scratch / "redis")
+        stack.callback(redis.process.stop)
+        daemon = start_daemon(
+            ctx.scratch / "metered",
+            {**ctx.env.config, "metering": metering_config(redis.url)},
+        )
+        stack.callback(daemon.stop)
+        place = Place(METERED_WAY, daemon.url, plain.bucket)
+        _await_metering(redis.port, place.url(key), daemon.log_path)
+        # Requests before Redis first answered may have timed out; later
+        # ones should not.
+        logged = len(daemon.log_text())
+        ways = ((plain, ctx.env.daemon.pid), (place, daemon.pid))
+        for c in s.metered_concurrencies:
+            workload = f"get1k-metered-c{c}"
+            runs: dict[str, list[WrkResult]] = {p.way: [] for p, _ in ways}
+            cpu = dict.fromkeys(runs, 0.0)
+            redis_cpu = 0.0
+            counts = RedisCounts(0, 0, 0)
+            for repeat in range(s.repeats):
+                for way_place, pid in ways:
+                    url = way_place.url(key)
+                    if s.warmup > 0:
+                        run_wrk(ctx, url, c, s.warmup)
+                    counts_before = RedisCounts.of(redis.port)
+                    before = _cpu_seconds([pid, redis.process.pid])
+                    # --profile get1k-metered-cN records the metered daemon.
+                    with (
+                        profiling(
+                            ctx, workload, METERED_WAY, first=repeat == 0, pid=pid
+                        )
+                        if way_place.way == METERED_WAY
+                        else contextlib.nullcontext()
+                    ):
+                        result = run_wrk(ctx, url, c, s.duration)
+                    after = _cpu_seconds([pid, redis.process.pid])
+                    cpu[way_place.way] += after[0] - before[0]
+                    if way_place.way == METERED_WAY:
+                        counts += RedisCounts.of(redis.port) - counts_before
+                        redis_cpu += after[1] - before[1]
+                    runs[way_place.way].append(result)
+            unmetered = statistics.median(r.rate for r in runs[plain.way])
+            for way, results in runs.items():
+                requests = sum(r.requests for r in results)
+                rate = statistics.median(r.rate for r in results)
+                note = _cpu_note(cpu[way], requests)
+                if way == METERED_WAY:
+                    note += (
+                        f"; rate {rate / max(unmetered, 1e-9):.2f} of unmetered; "
+                        + _redis_note(counts, redis_cpu, requests)
+                    )
+                m = Measurement(
+                    workload,
+                    way,
+                    "req/s",
+                    rate,
+                    statistics.median(r.p50 for r in results),
+                    statistics.median(r.p90 for r in results),
+                    statistics.median(r.p99 for r in results),
+                    samples=requests,
+                    errors=sum(r.errors for r in results),
+                    note=note,
+                )
+                ctx.say(
+                    f"  {workload:24} {way:16} {m.rate:10.0f} req/s"
+                    f"  p50 {m.p50:.2f} ms  {note}"
+                )
+                out.append(m)
+        if "metering store failed" in daemon.log_text()[logged:]:
+            ctx.say(
+                "  the metered daemon served some requests unmetered (store"
+                f" failures): see {daemon.log_path}"
+            )
+    return out
+
+
 # --- py-spy ------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def profiling(ctx: Context, workload: str, way: str, *, first: bool) -> Iterator[None]:
+def profiling(
+    ctx: Context, workload: str, way: str, *, first: bool, pid: int | None = None
+) -> Iterator[None]:
     """
     Record the daemon with C{py-spy} (raw collapsed stacks, into
     ``ctx.profile``) while the block runs, if profiling was asked for and
     this is the first multistore run of the profiled workload.
+
+    :param pid: the daemon's process, if not the benchmark's daemon (the
+        metered one of C{get1k-metered}).
     """
     if not (
         first
-        and way == "multistore"
+        and way in ("multistore", METERED_WAY)
         and ctx.profile
         and workload == ctx.profile_workload
     ):
@@ -948,7 +1149,7 @@ def profiling(ctx: Context, workload: str, way: str, *, first: bool) -> Iterator
             tool("py-spy"),
             "record",
             "--pid",
-            str(ctx.env.daemon.pid),
+            str(ctx.env.daemon.pid if pid is None else pid),
             "--rate",
             "250",
             "--format",
@@ -1020,6 +1221,7 @@ WORKLOADS: Final[dict[str, Callable[[Context], list[Measurement]]]] = {
     "rss": peak_rss,
     "workers": workers,
     "floor": floor,
+    "get1k-metered": metered,
 }
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Final, Protocol
 from urllib.parse import quote, unquote
 
@@ -47,11 +48,14 @@ class RateCheck:
     :ivar key: the rate's key.
     :ivar interval_ms: milliseconds per request at the steady rate.
     :ivar tolerance_ms: how far ahead of the steady rate a burst may run.
+    :ivar count: how many requests' worth to take at most (a lease, see
+        L{lease_size}); at least one is taken, or none.
     """
 
     key: str
     interval_ms: int
     tolerance_ms: int
+    count: int = 1
 
     @classmethod
     def of(cls, key: str, requests: int, per_seconds: float) -> RateCheck:
@@ -61,6 +65,26 @@ class RateCheck:
         """
         interval = max(1, round(per_seconds * 1000 / requests))
         return cls(key, interval, interval * (requests - 1))
+
+
+#: The most requests a lease holds.
+MAX_LEASE: Final = 64
+
+#: The share of a rate's room (the requests it would admit at once) a
+#: lease may take: a small share, so that near its limit a rate is asked
+#: for every request.
+LEASE_SHARE: Final = 8
+
+
+def lease_size(room: int, count: int) -> int:
+    """
+    :param room: how many requests the rate would admit at once now (at
+        least 1).
+    :param count: how many are asked for.
+    :return: how many to grant: one, or when there is much room a share
+        of it, up to ``count``.
+    """
+    return max(1, min(count, room // LEASE_SHARE))
 
 
 @frozen
@@ -107,6 +131,8 @@ class Verdict:
     :ivar retry_after: seconds until it could be admitted.
     :ivar hold: the bytes held for it, if a quota admitted it.
     :ivar used: the bytes the quota's window had used, when it refused.
+    :ivar granted: how many requests' worth of the rate were taken (see
+        L{RateCheck.count}).
     """
 
     admitted: bool
@@ -114,6 +140,7 @@ class Verdict:
     retry_after: float = 0.0
     hold: Hold | None = None
     used: int = 0
+    granted: int = 1
 
 
 @frozen
@@ -166,7 +193,7 @@ class Keys:
     prefix: str = "multistore"
 
     def _tag(self, bucket: str | None, caller: str) -> str:
-        return "{" + quote(bucket or "-", safe="") + "/" + quote(caller, safe="@") + "}"
+        return _tag(bucket, caller)
 
     def rate(self, rule: int, bucket: str | None, caller: str) -> str:
         """
@@ -207,6 +234,13 @@ class Keys:
             int(window),
             int(number),
         )
+
+
+@lru_cache(maxsize=4096)
+def _tag(bucket: str | None, caller: str) -> str:
+    # Every request names a (bucket, caller); quoting them each time costs
+    # more than the rest of the key.
+    return "{" + quote(bucket or "-", safe="") + "/" + quote(caller, safe="@") + "}"
 
 
 def window_key(prefix: str, window: int, now: float) -> str:
@@ -264,15 +298,21 @@ class MemoryCounters:
         now = self.now()
         self._sweep(now)
         now_ms = math.floor(now * 1000)
+        granted = 1
         new_tat = 0
         if rate is not None:
             tat, expires = self._rates.get(rate.key, (now_ms, 0.0))
             if expires <= now:
                 tat = now_ms
-            new_tat = max(tat, now_ms) + rate.interval_ms
-            allow_at = new_tat - rate.interval_ms - rate.tolerance_ms
-            if now_ms < allow_at:
+            tat = max(tat, now_ms)
+            room = (
+                rate.tolerance_ms + rate.interval_ms - (tat - now_ms)
+            ) // rate.interval_ms
+            if room < 1:
+                allow_at = tat - rate.tolerance_ms
                 return succeed(Verdict(False, "rate", (allow_at - now_ms) / 1000))
+            granted = lease_size(room, rate.count)
+            new_tat = tat + rate.interval_ms * granted
         hold = None
         if quota is not None:
             key = window_key(quota.prefix, quota.window, now)
@@ -286,7 +326,7 @@ class MemoryCounters:
             hold = Hold(key, quota.size)
         if rate is not None:
             self._rates[rate.key] = (new_tat, now + (new_tat - now_ms) / 1000)
-        return succeed(Verdict(True, hold=hold))
+        return succeed(Verdict(True, hold=hold, granted=granted))
 
     def add(self, increments: Sequence[Increment]) -> Deferred[None]:
         now = self.now()

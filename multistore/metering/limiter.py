@@ -3,6 +3,14 @@
 Rate limits and transfer quotas over a L{CounterStore}, and the usage
 counters that go with them.
 
+Far from its limit, a rate is taken a few requests at a time: the store
+grants this daemon a lease of up to an eighth of the room the rate has
+(at most L{MAX_LEASE} requests), spent here within L{LEASE_SECONDS}
+without asking again. What a lease holds was taken from the shared rate
+when it was granted, so a fleet still admits no more than the rate
+allows; near the limit, the room is small and every request is asked
+for alone.
+
 A request is judged once before it is dispatched (its rate, and the bytes
 its body declares) and, for a quota, once more when the store has said how
 many bytes the response holds; what a quota admits is held against it.
@@ -22,7 +30,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.internet.defer import Deferred, TimeoutError, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -35,6 +43,7 @@ from multistore.metering.counters import (
     BYTES_IN,
     BYTES_OUT,
     HELD,
+    MAX_LEASE,
     REQUESTS,
     USAGE_WINDOW,
     CounterStore,
@@ -55,6 +64,10 @@ from multistore.metering.rules import (
 )
 from multistore.model import DispatchContext, UsageEvent
 from multistore.s3.errors import S3Error
+
+#: Seconds a lease on a rate may be spent in: requests' worth taken from
+#: the shared rate and not used by then are dropped.
+LEASE_SECONDS: Final = 1.0
 
 #: Seconds between two reports that the store is failing.
 FAILURE_REPORT_INTERVAL: Final = 10.0
@@ -96,6 +109,7 @@ class Limiter:
     _keys: Keys = field(init=False)
     _trusted: tuple[Network, ...] = field(init=False)
     _holds: dict[str, list[Hold]] = field(factory=dict, init=False)
+    _leases: dict[str, list[float]] = field(factory=dict, init=False)
     _pending: dict[str, dict[str, int]] = field(factory=dict, init=False)
     _ttls: dict[str, int] = field(factory=dict, init=False)
     _flush_call: Any = field(default=None, init=False)
@@ -164,7 +178,25 @@ class Limiter:
         quota = self._quota_check(bucket, caller, declared_length(context))
         if rate is None and quota is None:
             return succeed(None)
+        if rate is not None:
+            if quota is None and self._from_lease(rate.key):
+                return succeed(None)
+            rate = evolve(rate, count=MAX_LEASE)
         return self._admit(context.request_id, rate, quota)
+
+    def _from_lease(self, key: str) -> bool:
+        """
+        Take one request from the lease this daemon holds on rate ``key``,
+        if it holds one that has not run out or expired.
+        """
+        lease = self._leases.get(key)
+        if lease is None:
+            return False
+        if lease[0] <= 0 or lease[1] <= self._clock.seconds():
+            del self._leases[key]
+            return False
+        lease[0] -= 1
+        return True
 
     def check_response(self, context: DispatchContext, size: int) -> Deferred[None]:
         if not self._config.bandwidth_quotas:
@@ -179,12 +211,18 @@ class Limiter:
         self, request_id: str, rate: RateCheck | None, quota: QuotaCheck | None
     ) -> Deferred[None]:
         asked = self._store.admit(rate, quota)
-        asked.addTimeout(self._config.timeout_ms / 1000, self._clock)
+        if not asked.called:
+            asked.addTimeout(self._config.timeout_ms / 1000, self._clock)
 
         def judged(verdict: Verdict) -> None:
             if verdict.admitted:
                 if verdict.hold is not None:
                     self._holds.setdefault(request_id, []).append(verdict.hold)
+                if rate is not None and verdict.granted > 1:
+                    self._leases[rate.key] = [
+                        verdict.granted - 1,
+                        self._clock.seconds() + LEASE_SECONDS,
+                    ]
                 return
             raise _refusal(verdict, quota)
 
@@ -279,6 +317,8 @@ class Limiter:
         self._flush_call = None
         if self._flushing is not None:
             return self._flushing
+        now = self._clock.seconds()
+        self._leases = {k: v for k, v in self._leases.items() if v[1] > now}
         pending, ttls = self._pending, self._ttls
         self._pending, self._ttls = {}, {}
         increments = [

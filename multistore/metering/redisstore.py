@@ -34,6 +34,7 @@ from multistore.metering.counters import (
     BYTES_IN,
     BYTES_OUT,
     HELD,
+    LEASE_SHARE,
     REQUESTS,
     Hold,
     Increment,
@@ -50,48 +51,76 @@ RETRY_INTERVAL: Final = 0.5
 #: once (the server is slower than the traffic).
 QUEUE_PER_THREAD: Final = 8
 
-#: Judges a request: a rate (GCRA, its theoretical arrival time in ms), a
-#: quota (a fixed window's counters), or both, with the server's clock.
-#: What is refused changes nothing.
+#: Questions waiting for the next batch beyond which new ones fail at once.
+MAX_WAITING: Final = 4096
+
+#: Judges requests, each by a rate (GCRA, its theoretical arrival time in
+#: ms), a quota (a fixed window's counters), or both, with the server's
+#: clock; what is refused changes nothing. ARGV[1] is how many requests;
+#: each then has 8 arguments (mode, interval, tolerance, window, limit,
+#: size, ttl, count) and takes its keys from KEYS in turn (the rate's, then
+#: the quota's prefix, as its mode says). One reply per request. A rate
+#: with room grants a lease as L{lease_size} says.
 ADMIT_SCRIPT: Final = """
+local LEASE_SHARE = @LEASE_SHARE@
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local mode = ARGV[1]
+local replies = {}
 local k = 1
-local rate_key = nil
-local new_tat = 0
-if string.find(mode, 'r', 1, true) then
-  rate_key = KEYS[k]
-  k = k + 1
-  local tat = tonumber(redis.call('GET', rate_key) or now)
-  if tat < now then tat = now end
-  if tat - now > tonumber(ARGV[3]) then
-    return {0, 'rate', tat - tonumber(ARGV[3]) - now, now, '', 0}
+for i = 0, tonumber(ARGV[1]) - 1 do
+  local a = 2 + i * 8
+  local mode = ARGV[a]
+  local reply = nil
+  local rate_key = nil
+  local new_tat = 0
+  local granted = 1
+  if string.find(mode, 'r', 1, true) then
+    rate_key = KEYS[k]
+    k = k + 1
+    local interval = tonumber(ARGV[a + 1])
+    local tolerance = tonumber(ARGV[a + 2])
+    local tat = tonumber(redis.call('GET', rate_key) or now)
+    if tat < now then tat = now end
+    local room = math.floor((tolerance + interval - (tat - now)) / interval)
+    if room < 1 then
+      reply = {0, 'rate', tat - tolerance - now, now, '', 0, 0}
+    else
+      granted = math.max(1, math.min(tonumber(ARGV[a + 7]), math.floor(room / LEASE_SHARE)))
+      new_tat = tat + interval * granted
+    end
   end
-  new_tat = tat + tonumber(ARGV[2])
-end
-local hold_key = ''
-if string.find(mode, 'q', 1, true) then
-  local window = tonumber(ARGV[4])
-  local limit = tonumber(ARGV[5])
-  local size = tonumber(ARGV[6])
-  local index = math.floor(now / 1000 / window)
-  hold_key = KEYS[k] .. ':' .. index
-  local v = redis.call('HMGET', hold_key, 'in', 'out', 'held')
-  local used = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + (tonumber(v[3]) or 0)
-  if used + size > limit or (size == 0 and used >= limit) then
-    return {0, 'quota', (index + 1) * window * 1000 - now, now, '', used}
+  local hold_key = ''
+  if string.find(mode, 'q', 1, true) then
+    local prefix = KEYS[k]
+    k = k + 1
+    if not reply then
+      local window = tonumber(ARGV[a + 3])
+      local limit = tonumber(ARGV[a + 4])
+      local size = tonumber(ARGV[a + 5])
+      local index = math.floor(now / 1000 / window)
+      hold_key = prefix .. ':' .. index
+      local v = redis.call('HMGET', hold_key, 'in', 'out', 'held')
+      local used = (tonumber(v[1]) or 0) + (tonumber(v[2]) or 0) + (tonumber(v[3]) or 0)
+      if used + size > limit or (size == 0 and used >= limit) then
+        reply = {0, 'quota', (index + 1) * window * 1000 - now, now, '', used, 0}
+      else
+        redis.call('HINCRBY', hold_key, 'held', size)
+        if redis.call('TTL', hold_key) < tonumber(ARGV[a + 6]) then
+          redis.call('EXPIRE', hold_key, ARGV[a + 6])
+        end
+      end
+    end
   end
-  redis.call('HINCRBY', hold_key, 'held', size)
-  if redis.call('TTL', hold_key) < tonumber(ARGV[7]) then
-    redis.call('EXPIRE', hold_key, ARGV[7])
+  if not reply then
+    if rate_key then
+      redis.call('SET', rate_key, new_tat, 'PX', new_tat - now)
+    end
+    reply = {1, '', 0, now, hold_key, 0, granted}
   end
+  replies[i + 1] = reply
 end
-if rate_key then
-  redis.call('SET', rate_key, new_tat, 'PX', new_tat - now)
-end
-return {1, '', 0, now, hold_key, 0}
-"""
+return replies
+""".replace("@LEASE_SHARE@", str(LEASE_SHARE))
 
 #: What Redis knows the script by.
 ADMIT_SHA: Final = hashlib.sha1(
@@ -216,6 +245,11 @@ class RedisCounters(Service):
         self._client_lock = threading.Lock()
         self._queued = 0
         self._failed_at = -RETRY_INTERVAL
+        self._batch: list[
+            tuple[RateCheck | None, QuotaCheck | None, Deferred[Verdict]]
+        ] = []
+        self._batch_call: Any = None
+        self._batch_in_flight = False
         self._offset = 0.0
 
     # The service.
@@ -247,12 +281,17 @@ class RedisCounters(Service):
 
     # Calls, in the pool.
 
-    def _call(self, work: Callable[[Any], Result]) -> Deferred[Result]:
-        now = time.monotonic()
-        if now - self._failed_at < RETRY_INTERVAL:
-            return fail(StoreUnavailable("Redis failed less than a moment ago"))
+    def _unavailable(self) -> StoreUnavailable | None:
+        if time.monotonic() - self._failed_at < RETRY_INTERVAL:
+            return StoreUnavailable("Redis failed less than a moment ago")
         if self._queued >= self._pool_size * QUEUE_PER_THREAD:
-            return fail(StoreUnavailable("too many calls are waiting for Redis"))
+            return StoreUnavailable("too many calls are waiting for Redis")
+        return None
+
+    def _call(self, work: Callable[[Any], Result]) -> Deferred[Result]:
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            return fail(unavailable)
         self._queued += 1
 
         def run() -> Result:
@@ -294,13 +333,65 @@ class RedisCounters(Service):
     def admit(
         self, rate: RateCheck | None, quota: QuotaCheck | None
     ) -> Deferred[Verdict]:
-        def work(client: Any) -> Verdict:
-            asked = time.time()
-            verdict, now = admit_blocking(client, rate, quota)
-            self._offset = now - (asked + time.time()) / 2
-            return verdict
+        """
+        Judge a request. Questions go to Redis in batches, one batch at a
+        time, each a pipeline sent from one pool thread: the questions
+        that arrive while a batch is out go together in the next, so
+        concurrent requests share a hand-off to the pool and a round trip,
+        and the busier the daemon the more they share. A request waits at
+        most one round trip more than it would alone.
+        """
+        unavailable = self._unavailable()
+        if unavailable is not None:
+            return fail(unavailable)
+        if len(self._batch) >= MAX_WAITING:
+            return fail(StoreUnavailable("too many requests are waiting for Redis"))
+        waiter: Deferred[Verdict] = Deferred()
+        self._batch.append((rate, quota, waiter))
+        self._schedule_batch()
+        return waiter
 
-        return self._call(work)
+    def _schedule_batch(self) -> None:
+        if self._batch and self._batch_call is None and not self._batch_in_flight:
+            self._batch_call = self._reactor.callLater(0, self._send_batch)
+
+    def _send_batch(self) -> None:
+        self._batch_call = None
+        batch = [b for b in self._batch if not b[2].called]
+        self._batch = []
+        if not batch:
+            return
+        self._batch_in_flight = True
+        checks = [(rate, quota) for rate, quota, _ in batch]
+
+        def work(client: Any) -> list[tuple[Verdict, float] | Exception]:
+            asked = time.time()
+            results = admit_many(client, checks)
+            for result in results:
+                if not isinstance(result, Exception):
+                    self._offset = result[1] - (asked + time.time()) / 2
+                    break
+            return results
+
+        def deliver(results: list[tuple[Verdict, float] | Exception]) -> None:
+            for (_, _, waiter), result in zip(batch, results, strict=True):
+                if waiter.called:
+                    continue
+                if isinstance(result, Exception):
+                    waiter.errback(Failure(result))
+                else:
+                    waiter.callback(result[0])
+
+        def failed(reason: Failure) -> None:
+            for _, _, waiter in batch:
+                if not waiter.called:
+                    waiter.errback(reason)
+
+        def next_batch(_: object) -> None:
+            self._batch_in_flight = False
+            self._schedule_batch()
+
+        self._call(work).addCallbacks(deliver, failed).addBoth(next_batch)
 
     def add(self, increments: Sequence[Increment]) -> Deferred[None]:
         def work(client: Any) -> None:
@@ -318,15 +409,46 @@ class RedisCounters(Service):
         return self._call(lambda client: usage_records(client, keys, since))
 
 
-def _script(client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+Check = tuple[RateCheck | None, QuotaCheck | None]
+
+
+def _script(client: Any, checks: Sequence[Check]) -> list[Any]:
+    """
+    Judge ``checks`` with one script call (their keys must be in one slot
+    of a cluster).
+    """
     from redis.exceptions import NoScriptError
 
+    keys: list[str] = []
+    args: list[Any] = [len(checks)]
+    for rate, quota in checks:
+        mode = ""
+        values: list[Any] = [0] * 7
+        if rate is not None:
+            mode += "r"
+            keys.append(rate.key)
+            values[0:2] = [rate.interval_ms, rate.tolerance_ms]
+            values[6] = rate.count
+        if quota is not None:
+            mode += "q"
+            keys.append(quota.prefix)
+            values[2:6] = [quota.window, quota.limit, quota.size, quota.ttl]
+        args += [mode, *values]
     try:
-        return client.evalsha(ADMIT_SHA, len(keys), *keys, *args)
+        return list(client.evalsha(ADMIT_SHA, len(keys), *keys, *args))
     except NoScriptError:
         # A server that has not seen it yet, or has restarted since: EVAL
         # runs it and caches it there.
-        return client.eval(ADMIT_SCRIPT, len(keys), *keys, *args)
+        return list(client.eval(ADMIT_SCRIPT, len(keys), *keys, *args))
+
+
+def _verdict(reply: Any, quota: QuotaCheck | None) -> tuple[Verdict, float]:
+    admitted, refused_by, retry_ms, now_ms, hold_key, used, granted = reply
+    now = int(now_ms) / 1000
+    if int(admitted):
+        hold = Hold(_text(hold_key), quota.size) if quota is not None else None
+        return Verdict(True, hold=hold, granted=int(granted)), now
+    return Verdict(False, _text(refused_by), int(retry_ms) / 1000, used=int(used)), now
 
 
 def admit_blocking(
@@ -337,24 +459,54 @@ def admit_blocking(
 
     :return: the verdict, and the server's time (seconds).
     """
-    mode = ""
-    keys = []
-    args: list[Any] = ["", 0, 0, 0, 0, 0, 0]
-    if rate is not None:
-        mode += "r"
-        keys.append(rate.key)
-        args[1:3] = [rate.interval_ms, rate.tolerance_ms]
-    if quota is not None:
-        mode += "q"
-        keys.append(quota.prefix)
-        args[3:7] = [quota.window, quota.limit, quota.size, quota.ttl]
-    args[0] = mode
-    admitted, refused_by, retry_ms, now_ms, hold_key, used = _script(client, keys, args)
-    now = int(now_ms) / 1000
-    if int(admitted):
-        hold = Hold(_text(hold_key), quota.size) if quota is not None else None
-        return Verdict(True, hold=hold), now
-    return Verdict(False, _text(refused_by), int(retry_ms) / 1000, used=int(used)), now
+    (reply,) = _script(client, [(rate, quota)])
+    return _verdict(reply, quota)
+
+
+def admit_many(
+    client: Any, checks: Sequence[Check]
+) -> list[tuple[Verdict, float] | Exception]:
+    """
+    Ask Redis to judge several requests (blocking): one script call for
+    them all on one server; on a cluster, one per hash slot (callers spread
+    over slots, so a busy cluster's batches make several calls).
+
+    :return: for each, the verdict and the server's time, or the error
+        its call met (a cluster slot's own error).
+    :raise Exception: what the client raised when a server could not be
+        reached or did not answer.
+    """
+    replies: list[Any] = [None] * len(checks)
+    if not hasattr(client, "get_node_from_key"):
+        replies = _script(client, checks)
+    else:
+        _admit_on_cluster(client, checks, replies)
+    return [
+        reply if isinstance(reply, Exception) else _verdict(reply, quota)
+        for reply, (_, quota) in zip(replies, checks, strict=True)
+    ]
+
+
+def _admit_on_cluster(client: Any, checks: Sequence[Check], replies: list[Any]) -> None:
+    from redis.exceptions import ResponseError
+
+    # redis-py 4.3's cluster pipelines carry no scripts: each slot's checks
+    # are one script call, and a slot that has moved (or a node that lost
+    # the script) is asked again through the cluster client.
+    slots: dict[int, list[int]] = {}
+    for index, (rate, quota) in enumerate(checks):
+        key = rate.key if rate is not None else quota.prefix  # type: ignore[union-attr]
+        slots.setdefault(client.keyslot(key), []).append(index)
+    for indices in slots.values():
+        group = [checks[i] for i in indices]
+        try:
+            answers: list[Any] = _script(client, group)
+        except ResponseError as error:
+            # This slot's answer only; a server that cannot be reached
+            # fails the whole batch.
+            answers = [error] * len(indices)
+        for index, answer in zip(indices, answers, strict=True):
+            replies[index] = answer
 
 
 def add_blocking(client: Any, increments: Sequence[Increment]) -> float:

@@ -224,6 +224,65 @@ class RateLimitTests(SynchronousTestCase):
         self.assertEqual(get("198.51.100.7", "192.0.2.4"), 503)
 
 
+class LeaseTests(SynchronousTestCase):
+    """
+    Far from its limit a rate is taken a lease at a time; near it, one
+    request at a time.
+    """
+
+    def _site(self, requests: int) -> tuple[SiteHarness, _CountingCounters]:
+        clock = MemoryReactorClock()
+        clock.advance(HARNESS_EPOCH.timestamp())
+        store = _CountingCounters(clock)
+        config = MeteringConfig(
+            rate_limits=(RateLimit(requests=requests, per_seconds=10),)
+        )
+        limiter = Limiter(store, config, clock)
+        middleware = MeteringMiddleware(limiter, [limiter], flush=limiter.flush)
+        harness = SiteHarness.from_mapping(SITE, clock=clock, middleware=[middleware])
+        return harness, store
+
+    def test_lease(self) -> None:
+        """
+        With room for 1000, the store is asked once for 64 requests; the
+        65th asks again; an expired lease is not spent.
+        """
+        harness, store = self._site(1000)
+        for _ in range(64):
+            self.assertEqual(harness.request("GET", "/public/x").status, 404)
+        self.assertEqual(store.asked, 1)
+        harness.request("GET", "/public/x")
+        self.assertEqual(store.asked, 2)
+        harness.advance(1.5)
+        harness.request("GET", "/public/x")
+        self.assertEqual(store.asked, 3)
+
+    def test_near_the_limit(self) -> None:
+        """
+        With room for 10, each request is asked for alone, and the rate
+        holds exactly.
+        """
+        harness, store = self._site(10)
+        statuses = [harness.request("GET", "/public/x").status for _ in range(12)]
+        self.assertEqual(statuses, [404] * 10 + [503] * 2)
+        self.assertEqual(store.asked, 12)
+
+
+@define
+class _CountingCounters(MemoryCounters):
+    """
+    The memory store, counting the questions it is asked.
+    """
+
+    asked: int = 0
+
+    def admit(
+        self, rate: RateCheck | None, quota: QuotaCheck | None
+    ) -> Deferred[Verdict]:
+        self.asked += 1
+        return super().admit(rate, quota)
+
+
 class QuotaTests(SynchronousTestCase):
     """
     Transfer quotas refuse before bytes move, and charge what moved.

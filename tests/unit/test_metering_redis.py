@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -29,6 +30,7 @@ from multistore.metering.redisstore import (
     StoreUnavailable,
     add_blocking,
     admit_blocking,
+    admit_many,
     redis_client,
     usage_records,
 )
@@ -73,6 +75,23 @@ def test_rate(client: Any) -> None:
     assert admit_blocking(client, _rate("bob", 5, 10), None)[0].admitted
 
 
+def test_lease(client: Any) -> None:
+    """
+    With much room, a rate grants a lease (at most 64, an eighth of the
+    room), and takes that many requests' worth from the shared rate; with
+    little room, one.
+    """
+    roomy = attrs.evolve(_rate("henry", 1000, 10), count=64)
+    verdict, _ = admit_blocking(client, roomy, None)
+    assert verdict.granted == 64
+    # 64 intervals of 10 ms ahead of now.
+    assert 600 < client.pttl(roomy.key) <= 640
+    tight = attrs.evolve(_rate("ivy", 10, 10), count=64)
+    granted = [admit_blocking(client, tight, None)[0] for _ in range(11)]
+    assert [v.granted for v in granted[:10]] == [1] * 10
+    assert not granted[10].admitted
+
+
 def test_quota(client: Any) -> None:
     """
     A quota holds what it admits; it refuses what would cross it (saying
@@ -107,6 +126,22 @@ def test_refusal_consumes_nothing(client: Any) -> None:
     assert verdict.refused_by == "quota"
     assert admit_blocking(client, rate, None)[0].admitted
     assert not admit_blocking(client, rate, None)[0].admitted
+
+
+def test_many_in_one_round_trip(client: Any) -> None:
+    """
+    Several requests are judged in one pipeline, each as it would be
+    alone, on a server that has never seen the script.
+    """
+    client.script_flush()
+    check = _rate("gina", 2, 60)
+    results = admit_many(
+        client,
+        [(check, None), (check, None), (check, None), (None, _quota("gina", 5, 9))],
+    )
+    verdicts = [r[0] for r in results if not isinstance(r, Exception)]
+    assert [v.admitted for v in verdicts] == [True, True, False, False]
+    assert verdicts[3].refused_by == "quota"
 
 
 def test_script_reloaded(client: Any) -> None:
@@ -183,6 +218,8 @@ def test_cluster(redis_cluster: RedisCluster) -> None:
         assert made.keyslot(rate.key) == made.keyslot(verdict.hold.key)
         nodes.add(made.get_node_from_key(rate.key).port)
         assert not admit_blocking(made, rate, None)[0].admitted
+        (refused,) = admit_many(made, [(rate, None)])
+        assert not isinstance(refused, Exception) and not refused[0].admitted
         minute = int(made.time()[0]) // 60
         add_blocking(
             made,
@@ -212,6 +249,9 @@ class _ThreadedReactor:
         )
 
     def callFromThread(self, f: Callable[..., Any], *args: Any) -> None:
+        self.calls.put((f, args))
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any) -> None:
         self.calls.put((f, args))
 
     def wait(self, d: Deferred[Any], timeout: float = 10.0) -> Any:

@@ -344,6 +344,36 @@ class LoggingConfig:
     access_log: bool = True
 
 
+@frozen
+class SigningKey:
+    """
+    A private key the OIDC provider signs with, from
+    ``[[oidc_provider.keys]]``.
+
+    :ivar id: its key id (the JWT header's ``kid``).
+    :ivar pem: the PKCS#8 PEM private key (RSA for RS256, P-256 for ES256).
+    """
+
+    id: str
+    pem: str = field(repr=_secret_repr)
+
+
+@frozen
+class OidcProviderConfig:
+    """
+    Settings from ``[oidc_provider]``: the daemon as an OpenID Connect
+    identity provider that backends trust.
+
+    :ivar issuer: the daemon's public base URL, the tokens' ``iss``.
+    :ivar keys: the signing keys; the first signs, all are published.
+    :ivar token_lifetime_secs: how long a token it signs is valid.
+    """
+
+    issuer: str
+    keys: tuple[SigningKey, ...]
+    token_lifetime_secs: int = 300
+
+
 #: What ``principal`` in a metering rule may say besides a principal's
 #: name: every anonymous caller, or every authenticated one.
 ANONYMOUS_PRINCIPAL: Final = "anonymous"
@@ -460,6 +490,8 @@ class Config:
     :ivar routes: plug-in route handlers, consulted after the built-in ones.
     :ivar metering: rate limits, quotas and usage records, if
         ``[metering]`` is given.
+    :ivar oidc_provider: the daemon as an identity provider, if
+        ``[oidc_provider]`` (or ``OIDC_PROVIDER_KEY``) is given.
 
     :ivar source: where it was loaded from.
     :ivar warnings: non-fatal remarks about the file, for the operator.
@@ -477,5 +509,6 @@ class Config:
     registry: PluginConfig | None = None
     routes: tuple[PluginConfig, ...] = ()
     metering: MeteringConfig | None = None
+    oidc_provider: OidcProviderConfig | None = None
     source: str = "<memory>"
     warnings: tuple[str, ...] = ()

@@ -57,6 +57,11 @@ from multistore.configtable import (
     suggest,
 )
 from multistore.metering.settings import read_metering
+from multistore.oidc.settings import (
+    FEDERATION_OPTIONS,
+    check_federation,
+    read_oidc_provider,
+)
 from multistore.s3.keys import has_dot_segment
 
 #: ``backend_options`` keys understood per store kind. Aliases accepted by
@@ -89,6 +94,8 @@ _S3_OPTION_ALIASES: Final = MappingProxyType(
         "auth_type": "auth_type",
         "oidc_role_arn": "oidc_role_arn",
         "oidc_subject": "oidc_subject",
+        "oidc_audience": "oidc_audience",
+        "sts_endpoint": "sts_endpoint",
         "unsigned_payload": "unsigned_payload",
         "aws_unsigned_payload": "unsigned_payload",
     }
@@ -107,6 +114,7 @@ _AZURE_OPTIONS: Final = frozenset(
         "endpoint",
         "skip_signature",
         "auth_type",
+        *FEDERATION_OPTIONS["azure"],
     }
 )
 
@@ -122,16 +130,16 @@ _GCS_OPTIONS: Final = frozenset(
         "secret_access_key",
         "region",
         "project_id",
+        "bearer_token",
         "auth_type",
+        *FEDERATION_OPTIONS["gcs"],
     }
 )
 
 
 #: Options the Rust system knew that this version accepts but does not act on
-#: (backend OIDC federation, object_store client tuning).
-_NOT_YET: Final = frozenset(
-    {"auth_type", "oidc_role_arn", "oidc_subject", "unsigned_payload"}
-)
+#: (object_store client tuning).
+_NOT_YET: Final = frozenset({"unsigned_payload"})
 
 
 _TOP_LEVEL = frozenset(
@@ -148,6 +156,7 @@ _TOP_LEVEL = frozenset(
         "registry",
         "routes",
         "metering",
+        "oidc_provider",
     }
 )
 
@@ -245,6 +254,7 @@ def _check_endpoint(bucket: Table, options: dict[str, str]) -> None:
 
 def _check_backend(bucket: Table, kind: str, options: dict[str, str]) -> None:
     where = "backend_options."
+    check_federation(bucket, kind, options)
     if kind == "s3":
         if not options.get("bucket_name"):
             bucket.error(where + "bucket_name", "required for s3 backends")
@@ -621,6 +631,7 @@ def config_from_mapping(
     routes = _plugins(top, "routes")
     registry = _plugin(top.table("registry")) if top.has("registry") else None
     metering = read_metering(top.table("metering")) if top.has("metering") else None
+    oidc_provider = read_oidc_provider(top)
     for key in data:
         if key not in _TOP_LEVEL:
             problems.error(
@@ -647,6 +658,14 @@ def config_from_mapping(
                     f"[[buckets]] (name = {bucket.name!r}), field 'allowed_roles'",
                     f"no role has role_id {role!r}",
                 )
+    if oidc_provider is None:
+        for bucket in buckets:
+            if bucket.option("auth_type") == "oidc":
+                problems.error(
+                    f"[[buckets]] (name = {bucket.name!r}), field "
+                    "'backend_options.auth_type'",
+                    "needs [oidc_provider]: the daemon signs the tokens it trades",
+                )
     if problems.errors:
         raise ConfigError(source, problems.errors)
     return Config(
@@ -662,6 +681,7 @@ def config_from_mapping(
         registry=registry,
         routes=routes,
         metering=metering,
+        oidc_provider=oidc_provider,
         source=source,
         warnings=tuple(problems.warnings),
     )

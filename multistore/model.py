@@ -11,7 +11,7 @@ L{CompletedRequest}.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -21,6 +21,7 @@ from multistore.config import AccessScope, BucketConfig, frozen_mapping
 from multistore.headers import NO_HEADERS, HeaderList
 
 if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
     from twisted.web.iweb import IBodyProducer
 
     from multistore.bodies import IBody
@@ -275,6 +276,11 @@ class Response:
     body: bytes | IBody | None = field(default=None, eq=False)
 
 
+#: Makes a resolved bucket ready for use (see
+#: L{DispatchContext.bucket_preparers}).
+BucketPreparer = Callable[[ResolvedBucket], "Deferred[ResolvedBucket]"]
+
+
 @frozen
 class DispatchContext:
     """
@@ -286,6 +292,9 @@ class DispatchContext:
     :ivar operation: what they asked for.
     :ivar bucket: the bucket it concerns, if any.
     :ivar signature: for SigV4 requests, what the signature established.
+    :ivar bucket_preparers: what middleware did to ``bucket`` (inject
+        backend credentials, say), to be done as well to any other bucket
+        the operation resolves itself (a copy's source), in order.
     """
 
     request_id: str
@@ -294,6 +303,7 @@ class DispatchContext:
     operation: Operation
     bucket: ResolvedBucket | None = None
     signature: VerifiedSignature | None = None
+    bucket_preparers: tuple[BucketPreparer, ...] = ()
 
 
 @frozen

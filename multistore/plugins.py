@@ -55,6 +55,7 @@ from multistore.interfaces import (
     IRouteHandler,
 )
 from multistore.metering.settings import metering_options
+from multistore.oidc.settings import provider_options
 
 
 class PluginProblem(Exception):
@@ -172,15 +173,42 @@ def builtin_middleware(config: Config) -> tuple[PluginConfig, ...]:
     """
     :return: the middleware the daemon itself provides that ``config``
         turns on, named as an operator would name a plug-in; they run
-        before the operator's own.
+        before the operator's own: metering first (a refused request costs
+        no token exchange), then backend credentials.
     """
-    if config.metering is None:
+    builtin = []
+    if config.metering is not None:
+        builtin.append(
+            PluginConfig(
+                use="multistore.metering:metering_middleware",
+                options=metering_options(config.metering),
+                where="[metering]",
+            )
+        )
+    if config.oidc_provider is not None:
+        builtin.append(
+            PluginConfig(
+                use="multistore.oidc:backend_credentials",
+                options=provider_options(config.oidc_provider),
+                where="[oidc_provider]",
+            )
+        )
+    return tuple(builtin)
+
+
+def builtin_routes(config: Config) -> tuple[PluginConfig, ...]:
+    """
+    :return: the route handlers the daemon itself provides that ``config``
+        turns on (the OIDC provider's documents), named as an operator
+        would name a plug-in; they are consulted before the operator's own.
+    """
+    if config.oidc_provider is None:
         return ()
     return (
         PluginConfig(
-            use="multistore.metering:metering_middleware",
-            options=metering_options(config.metering),
-            where="[metering]",
+            use="multistore.oidc:provider_documents",
+            options=provider_options(config.oidc_provider),
+            where="[oidc_provider]",
         ),
     )
 
@@ -210,7 +238,10 @@ def load_plugins(config: Config, reactor: Any) -> Plugins:
         load(p, [IMiddleware], False)
         for p in (*builtin_middleware(config), *config.middleware)
     ]
-    routes = [load(p, [IRouteHandler], False) for p in config.routes]
+    routes = [
+        load(p, [IRouteHandler], False)
+        for p in (*builtin_routes(config), *config.routes)
+    ]
     registry = None
     if config.registry is not None:
         registry = load(config.registry, [IBucketRegistry, ICredentialRegistry], True)

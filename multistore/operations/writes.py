@@ -179,6 +179,8 @@ async def _copy_source(
         key=key,
     )
     source = await dispatcher.buckets.resolve(bucket_name, context.identity, read)
+    for prepare in context.bucket_preparers:
+        source = await prepare(source)
     await dispatcher.presence.require(
         source, dispatcher.stores.store_for(source.config)
     )

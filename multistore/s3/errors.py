@@ -23,6 +23,10 @@ _CODES: dict[str, tuple[int, str]] = {
         400,
         "The query parameters that provide authentication are malformed.",
     ),
+    "BackendAuthenticationFailed": (
+        502,
+        "The gateway could not obtain credentials for the backend store.",
+    ),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
     "BucketAlreadyExists": (409, "The requested bucket name is not available."),
     "BucketAlreadyOwnedByYou": (

@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "multistore"
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "multistore.s3": (
         "multistore.metering",
+        "multistore.oidc",
         "multistore.web",
         "multistore.gateway",
         "multistore.operations",
@@ -28,6 +29,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     ),
     "multistore.auth": (
         "multistore.metering",
+        "multistore.oidc",
         "multistore.web",
         "multistore.gateway",
         "multistore.operations",
@@ -62,6 +64,15 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "multistore.stores",
         "multistore.forwarder",
         "multistore.sts",
+        "multistore.tap",
+    ),
+    "multistore.oidc": (
+        "multistore.web",
+        "multistore.gateway",
+        "multistore.operations",
+        "multistore.stores",
+        "multistore.sts",
+        "multistore.metering",
         "multistore.tap",
     ),
     "multistore.model": ("multistore.interfaces",),

@@ -302,17 +302,42 @@ class ValidationTests(SynchronousTestCase):
                         "backend_type": "s3",
                         "backend_options": {
                             "bucket_name": "real",
-                            "auth_type": "oidc",
-                            "oidc_role_arn": "arn:x",
+                            "unsigned_payload": "true",
                         },
                     }
                 ]
             }
         )
         self.assertTrue(
-            any("auth_type" in w and "not supported" in w for w in config.warnings)
+            any(
+                "unsigned_payload" in w and "not supported" in w
+                for w in config.warnings
+            )
         )
-        self.assertNotIn("auth_type", config.buckets[0].backend_options)
+        self.assertNotIn("unsigned_payload", config.buckets[0].backend_options)
+
+    def test_federation_needs_provider(self) -> None:
+        """
+        A bucket reached with the OIDC provider's tokens (the Rust format's
+        C{auth_type = "oidc"}) needs C{[oidc_provider]}.
+        """
+        with self.assertRaises(ConfigError) as raised:
+            config_from_mapping(
+                {
+                    "buckets": [
+                        {
+                            "name": "b",
+                            "backend_type": "s3",
+                            "backend_options": {
+                                "bucket_name": "real",
+                                "auth_type": "oidc",
+                                "oidc_role_arn": "arn:x",
+                            },
+                        }
+                    ]
+                }
+            )
+        self.assertIn("needs [oidc_provider]", raised.exception.explain())
 
     def test_patterns(self) -> None:
         """

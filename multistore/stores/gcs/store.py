@@ -61,7 +61,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from attrs import evolve, frozen
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.web.iweb import IBodyProducer
@@ -237,6 +237,9 @@ class GcsStore(Reads, Writes, Listings, Copies, Multipart):
             return None
         if self.token_provider is not None:
             return self.token_provider()
+        bearer = self.bucket.option("bearer_token")
+        if bearer:
+            return succeed(bearer)
         key = self.bucket.option("service_account_key")
         if key:
             try:

@@ -367,11 +367,13 @@ class OidcProviderConfig:
     :ivar issuer: the daemon's public base URL, the tokens' ``iss``.
     :ivar keys: the signing keys; the first signs, all are published.
     :ivar token_lifetime_secs: how long a token it signs is valid.
+    :ivar timeout_secs: how long a token service may take to answer.
     """
 
     issuer: str
     keys: tuple[SigningKey, ...]
     token_lifetime_secs: int = 300
+    timeout_secs: float = 10.0
 
 
 #: What ``principal`` in a metering rule may say besides a principal's

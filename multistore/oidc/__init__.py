@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from multistore import __version__
+from multistore.config import OidcProviderConfig
 from multistore.configtable import Problems, Table
 from multistore.forwarder.agent import AgentForwarder
 from multistore.oidc.federation import BackendCredentials
@@ -31,13 +32,13 @@ __all__ = [
 ]
 
 
-def _provider(options: dict[str, Any], reactor: Any) -> OidcProvider:
+def _config(options: dict[str, Any]) -> OidcProviderConfig:
     problems = Problems()
     top = Table({"oidc_provider": options}, "", problems, Path.cwd())
     config = read_oidc_provider(top)
     if problems.errors or config is None:
         raise ValueError("; ".join(problems.errors) or "no [oidc_provider]")
-    return OidcProvider.from_config(config, reactor)
+    return config
 
 
 def provider_documents(options: dict[str, Any], reactor: Any) -> ProviderDocuments:
@@ -45,16 +46,17 @@ def provider_documents(options: dict[str, Any], reactor: Any) -> ProviderDocumen
     Make the route that serves the provider's discovery document and keys
     (a plug-in factory).
     """
-    return ProviderDocuments(_provider(options, reactor))
+    return ProviderDocuments(OidcProvider.from_config(_config(options), reactor))
 
 
 def backend_credentials(options: dict[str, Any], reactor: Any) -> BackendCredentials:
     """
     Make the middleware that gives federated buckets their credentials (a
     plug-in factory). Token services are reached through a connection pool
-    of its own; ``timeout`` (seconds, default 10) bounds each exchange.
+    of its own; ``timeout_secs`` bounds each call to one.
     """
-    timeout = float(options.pop("timeout", 10.0))
+    config = _config(options)
+    timeout = config.timeout_secs
     forwarder = AgentForwarder.create(
         reactor,
         connect_timeout=timeout,
@@ -63,5 +65,5 @@ def backend_credentials(options: dict[str, Any], reactor: Any) -> BackendCredent
         user_agent=f"multistore/{__version__}",
     )
     return BackendCredentials(
-        _provider(options, reactor), forwarder, reactor, timeout=timeout
+        OidcProvider.from_config(config, reactor), forwarder, reactor, timeout=timeout
     )

@@ -100,8 +100,9 @@ def read_oidc_provider(top: Table) -> OidcProviderConfig | None:
         token_lifetime_secs=table.number(
             "token_lifetime_secs", 300, minimum=60, integer=True
         ),
+        timeout_secs=float(table.number("timeout_secs", 10.0, minimum=0.1)),
     )
-    table.unknown({"issuer", "keys", "token_lifetime_secs"})
+    table.unknown({"issuer", "keys", "token_lifetime_secs", "timeout_secs"})
     return config
 
 
@@ -113,6 +114,7 @@ def provider_options(config: OidcProviderConfig) -> dict[str, Any]:
     return {
         "issuer": config.issuer,
         "token_lifetime_secs": config.token_lifetime_secs,
+        "timeout_secs": config.timeout_secs,
         "keys": [{"id": k.id, "key": k.pem} for k in config.keys],
     }
 

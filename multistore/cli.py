@@ -53,6 +53,13 @@ def check_config(path: str, out: TextIO) -> int:
             + (f", usage log {metering.usage_log}" if metering.usage_log else "")
             + "\n"
         )
+    provider = config.oidc_provider
+    if provider is not None:
+        out.write(
+            f"  oidc provider: {provider.issuer}, keys "
+            + ", ".join(k.id for k in provider.keys)
+            + " (the first signs)\n"
+        )
     for kind, plugins in (
         ("middleware", config.middleware),
         ("registry", (config.registry,) if config.registry else ()),

@@ -315,6 +315,10 @@ class ServerConfig:
     :ivar max_object_size: the largest object (or part) accepted, in bytes.
     :ivar max_xml_body_size: the largest XML request body accepted
         (DeleteObjects, CompleteMultipartUpload), in bytes.
+    :ivar shutdown_timeout: seconds a stopping daemon lets requests in
+        flight finish.
+    :ivar admin_listen: Twisted endpoint strings of the admin listener
+        (health, readiness, metrics); none by default.
     :ivar token_secret: mixed into the key that seals stores' listing tokens
         inside continuation tokens; the same on every instance.
     """
@@ -331,6 +335,8 @@ class ServerConfig:
     max_object_size: int = 5 * 1024**4
     max_xml_body_size: int = 2 * 1024 * 1024
     token_secret: str = field(default="", repr=_secret_repr)
+    shutdown_timeout: float = 30.0
+    admin_listen: tuple[str, ...] = ()
 
 
 @frozen
@@ -339,9 +345,11 @@ class LoggingConfig:
     Settings from ``[logging]``.
 
     :ivar access_log: whether every request is logged (one line each).
+    :ivar access_log_format: ``text`` or ``json`` (one object per line).
     """
 
     access_log: bool = True
+    access_log_format: str = "text"
 
 
 @frozen

@@ -562,9 +562,13 @@ def _server(table: Table) -> ServerConfig:
             "max_xml_body_size", 2 * 1024 * 1024, minimum=1024, integer=True
         ),
         token_secret=table.string("token_secret", "", secret=True),
+        shutdown_timeout=table.number("shutdown_timeout", 30.0, minimum=0),
+        admin_listen=table.strings("admin_listen", allow_single=True),
     )
     table.unknown(
         {
+            "shutdown_timeout",
+            "admin_listen",
             "listen",
             "domains",
             "region",
@@ -583,8 +587,14 @@ def _server(table: Table) -> ServerConfig:
 
 
 def _logging(table: Table) -> LoggingConfig:
-    logging = LoggingConfig(access_log=table.boolean("access_log", True))
-    table.unknown({"access_log"})
+    form = table.string("access_log_format", "text")
+    if form not in ("text", "json"):
+        table.error("access_log_format", f"must be 'text' or 'json', not {form!r}")
+        form = "text"
+    logging = LoggingConfig(
+        access_log=table.boolean("access_log", True), access_log_format=form
+    )
+    table.unknown({"access_log", "access_log_format"})
     return logging
 
 

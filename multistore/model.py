@@ -326,6 +326,9 @@ class CompletedRequest:
     :ivar forwarded_for: the request's ``X-Forwarded-For``, if any (whether
         to believe it is the observer's decision).
     :ivar started: when the request arrived (seconds since the epoch).
+    :ivar bucket_rule: the configured bucket (its name, or the pattern it
+        matched), a label of few values for metrics.
+    :ivar backend: the bucket's ``backend_type``, if resolved.
     """
 
     request_id: str
@@ -341,6 +344,8 @@ class CompletedRequest:
     duration: float = 0.0
     forwarded_for: str | None = None
     started: float = 0.0
+    bucket_rule: str | None = None
+    backend: str | None = None
 
 
 @frozen

@@ -6,7 +6,7 @@ and ``python -m twisted multistore`` run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from treq.client import HTTPClient
@@ -27,7 +27,9 @@ from multistore.auth.sessions import SessionKeys
 from multistore.config import Config
 from multistore.configfile import load_config
 from multistore.configtable import ConfigError
+from multistore.daemon import Generation, MultistoreService
 from multistore.forwarder.agent import AgentForwarder
+from multistore.gateway.metrics import Metrics, MetricsObserver
 from multistore.gateway.pipeline import Gateway
 from multistore.interfaces import (
     IBucketRegistry,
@@ -43,7 +45,8 @@ from multistore.s3.checksums import ALGORITHMS, library_for
 from multistore.stores.factory import StoreFactory
 from multistore.sts.jwks import JwksCache
 from multistore.sts.service import StsRoute
-from multistore.web.site import make_site
+from multistore.web.admin import admin_site
+from multistore.web.site import GatewayResource, make_site
 
 #: Where the daemon listens when neither the command line nor ``[server]``
 #: says.
@@ -61,7 +64,10 @@ class Options(usage.Options):
     ``multistore`` plugin options.
     """
 
-    synopsis = "[--config FILE] [--listen ENDPOINT ...] [--domain DOMAIN ...]"
+    synopsis = (
+        "[--config FILE] [--listen ENDPOINT ...] [--admin-listen ENDPOINT ...] "
+        "[--domain DOMAIN ...]"
+    )
     longdesc = (
         "multistore: an S3-compatible gateway. Clients speak S3 to it; it maps "
         "each virtual bucket onto a real store, authenticates and authorizes "
@@ -83,6 +89,7 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["domains"] = []
+        self["admin-listen"] = []
 
     def opt_listen(self, endpoint: str) -> None:
         """
@@ -93,6 +100,14 @@ class Options(usage.Options):
         self["listen"].append(endpoint)
 
     opt_l = opt_listen
+
+    def opt_admin_listen(self, endpoint: str) -> None:
+        """
+        Serve /healthz, /readyz and /metrics on a Twisted endpoint, e.g.
+        tcp:9100:interface=127.0.0.1 (repeatable; adds to [server]
+        admin_listen). Never the S3 port.
+        """
+        self["admin-listen"].append(endpoint)
 
     def opt_domain(self, domain: str) -> None:
         """
@@ -110,13 +125,21 @@ class Options(usage.Options):
             self["plugins"] = load_plugins(self["loaded"], reactor)
         except ConfigError as e:
             raise usage.UsageError(e.explain()) from None
-        for description in self["listen"] or self["loaded"].server.listen:
-            try:
-                serverFromString(reactor, description)
-            except (ValueError, KeyError, TypeError) as e:
-                raise usage.UsageError(
-                    f"bad --listen endpoint {description!r}: {e}"
-                ) from None
+        listen = self["listen"] or list(self["loaded"].server.listen)
+        admin = [*self["admin-listen"], *self["loaded"].server.admin_listen]
+        for option, descriptions in (("--listen", listen), ("--admin-listen", admin)):
+            for description in descriptions:
+                try:
+                    serverFromString(reactor, description)
+                except (ValueError, KeyError, TypeError) as e:
+                    raise usage.UsageError(
+                        f"bad {option} endpoint {description!r}: {e}"
+                    ) from None
+        if set(admin) & set(listen):
+            raise usage.UsageError(
+                "the admin listener must not be an S3 listener: "
+                + ", ".join(sorted(set(admin) & set(listen)))
+            )
 
 
 class _ForwarderService(Service):
@@ -292,44 +315,28 @@ def build_gateway(
         max_clock_skew=server.max_clock_skew,
         debug_errors=server.debug_errors,
         access_log=config.logging.access_log if access_log is None else access_log,
+        access_log_format=config.logging.access_log_format,
     )
 
 
-def build_service(
+def build_generation(
     config: Config,
-    listen: list[str],
-    domains: list[str],
+    plugins: Plugins,
+    *,
+    stores: IStoreFactory,
+    domains: Sequence[str],
     reactor: Any,
-    plugins: Plugins | None = None,
-) -> MultiService:
+    metrics: Metrics,
+) -> Generation:
     """
-    Wire the daemon for ``config``.
-
-    :param listen: endpoint strings to listen on.
-    :param domains: extra virtual-hosted-style domains.
-    :param reactor: the reactor.
-    :param plugins: the plug-ins ``config`` names, already made (by
-        L{load_plugins}, which is called here if they are not given).
-    :raise ConfigError: if a plug-in cannot be made.
+    Make what ``config`` and its ``plugins`` serve: the gateway, its
+    registries, session keys, routes and middleware (the metrics observer
+    last), and the plug-ins' services.
     """
-    if plugins is None:
-        plugins = load_plugins(config, reactor)
-    server = config.server
-    top = MultiService()
+    services = MultiService()
     for service in plugins.services:
-        service.setServiceParent(top)
-    forwarder = AgentForwarder.create(
-        reactor,
-        connect_timeout=server.backend_connect_timeout,
-        timeout=server.backend_timeout,
-        max_connections_per_host=server.backend_max_connections_per_host,
-        user_agent=f"multistore/{__version__}",
-    )
-    _ForwarderService(forwarder).setServiceParent(top)
+        service.setServiceParent(services)
     buckets = plugins.buckets or StaticBucketRegistry.from_config(config)
-    files = _ThreadPoolService(ThreadPool(0, FILE_THREADS, "multistore-files"))
-    files.setServiceParent(top)
-    stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
     credentials = plugins.credentials or StaticCredentialRegistry.from_config(config)
     sessions, routes = _sts(config, credentials, reactor)
     gateway = build_gateway(
@@ -340,15 +347,124 @@ def build_service(
         credentials=credentials,
         sessions=sessions,
         routes=(*routes, *plugins.routes),
-        middleware=plugins.middleware,
+        middleware=(*plugins.middleware, MetricsObserver(metrics)),
         domains=domains,
     )
-    site = make_site(gateway, reactor, server_timing=server.server_timing)
-    for description in listen or list(server.listen) or [DEFAULT_LISTEN]:
-        # strports services fail the start-up when they cannot listen,
-        # rather than log it and run without a socket.
-        strports.service(description, site, reactor).setServiceParent(top)
-    _WarningsService(config, plugins).setServiceParent(top)
+    _WarningsService(config, plugins).setServiceParent(services)
+    _watch_health(metrics, plugins)
+    return Generation(config, gateway, services)
+
+
+def _watch_health(metrics: Metrics, plugins: Plugins) -> None:
+    """
+    Show the current generation's metering store and credential cache
+    failures as metrics.
+    """
+    for made in plugins.middleware:
+        checker = getattr(made, "checker", None)
+        if isinstance(getattr(checker, "store_failures", None), int):
+            metrics.watch(
+                "multistore_metering_store_failures",
+                "Calls to the metering store that failed or timed out.",
+                _reader(checker, "store_failures"),
+            )
+        cache = getattr(made, "cache", None)
+        if isinstance(getattr(cache, "fetch_failures", None), int):
+            metrics.watch(
+                "multistore_credential_fetch_failures",
+                "Backend credential fetches that failed.",
+                _reader(cache, "fetch_failures"),
+            )
+
+
+def _reader(thing: object, name: str) -> Callable[[], float]:
+    def read() -> float:
+        return float(getattr(thing, name))
+
+    return read
+
+
+def build_service(
+    config: Config,
+    listen: list[str],
+    domains: list[str],
+    reactor: Any,
+    plugins: Plugins | None = None,
+    *,
+    config_path: str | None = None,
+    admin_listen: Sequence[str] = (),
+) -> MultistoreService:
+    """
+    Wire the daemon for ``config``.
+
+    :param listen: endpoint strings to listen on.
+    :param domains: extra virtual-hosted-style domains.
+    :param reactor: the reactor.
+    :param plugins: the plug-ins ``config`` names, already made (by
+        L{load_plugins}, which is called here if they are not given).
+    :param config_path: the file ``config`` was read from, read again on
+        reload; without it, the daemon cannot reload.
+    :param admin_listen: endpoint strings of the admin listener, besides
+        the configuration's.
+    :raise ConfigError: if a plug-in cannot be made.
+    """
+    if plugins is None:
+        plugins = load_plugins(config, reactor)
+    server = config.server
+    top_services: list[IService] = []
+    forwarder = AgentForwarder.create(
+        reactor,
+        connect_timeout=server.backend_connect_timeout,
+        timeout=server.backend_timeout,
+        max_connections_per_host=server.backend_max_connections_per_host,
+        user_agent=f"multistore/{__version__}",
+    )
+    top_services.append(_ForwarderService(forwarder))
+    files = _ThreadPoolService(ThreadPool(0, FILE_THREADS, "multistore-files"))
+    top_services.append(files)
+    stores = StoreFactory(forwarder=forwarder, reactor=reactor, threadpool=files.pool)
+    metrics = Metrics()
+
+    def make(config: Config, plugins: Plugins) -> Generation:
+        return build_generation(
+            config,
+            plugins,
+            stores=stores,
+            domains=domains,
+            reactor=reactor,
+            metrics=metrics,
+        )
+
+    first = make(config, plugins)
+    site = make_site(first.gateway, reactor, server_timing=server.server_timing)
+    resource = site.resource
+    assert isinstance(resource, GatewayResource)
+    # strports services fail the start-up when they cannot listen, rather
+    # than log it and run without a socket.
+    listeners = [
+        strports.service(description, site, reactor)
+        for description in listen or list(server.listen) or [DEFAULT_LISTEN]
+    ]
+
+    def reload() -> Generation:
+        assert config_path is not None
+        again = load_config(config_path)
+        return make(again, load_plugins(again, reactor))
+
+    top = MultistoreService(
+        reactor,
+        first,
+        resource,
+        listeners,
+        load=reload if config_path is not None else None,
+        metrics=metrics,
+        listen_from_file=not listen,
+    )
+    for service in top_services:
+        service.setServiceParent(top)
+    admin = admin_site(top.ready, metrics.registry)
+    for description in (*admin_listen, *server.admin_listen):
+        strports.service(description, admin, reactor).setServiceParent(top)
     return top
 
 
@@ -364,4 +480,6 @@ def makeService(options: Options) -> IService:
         options["domains"],
         reactor,
         options["plugins"],
+        config_path=options["config"],
+        admin_listen=options["admin-listen"],
     )

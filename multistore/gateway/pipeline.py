@@ -12,8 +12,10 @@ with its traceback and answered with ``InternalError``, never shown.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
+from typing import Final
 
 from attrs import define, field
 from twisted.internet.defer import CancelledError, Deferred
@@ -64,6 +66,8 @@ class Trace:
     operation: Operation | None = None
     bucket: str | None = None
     forwarded: bool = False
+    bucket_rule: str | None = None
+    backend: str | None = None
 
 
 @define
@@ -76,6 +80,10 @@ class Gateway:
     :ivar _max_clock_skew: seconds a signed request's time may be off.
     :ivar _sessions: the keys that open STS session tokens, if STS is on.
     :ivar _debug_errors: whether internal errors show their detail.
+    :ivar in_flight: requests started (L{start}) and not yet over
+        (L{completed}).
+    :ivar draining: whether the daemon is stopping (responses then ask
+        clients to close their connections).
     """
 
     log = Logger()
@@ -90,8 +98,11 @@ class Gateway:
     _routes: Sequence[IRouteHandler] = ()
     _debug_errors: bool = False
     _access_log: bool = True
+    _access_log_format: str = "text"
     _sessions: SessionKeys | None = None
     _authenticator: Authenticator = field(init=False)
+    in_flight: int = field(default=0, init=False)
+    draining: bool = field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self._authenticator = Authenticator(
@@ -106,6 +117,7 @@ class Gateway:
         """
         :return: a trace for a request that has just arrived.
         """
+        self.in_flight += 1
         return Trace(
             request_id=request_id or new_request_id(), started=self._clock.seconds()
         )
@@ -138,6 +150,8 @@ class Gateway:
                     operation.bucket, identity, operation
                 )
                 trace.bucket = bucket.name
+                trace.bucket_rule = (bucket.pattern or bucket.config).name
+                trace.backend = bucket.config.backend_type
             context = DispatchContext(
                 request_id=trace.request_id,
                 request=request,
@@ -203,6 +217,7 @@ class Gateway:
         """
         Tell observers a request is over, and log it.
         """
+        self.in_flight -= 1
         duration = self._clock.seconds() - trace.started
         done = CompletedRequest(
             request_id=trace.request_id,
@@ -218,6 +233,8 @@ class Gateway:
             duration=duration,
             forwarded_for=", ".join(request.headers.get_all("x-forwarded-for")) or None,
             started=trace.started,
+            bucket_rule=trace.bucket_rule,
+            backend=trace.backend,
         )
         for middleware in self._middleware:
             try:
@@ -227,22 +244,45 @@ class Gateway:
                     "after_dispatch of {middleware!r} failed", middleware=middleware
                 )
         if self._access_log:
-            self.log.info(
-                "{request_id} {client} {principal} {operation} {bucket} {method} {path} "
-                "{status} in={bytes_in} out={bytes_out}{incomplete} {duration:.3f}s",
-                request_id=trace.request_id,
-                client=request.client_address or "-",
-                principal=(trace.identity.principal if trace.identity else None) or "-",
-                operation=trace.operation.name if trace.operation else "-",
-                bucket=trace.bucket or "-",
-                method=request.method,
-                path=request.raw_path.decode("latin-1"),
-                status=status,
-                bytes_in=bytes_in,
-                bytes_out=bytes_out,
-                incomplete="" if complete else " (incomplete)",
-                duration=duration,
-            )
+            access_line(self._access_log_format, done, request)
+
+
+#: The access log's own namespace: one event per request, its text the
+#: whole line.
+ACCESS_LOG: Final = Logger(namespace="multistore.access")
+
+
+def access_line(form: str, done: CompletedRequest, request: IncomingRequest) -> None:
+    """
+    Log one request's access line: a JSON object (``form`` ``json``) or a
+    line of text, with the same fields (see C{docs/operations.md}).
+    """
+    fields = {
+        "time": round(done.started, 3),
+        "request_id": done.request_id,
+        "client": done.client_address,
+        "principal": done.identity.principal if done.identity else None,
+        "operation": done.operation.name if done.operation else None,
+        "bucket": done.bucket,
+        "method": request.method,
+        "path": request.raw_path.decode("latin-1"),
+        "status": done.status,
+        "bytes_in": done.bytes_in,
+        "bytes_out": done.bytes_out,
+        "complete": done.complete,
+        "duration": round(done.duration, 6),
+    }
+    if form == "json":
+        line = json.dumps(fields, separators=(",", ":"))
+    else:
+        line = (
+            f"{done.request_id} {done.client_address or '-'} "
+            f"{fields['principal'] or '-'} {fields['operation'] or '-'} "
+            f"{done.bucket or '-'} {request.method} {fields['path']} {done.status} "
+            f"in={done.bytes_in} out={done.bytes_out}"
+            f"{'' if done.complete else ' (incomplete)'} {done.duration:.3f}s"
+        )
+    ACCESS_LOG.info("{access_line}", access_line=line)
 
 
 def _resource_of(request: IncomingRequest, domains: Sequence[str]) -> str:

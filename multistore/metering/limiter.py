@@ -115,6 +115,7 @@ class Limiter:
     _flush_call: Any = field(default=None, init=False)
     _flushing: Deferred[None] | None = field(default=None, init=False)
     _failures: int = field(default=0, init=False)
+    store_failures: int = field(default=0, init=False)
     _reported: float = field(default=-math.inf, init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -240,6 +241,7 @@ class Limiter:
         return asked.addCallbacks(judged, failed)
 
     def _store_failed(self, reason: Failure) -> None:
+        self.store_failures += 1
         self._failures += 1
         now = self._clock.seconds()
         if now - self._reported < FAILURE_REPORT_INTERVAL:

@@ -66,6 +66,13 @@ class MeteringMiddleware(MultiService):
         self._trusted = tuple(trusted_proxies)
         self._flush = flush
 
+    @property
+    def checker(self) -> IQuotaChecker:
+        """
+        What judges requests.
+        """
+        return self._checker
+
     def handle(self, context: DispatchContext, next: Next) -> Deferred[Response]:
         checked = self._checker.check_request(context)
         answered: Deferred[Response] = checked.addCallback(lambda _: next(context))

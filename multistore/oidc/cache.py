@@ -87,12 +87,14 @@ class CredentialCache:
     Credentials by key (backend, role, subject, ...).
 
     :ivar clock: the time.
+    :ivar fetch_failures: fetches that failed, since the start.
     """
 
     log = Logger()
 
     _clock: IReactorTime
     _entries: dict[Hashable, _Entry] = field(factory=dict)
+    fetch_failures: int = 0
 
     def get(self, key: Hashable, fetch: Fetch) -> Deferred[Credentials]:
         """
@@ -140,6 +142,7 @@ class CredentialCache:
                 waiter.callback(value)
 
         def failed(reason: Failure) -> None:
+            self.fetch_failures += 1
             entry.fetching = False
             entry.failures += 1
             backoff = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (entry.failures - 1))

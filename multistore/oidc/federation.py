@@ -85,6 +85,7 @@ class BackendCredentials:
     Injects credentials into federated buckets' configurations.
 
     :ivar provider: signs the tokens traded.
+    :ivar cache: the credentials bought.
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class BackendCredentials:
         self.provider = provider
         self._forwarder = forwarder
         self._timeout = timeout
-        self._cache = cache if cache is not None else CredentialCache(clock)
+        self.cache = cache if cache is not None else CredentialCache(clock)
 
     def prepare(
         self, bucket: ResolvedBucket, principal: str | None = None
@@ -122,7 +123,7 @@ class BackendCredentials:
                 )
             )
 
-        got = self._cache.get(key, fetch)
+        got = self.cache.get(key, fetch)
         return got.addCallback(
             lambda credentials: evolve(
                 bucket, config=with_credentials(config, credentials)

@@ -48,3 +48,12 @@ def pending_request_version(channel: object) -> bytes | None:
     """
     version = getattr(channel, "_version", None)
     return version if isinstance(version, bytes) else None
+
+
+def close_after_response(channel: object) -> None:
+    """
+    Make ``channel`` close its connection once the current response is out
+    (it then sends ``Connection: close``), as a stopping daemon does.
+    """
+    if hasattr(channel, "persistent"):
+        channel.persistent = False

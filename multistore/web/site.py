@@ -36,6 +36,7 @@ from multistore.model import IncomingRequest, Response
 from multistore.s3.errors import S3Error
 from multistore.web.body import RequestBody
 from multistore.web.channel import (
+    close_after_response,
     pending_request_line,
     pending_request_version,
     request_still_arriving,
@@ -206,6 +207,20 @@ class GatewayResource(Resource):
         self._gateway = gateway
         self._clock = clock
         self._server_timing = server_timing
+
+    @property
+    def gateway(self) -> Gateway:
+        """
+        The gateway new requests go to.
+        """
+        return self._gateway
+
+    def replace(self, gateway: Gateway) -> None:
+        """
+        Send new requests to ``gateway``; requests already started finish
+        with the one they started with.
+        """
+        self._gateway = gateway
 
     def start(self, request: server.Request, method: bytes, target: bytes) -> _Exchange:
         """
@@ -396,10 +411,15 @@ class _Exchange:
 
     def _start_response(self, response: Response) -> None:
         request = self._request
+        draining = self._gateway.draining
+        if draining:
+            close_after_response(request.channel)
         self._status = response.status
         request.setResponseCode(response.status)
         for name, values in self._headers(response).getAllRawHeaders():
             request.responseHeaders.setRawHeaders(name, values)
+        if draining:
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
 
     def _respond(self, response: Response) -> Deferred[Any] | None:
         if self._client_gone:

@@ -86,7 +86,9 @@ class BuildServiceTests(SynchronousTestCase):
 
         def listeners(listen: list[str], cfg: object = config) -> int:
             service = build_service(cfg, listen, [], reactor)  # type: ignore[arg-type]
-            return sum(isinstance(s, StreamServerEndpointService) for s in service)
+            return sum(
+                isinstance(s, StreamServerEndpointService) for s in service.listeners
+            )
 
         self.assertEqual(listeners(["tcp:1", "tcp:2"]), 2)
         self.assertEqual(listeners([]), len(config.server.listen))

@@ -70,6 +70,26 @@ class OptionsTests(SynchronousTestCase):
             Options().parseOptions(["--config", EXAMPLE, "--listen", "nonsense:x"])
         self.assertIn("nonsense:x", str(e.exception))
 
+    def test_admin_listener(self) -> None:
+        """
+        The admin listener is checked as the S3 listeners are, and may not
+        be one of them.
+        """
+        options = Options()
+        options.parseOptions(
+            ["--config", EXAMPLE, "--admin-listen", "tcp:9100:interface=127.0.0.1"]
+        )
+        self.assertEqual(options["admin-listen"], ["tcp:9100:interface=127.0.0.1"])
+        with self.assertRaises(UsageError) as e:
+            Options().parseOptions(["--config", EXAMPLE, "--admin-listen", "bad:x"])
+        self.assertIn("bad --admin-listen endpoint 'bad:x'", str(e.exception))
+        same = "tcp:8081:interface=127.0.0.1"
+        with self.assertRaises(UsageError) as e:
+            Options().parseOptions(
+                ["--config", EXAMPLE, "--listen", same, "--admin-listen", same]
+            )
+        self.assertIn("must not be an S3 listener", str(e.exception))
+
 
 class BuildServiceTests(SynchronousTestCase):
     """

@@ -627,6 +627,11 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
 
+    #: The listen backlog: socketserver's default of 5 drops the SYNs of a
+    #: burst of concurrent clients (a daemon fanning 50 requests out to the
+    #: storage guard), which then wait out 1 s and 3 s retransmissions.
+    request_queue_size = 128
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         """
         Say nothing of a client that went away or a connection the service

@@ -2,6 +2,7 @@
 #
 #   make run    install what the daemon needs and serve etc/multistore/multistore.toml
 #   make test   install everything the tests need and run lint, types and the suite
+#               (and, beside it, build, install and test the Debian package)
 #   make bench  the benchmark (BENCH=tiny: every workload, minimal sizes; see
 #               docs/performance.md)
 #
@@ -14,13 +15,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 CONSTRAINTS := ci/constraints.txt
-SOURCES := $(shell find multistore twisted -name '*.py') pyproject.toml
+SOURCES := $(shell find multistore twisted -name '*.py') pyproject.toml setup.cfg
 LISTEN ?= tcp:8080:interface=127.0.0.1
 CONFIG ?= etc/multistore/multistore.toml
 # Repeatable property tests in CI; unset it to explore new examples.
 export HYPOTHESIS_PROFILE ?= ci
 
-.PHONY: run test lint typecheck unit integration debian-unit install clean bench
+.PHONY: run test lint typecheck unit integration debian-unit package-test install clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,11 +75,32 @@ debian-unit:
 	bash ci/install-debian-deps
 	env -u PYTHONPATH PATH=/usr/sbin:/usr/bin:/sbin:/bin /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/unit
 
-# The suite, then the benchmark harness once in its smallest form: proof that
-# it still runs, never a timed check.
-test: lint typecheck debian-unit $(AZURITE) $(VENV)/.installed-bench
-	$(BIN)/python -m pytest -q tests
+# The Debian package (debian/): built by dpkg-buildpackage in a copy of this
+# tree (which runs the unit tests under Debian's python3 and packages, the
+# same lane as debian-unit), checked with lintian and systemd-analyze,
+# installed, its daemon run as its systemd units run it, then purged. It
+# changes the machine (a system user, any installed multistore purged) and
+# needs root: tests/package/conftest.py.
+package-test: $(VENV)/.installed-test
+	bash ci/install-package-deps
+	MULTISTORE_PACKAGE_TESTS=1 $(BIN)/python -m pytest -q tests/package
+
+# The suite, with the package's tests running beside it (their log follows
+# the suite's; the package build is the debian-unit lane), then the
+# benchmark harness once in its smallest form: proof that it still runs,
+# never a timed check. Every apt installation happens first, as the package
+# tests install and purge with apt themselves.
+PACKAGE_LOG := .cache/package-test.log
+test: lint typecheck $(AZURITE) $(VENV)/.installed-bench
+	bash ci/install-debian-deps
+	bash ci/install-package-deps
 	bash ci/install-bench-deps
+	mkdir -p $(dir $(PACKAGE_LOG))
+	$(MAKE) --no-print-directory package-test > $(PACKAGE_LOG) 2>&1 & package=$$!; \
+	$(BIN)/python -m pytest -q tests --ignore=tests/package; suite=$$?; \
+	wait $$package; packaged=$$?; \
+	echo "--- make package-test ($(PACKAGE_LOG)):"; cat $(PACKAGE_LOG); \
+	[ $$suite -eq 0 ] && [ $$packaged -eq 0 ]
 	$(BIN)/python -m bench --tiny
 
 # `make bench` runs everything; `make bench BENCH=tiny` every workload in its

@@ -399,15 +399,6 @@ class RedisCounters(Service):
 
         return self._call(work)
 
-    def usage(
-        self, keys: Keys, since: float
-    ) -> Deferred[list[tuple[str, dict[str, int]]]]:
-        """
-        :return: every usage record of the last ``since`` seconds, with
-            its counters.
-        """
-        return self._call(lambda client: usage_records(client, keys, since))
-
 
 Check = tuple[RateCheck | None, QuotaCheck | None]
 

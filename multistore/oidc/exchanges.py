@@ -140,14 +140,25 @@ async def _post(
     return response, answer
 
 
-def _json(service: str, answer: bytes) -> dict[str, Any]:
+def _token_answer(
+    service: str, response: BackendResponse, answer: bytes, name: str
+) -> tuple[str, dict[str, Any]]:
+    """
+    :return: the token a token service's successful JSON answer carries
+        under ``name``, and the whole answer.
+    :raise S3Error: as L{_oauth_error} maps a refusal, or
+        ``BackendAuthenticationFailed`` for an answer without the token.
+    """
+    if response.status != 200:
+        raise _oauth_error(service, response.status, answer)
     try:
         document = json.loads(answer)
     except ValueError:
         raise _failed(service, f"not JSON: {answer[:200]!r}") from None
-    if not isinstance(document, dict):
-        raise _failed(service, f"not a JSON object: {answer[:200]!r}")
-    return document
+    token = document.get(name) if isinstance(document, dict) else None
+    if not isinstance(token, str) or not token:
+        raise _failed(service, f"no {name} in its answer: {answer[:200]!r}")
+    return token, document
 
 
 def _oauth_error(service: str, status: int, answer: bytes) -> S3Error:
@@ -283,12 +294,7 @@ async def azure_credentials(
     response, answer = await _post(
         forwarder, service, url, form, "application/x-www-form-urlencoded", timeout
     )
-    if response.status != 200:
-        raise _oauth_error(service, response.status, answer)
-    document = _json(service, answer)
-    token = document.get("access_token")
-    if not isinstance(token, str) or not token:
-        raise _failed(service, "no access_token in its answer")
+    token, document = _token_answer(service, response, answer, "access_token")
     lifetime = _seconds(document.get("expires_in")) or SESSION_SECONDS
     return Credentials(expires=now + lifetime, obtained=now, bearer_token=token)
 
@@ -328,12 +334,7 @@ async def gcp_credentials(
         "application/x-www-form-urlencoded",
         timeout,
     )
-    if response.status != 200:
-        raise _oauth_error(service, response.status, answer)
-    document = _json(service, answer)
-    federated = document.get("access_token")
-    if not isinstance(federated, str) or not federated:
-        raise _failed(service, "no access_token in its answer")
+    federated, document = _token_answer(service, response, answer, "access_token")
     lifetime = _seconds(document.get("expires_in")) or SESSION_SECONDS
     account = bucket.option("service_account")
     if not account:
@@ -353,12 +354,7 @@ async def gcp_credentials(
         timeout,
         headers=(("authorization", f"Bearer {federated}"),),
     )
-    if response.status != 200:
-        raise _oauth_error(service, response.status, answer)
-    document = _json(service, answer)
-    access = document.get("accessToken")
-    if not isinstance(access, str) or not access:
-        raise _failed(service, "no accessToken in its answer")
+    access, document = _token_answer(service, response, answer, "accessToken")
     expires = _expiry(document.get("expireTime"), now + SESSION_SECONDS)
     return Credentials(expires=expires, obtained=now, bearer_token=access)
 
